@@ -1,0 +1,583 @@
+//! Configuration: `config/default.toml` (compiled in), then the operator's file, then
+//! `CHATAPI__SECTION__KEY` environment variables, then `OPENAI_API_KEY` / `OPENAI_BASE_URL` for an
+//! upstream that does not name its own. Every struct rejects unknown keys, and the layers are
+//! checked one at a time so that an error names the layer (file or environment) it came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The defaults, with every option commented. Kept as a file so operators can read it.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// The persona `POST /chat` serves.
+pub const DEFAULT_PERSONA: &str = "default";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("environment (CHATAPI__*): {0}")]
+    Environment(String),
+    #[error("built-in defaults: {0}")]
+    Defaults(String),
+    #[error("config: {key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub wire: WireConfig,
+    pub limits: LimitsConfig,
+    pub timeouts: Timeouts,
+    pub retry: RetryConfig,
+    pub breaker: BreakerConfig,
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
+    pub personas: BTreeMap<String, Persona>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    pub keepalive: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub keys: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireConfig {
+    pub compact: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_body_bytes: usize,
+    pub max_messages: usize,
+    pub max_concurrent_streams: usize,
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    pub per_key_per_minute: u32,
+    pub per_key_burst: u32,
+    pub per_ip_per_minute: u32,
+    pub per_ip_burst: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    #[serde(with = "humantime_serde")]
+    pub connect: Duration,
+    #[serde(with = "humantime_serde")]
+    pub first_token: Duration,
+    #[serde(with = "humantime_serde")]
+    pub idle: Duration,
+    #[serde(with = "humantime_serde")]
+    pub total: Duration,
+}
+
+/// A persona's own timeouts; unset ones fall back to `[timeouts]`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutOverrides {
+    #[serde(default, with = "humantime_serde")]
+    pub first_token: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub idle: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub total: Option<Duration>,
+}
+
+impl Timeouts {
+    pub fn with(self, overrides: &TimeoutOverrides) -> Self {
+        Self {
+            connect: self.connect,
+            first_token: overrides.first_token.unwrap_or(self.first_token),
+            idle: overrides.idle.unwrap_or(self.idle),
+            total: overrides.total.unwrap_or(self.total),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    pub attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    pub failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: Secret,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SystemMessages {
+    /// Pass the caller's system messages on, after the persona's own prompt.
+    #[default]
+    Keep,
+    /// Only the persona's prompt speaks as `system`.
+    Drop,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Persona {
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    #[serde(default)]
+    pub n: Option<u8>,
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    #[serde(default)]
+    pub presence_penalty: Option<f32>,
+    #[serde(default)]
+    pub frequency_penalty: Option<f32>,
+    #[serde(default)]
+    pub stop: Option<Vec<String>>,
+    #[serde(default)]
+    pub seed: Option<i64>,
+    #[serde(default)]
+    pub system_messages: SystemMessages,
+    #[serde(default)]
+    pub on_error_text: Option<String>,
+    #[serde(default)]
+    pub context_tokens: u32,
+    #[serde(default)]
+    pub timeouts: TimeoutOverrides,
+}
+
+/// A value that must never reach a log line or `check-config`'s output.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "<redacted>"
+        })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "<redacted>" })
+    }
+}
+
+/// What the process environment contributes beyond `CHATAPI__*`; a parameter so tests need not
+/// touch the real environment.
+#[derive(Debug, Clone, Default)]
+pub struct OpenAiEnv {
+    pub api_key: Option<String>,
+    pub base_url: Option<String>,
+}
+
+impl OpenAiEnv {
+    pub fn from_process() -> Self {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Self {
+            api_key: get("OPENAI_API_KEY"),
+            base_url: get("OPENAI_BASE_URL"),
+        }
+    }
+}
+
+const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+impl Config {
+    /// The full start-up (and reload) path: every layer, then validation.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("CHATAPI__"))
+            .collect();
+        Self::load_from(file, &env, &OpenAiEnv::from_process())
+    }
+
+    pub fn load_from(
+        file: Option<&Path>,
+        env: &[(String, String)],
+        openai: &OpenAiEnv,
+    ) -> Result<Self, ConfigError> {
+        use config::{Config as Layers, Environment, File, FileFormat};
+
+        let defaults = File::from_str(DEFAULT_TOML, FileFormat::Toml);
+        let mut layers = Layers::builder().add_source(defaults);
+        Self::deserialize_layers(layers.clone())
+            .map_err(|e| ConfigError::Defaults(e.to_string()))?;
+
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            layers = layers.add_source(File::from_str(&text, FileFormat::Toml));
+            Self::deserialize_layers(layers.clone()).map_err(|e| ConfigError::File {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        }
+
+        if !env.is_empty() {
+            let source = Environment::with_prefix("CHATAPI")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("auth.keys")
+                .source(Some(env.iter().cloned().collect()));
+            layers = layers.add_source(source);
+        }
+        let mut config = Self::deserialize_layers(layers)
+            .map_err(|e| ConfigError::Environment(e.to_string()))?;
+        config.fill_from_openai_env(openai);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn deserialize_layers(
+        layers: config::ConfigBuilder<config::builder::DefaultState>,
+    ) -> Result<Self, config::ConfigError> {
+        layers.build()?.try_deserialize()
+    }
+
+    fn fill_from_openai_env(&mut self, openai: &OpenAiEnv) {
+        if self.upstreams.is_empty() {
+            if let Some(key) = &openai.api_key {
+                self.upstreams.push(UpstreamConfig {
+                    name: "openai".into(),
+                    base_url: openai
+                        .base_url
+                        .clone()
+                        .unwrap_or_else(|| OPENAI_BASE_URL.into()),
+                    api_key: Secret::new(key.clone()),
+                    model: Some("gpt-4o-mini".into()),
+                    headers: BTreeMap::new(),
+                });
+            }
+            return;
+        }
+        for upstream in &mut self.upstreams {
+            if upstream.api_key.is_empty() {
+                if let Some(key) = &openai.api_key {
+                    upstream.api_key = Secret::new(key.clone());
+                }
+            }
+        }
+    }
+
+    /// Checks what serde cannot: ranges, references between sections, well-formed URLs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.personas.contains_key(DEFAULT_PERSONA) {
+            return Err(ConfigError::invalid(
+                "personas",
+                "a persona named `default` is required (it serves POST /chat)",
+            ));
+        }
+        for (name, p) in &self.personas {
+            validate_persona(name, p)?;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, u) in self.upstreams.iter().enumerate() {
+            let key = |field: &str| format!("upstreams[{i}].{field}");
+            if u.name.is_empty() {
+                return Err(ConfigError::invalid(key("name"), "must not be empty"));
+            }
+            if !seen.insert(u.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    key("name"),
+                    format!("`{}` is used by two upstreams", u.name),
+                ));
+            }
+            let url = reqwest::Url::parse(&u.base_url).map_err(|e| {
+                ConfigError::invalid(key("base_url"), format!("`{}`: {e}", u.base_url))
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::invalid(
+                    key("base_url"),
+                    format!("`{}`: scheme must be http or https", u.base_url),
+                ));
+            }
+            for (h, v) in &u.headers {
+                reqwest::header::HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                    ConfigError::invalid(key("headers"), format!("`{h}` is not a header name"))
+                })?;
+                reqwest::header::HeaderValue::from_str(v).map_err(|_| {
+                    ConfigError::invalid(key("headers"), format!("value of `{h}` is not valid"))
+                })?;
+            }
+            if u.model.is_none() && self.personas.values().any(|p| p.model.is_none()) {
+                return Err(ConfigError::invalid(
+                    key("model"),
+                    "required while a persona names no model of its own",
+                ));
+            }
+        }
+        let l = &self.limits;
+        if l.max_body_bytes == 0 || l.max_messages == 0 || l.max_concurrent_streams == 0 {
+            return Err(ConfigError::invalid(
+                "limits",
+                "max_body_bytes, max_messages and max_concurrent_streams must be above 0",
+            ));
+        }
+        for (field, d) in [
+            ("timeouts.connect", self.timeouts.connect),
+            ("timeouts.first_token", self.timeouts.first_token),
+            ("timeouts.idle", self.timeouts.idle),
+            ("timeouts.total", self.timeouts.total),
+            ("server.keepalive", self.server.keepalive),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::invalid(field, "must be longer than 0s"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets redacted (`chatapi check-config`).
+    pub fn redacted_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+}
+
+fn validate_persona(name: &str, p: &Persona) -> Result<(), ConfigError> {
+    let key = |field: &str| format!("personas.{name}.{field}");
+    let in_range = |field: &str, v: Option<f32>, lo: f32, hi: f32| match v {
+        Some(x) if !(lo..=hi).contains(&x) => Err(ConfigError::invalid(
+            key(field),
+            format!("{x} is outside {lo}..={hi}"),
+        )),
+        _ => Ok(()),
+    };
+    in_range("temperature", p.temperature, 0.0, 2.0)?;
+    in_range("top_p", p.top_p, 0.0, 1.0)?;
+    in_range("presence_penalty", p.presence_penalty, -2.0, 2.0)?;
+    in_range("frequency_penalty", p.frequency_penalty, -2.0, 2.0)?;
+    if p.n == Some(0) {
+        return Err(ConfigError::invalid(key("n"), "must be at least 1"));
+    }
+    if p.max_tokens == Some(0) {
+        return Err(ConfigError::invalid(
+            key("max_tokens"),
+            "must be at least 1",
+        ));
+    }
+    if let Some(stop) = &p.stop {
+        if stop.len() > 4 || stop.iter().any(String::is_empty) {
+            return Err(ConfigError::invalid(
+                key("stop"),
+                "at most 4 sequences, none empty",
+            ));
+        }
+    }
+    if p.context_tokens > 0 && p.max_tokens.unwrap_or(0) >= p.context_tokens {
+        return Err(ConfigError::invalid(
+            key("context_tokens"),
+            "must be larger than max_tokens",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile_lite::TempFile {
+        tempfile_lite::TempFile::with(text)
+    }
+
+    /// Minimal temp file helper so the unit tests need no extra crate.
+    mod tempfile_lite {
+        use std::path::PathBuf;
+        pub struct TempFile(pub PathBuf);
+        impl TempFile {
+            pub fn with(text: &str) -> Self {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static N: AtomicU32 = AtomicU32::new(0);
+                let path = std::env::temp_dir().join(format!(
+                    "chatapi-config-{}-{}.toml",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                ));
+                let mut f = std::fs::File::create(&path).unwrap();
+                super::Write::write_all(&mut f, text.as_bytes()).unwrap();
+                Self(path)
+            }
+        }
+        impl Drop for TempFile {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let f = file(text);
+        Config::load_from(Some(&f.0), &[], &OpenAiEnv::default())
+    }
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let c = Config::load_from(None, &[], &OpenAiEnv::default()).unwrap();
+        assert_eq!(c.server.listen.port(), 8080);
+        assert!(!c.wire.compact);
+        assert_eq!(c.limits.max_body_bytes, 1 << 20);
+        assert_eq!(c.timeouts.first_token, Duration::from_secs(25));
+        assert!(c.upstreams.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let f = file("[server]\nlistn = \"0.0.0.0:1\"\n");
+        let err = Config::load_from(Some(&f.0), &[], &OpenAiEnv::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&f.0.display().to_string()), "{err}");
+        assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn malformed_file_is_an_error_naming_it() {
+        let err = load("[server\nlisten=").unwrap_err().to_string();
+        assert!(err.starts_with("config file "), "{err}");
+    }
+
+    #[test]
+    fn persona_typo_is_rejected() {
+        let err = load("[personas.default]\ntemprature = 0.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("temprature"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_sampling_is_rejected() {
+        let err = load("[personas.default]\ntemperature = 3.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("personas.default.temperature"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_file_and_unknown_env_key_fails() {
+        let env = vec![
+            ("CHATAPI__WIRE__COMPACT".to_string(), "true".to_string()),
+            ("CHATAPI__AUTH__KEYS".to_string(), "a,b".to_string()),
+        ];
+        let c = Config::load_from(None, &env, &OpenAiEnv::default()).unwrap();
+        assert!(c.wire.compact);
+        assert_eq!(c.auth.keys, vec![Secret::new("a"), Secret::new("b")]);
+
+        let bad = vec![("CHATAPI__WIRE__COMPAKT".to_string(), "true".to_string())];
+        let err = Config::load_from(None, &bad, &OpenAiEnv::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environment") && err.contains("compakt"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn openai_env_fills_an_upstream() {
+        let openai = OpenAiEnv {
+            api_key: Some("sk-test".into()),
+            base_url: Some("http://127.0.0.1:9/v1".into()),
+        };
+        let c = Config::load_from(None, &[], &openai).unwrap();
+        assert_eq!(c.upstreams.len(), 1);
+        assert_eq!(c.upstreams[0].api_key.expose(), "sk-test");
+        assert_eq!(c.upstreams[0].base_url, "http://127.0.0.1:9/v1");
+    }
+
+    #[test]
+    fn redacted_output_hides_secrets() {
+        let c = load(
+            "[auth]\nkeys = [\"topsecret\"]\n[[upstreams]]\nname = \"a\"\nbase_url = \"http://x/v1\"\napi_key = \"sk-hidden\"\nmodel = \"m\"\n",
+        )
+        .unwrap();
+        let out = c.redacted_toml().unwrap();
+        assert!(
+            !out.contains("topsecret") && !out.contains("sk-hidden"),
+            "{out}"
+        );
+        assert!(out.contains("<redacted>"));
+        assert!(!format!("{c:?}").contains("sk-hidden"));
+    }
+
+    #[test]
+    fn upstream_without_model_needs_persona_model() {
+        let err = load("[[upstreams]]\nname = \"a\"\nbase_url = \"http://x/v1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("upstreams[0].model"), "{err}");
+    }
+}

@@ -1,0 +1,100 @@
+//! The `chatapi` binary: parse the command line, load the config, serve.
+//!
+//! Shutdown, in order: SIGTERM/SIGINT stops accepting; open streams get `server.shutdown_grace`;
+//! then each still open ends with `data: [DONE]`; the process exits 0 once all are written.
+//! SIGHUP reloads the config without touching open streams.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use chatapi::telemetry::{self, LogFormat};
+use chatapi::{AppState, Config};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "FaceTo-AI ChatAPI server over any OpenAI-compatible upstream"
+)]
+struct Cli {
+    /// TOML file layered over the built-in defaults (config/default.toml).
+    #[arg(long, global = true, env = "CHATAPI_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the effective configuration (defaults + file + environment), secrets redacted.
+    CheckConfig,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("chatapi: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Some(Command::CheckConfig) => check_config(&config),
+        None => run(config, cli.config).await,
+    }
+}
+
+#[allow(clippy::print_stdout)] // printing the config is this command's whole job
+fn check_config(config: &Config) -> ExitCode {
+    match config.redacted_toml() {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("chatapi: could not print the config: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
+    let listen = config.server.listen;
+    let state = match AppState::new(config, path) {
+        Ok(state) => state,
+        Err(error) => {
+            eprintln!("chatapi: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(error) => {
+            eprintln!("chatapi: cannot listen on {listen}: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let upstreams = state.runtime().upstreams.health();
+    if upstreams.is_empty() {
+        tracing::warn!("no upstream configured: set OPENAI_API_KEY or add [[upstreams]]; /chat answers 503 until then");
+    }
+    tracing::info!(%listen, upstreams = ?upstreams.iter().map(|u| &u.name).collect::<Vec<_>>(), "chatapi listening");
+    tokio::spawn(chatapi::signals::reload_on_hangup(state.clone()));
+    match chatapi::serve(listener, state, chatapi::signals::terminate()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(%error, "server error");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Prometheus metrics, served at `GET /metrics`. Names and meanings are listed in the README.
+//! The recorder is process-wide (the `metrics` facade has one global), installed once.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::record::Record;
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Seconds; from sub-millisecond overhead up to the 120 s a FaceTo-AI attempt may last.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+pub fn install() {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(BUCKETS)
+            .ok()?
+            .build_recorder();
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder).ok()?;
+        Some(handle)
+    });
+}
+
+pub fn render() -> String {
+    HANDLE
+        .get()
+        .and_then(|h| h.as_ref())
+        .map(PrometheusHandle::render)
+        .unwrap_or_default()
+}
+
+pub fn request_done(r: &Record, outcome: &str, duration: Duration) {
+    let upstream = r.upstream.as_deref().unwrap_or("none").to_string();
+    counter!("chatapi_requests_total", "persona" => r.persona.clone(), "upstream" => upstream.clone(), "outcome" => outcome.to_string()).increment(1);
+    counter!("chatapi_deltas_total").increment(u64::from(r.deltas));
+    if let Some(ttft) = r.first_token {
+        histogram!("chatapi_time_to_first_token_seconds").record(ttft.as_secs_f64());
+        histogram!("chatapi_overhead_seconds")
+            .record(ttft.saturating_sub(r.upstream_wait).as_secs_f64());
+    }
+    if r.status == 200 {
+        histogram!("chatapi_stream_duration_seconds").record(duration.as_secs_f64());
+    }
+    if r.outcome.is_none() {
+        counter!("chatapi_client_hangups_total").increment(1);
+    }
+    if r.failed_attempts > 0 {
+        counter!("chatapi_failed_attempts_total").increment(u64::from(r.failed_attempts));
+    }
+}
+
+pub fn upstream_error(upstream: &str, kind: &str) {
+    counter!("chatapi_upstream_errors_total", "upstream" => upstream.to_string(), "kind" => kind.to_string()).increment(1);
+}
+
+pub fn failover() {
+    counter!("chatapi_failovers_total").increment(1);
+}
+
+pub fn retry() {
+    counter!("chatapi_retries_total").increment(1);
+}
+
+/// Counts a stream as open for as long as it lives.
+pub struct OpenStream;
+
+impl OpenStream {
+    pub fn new() -> Self {
+        gauge!("chatapi_open_streams").increment(1.0);
+        Self
+    }
+}
+
+impl Default for OpenStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        gauge!("chatapi_open_streams").decrement(1.0);
+    }
+}

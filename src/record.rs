@@ -1,0 +1,81 @@
+//! The one log line (and the metrics) of a request. A `Record` travels with the request, into the
+//! response stream when there is one, and reports when dropped — so a caller that hangs up still
+//! gets its line, with outcome `client_gone`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::metrics;
+
+pub struct Record {
+    pub request_id: String,
+    pub persona: String,
+    pub upstream: Option<Arc<str>>,
+    pub status: u16,
+    started: Instant,
+    pub first_token: Option<Duration>,
+    pub deltas: u32,
+    pub failed_attempts: u32,
+    pub dropped_turns: usize,
+    /// Set when the request ends on its own; `None` at drop means the caller left first.
+    pub outcome: Option<String>,
+    /// Time spent waiting on the upstream, so the overhead metric can leave it out.
+    pub upstream_wait: Duration,
+}
+
+impl Record {
+    pub fn new(request_id: String, persona: &str) -> Self {
+        Self {
+            request_id,
+            persona: persona.to_string(),
+            upstream: None,
+            status: 200,
+            started: Instant::now(),
+            first_token: None,
+            deltas: 0,
+            failed_attempts: 0,
+            dropped_turns: 0,
+            outcome: None,
+            upstream_wait: Duration::ZERO,
+        }
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    pub fn first_token_now(&mut self) {
+        if self.first_token.is_none() {
+            self.first_token = Some(self.started.elapsed());
+        }
+    }
+
+    pub fn finish(&mut self, outcome: impl Into<String>) {
+        if self.outcome.is_none() {
+            self.outcome = Some(outcome.into());
+        }
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let duration = self.started.elapsed();
+        let outcome = self.outcome.as_deref().unwrap_or("client_gone");
+        let upstream = self.upstream.as_deref().unwrap_or("-");
+        let ttft_ms = self.first_token.map(|d| d.as_secs_f64() * 1e3);
+        tracing::info!(
+            request_id = %self.request_id,
+            persona = %self.persona,
+            upstream,
+            status = self.status,
+            ttft_ms,
+            deltas = self.deltas,
+            duration_ms = duration.as_secs_f64() * 1e3,
+            failed_attempts = self.failed_attempts,
+            dropped_turns = self.dropped_turns,
+            outcome,
+            "chat"
+        );
+        metrics::request_done(self, outcome, duration);
+    }
+}

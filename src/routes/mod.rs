@@ -1,0 +1,28 @@
+//! HTTP surface. Each dialect is a module that only translates its wire format to and from the
+//! shared core; `ops` holds the endpoints for operators (health, readiness, metrics).
+
+mod chatapi;
+mod ops;
+
+use axum::http::HeaderName;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::state::AppState;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/chat", post(chatapi::chat_default))
+        .route("/chat/{persona}", post(chatapi::chat_persona))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .with_state(state)
+        // Outermost last: the id is set (caller's or a new UUID) before the handler runs and
+        // copied onto the response.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}

@@ -1,0 +1,87 @@
+//! What every request shares: the current [`Runtime`] (config, upstreams, rate limits), swapped
+//! whole on reload so a stream already open keeps the runtime it started with; the cap on open
+//! streams; and the shutdown signal that ends streams after the grace period.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError};
+use crate::limits::RateLimits;
+use crate::upstream::Upstreams;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("could not build the HTTP client for upstreams: {0}")]
+    HttpClient(#[from] reqwest::Error),
+}
+
+pub struct Runtime {
+    pub config: Config,
+    pub upstreams: Upstreams,
+    pub rate_limits: RateLimits,
+}
+
+impl Runtime {
+    pub fn build(config: Config) -> Result<Self, StartError> {
+        Ok(Self {
+            upstreams: Upstreams::from_config(&config)?,
+            rate_limits: RateLimits::new(&config.limits),
+            config,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: ArcSwap<Runtime>,
+    streams: Arc<Semaphore>,
+    hard_stop: CancellationToken,
+    config_path: Option<PathBuf>,
+}
+
+impl AppState {
+    pub fn new(config: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
+        let streams = Arc::new(Semaphore::new(config.limits.max_concurrent_streams));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                runtime: ArcSwap::from_pointee(Runtime::build(config)?),
+                streams,
+                hard_stop: CancellationToken::new(),
+                config_path,
+            }),
+        })
+    }
+
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.inner.runtime.load_full()
+    }
+
+    pub fn streams(&self) -> &Arc<Semaphore> {
+        &self.inner.streams
+    }
+
+    /// Cancelled when the shutdown grace period is over: every open stream ends with `[DONE]`.
+    pub fn hard_stop(&self) -> &CancellationToken {
+        &self.inner.hard_stop
+    }
+
+    /// Re-reads the config file and environment. A config that fails to load or validate is
+    /// rejected whole and the running one stays. Open streams keep the runtime they began with.
+    /// `limits.max_concurrent_streams` only takes effect at start.
+    pub fn reload(&self) -> Result<(), StartError> {
+        let config = Config::load(self.inner.config_path.as_deref())?;
+        let runtime = Runtime::build(config)?;
+        self.inner.runtime.store(Arc::new(runtime));
+        Ok(())
+    }
+}

@@ -1,0 +1,323 @@
+//! Upstreams: where answers come from. `remote` speaks to any OpenAI-compatible API; this module
+//! holds the pieces every backend shares (the request, the delta stream, the error) and
+//! [`Upstreams`], which tries the configured backends in order with retries, back-off and a
+//! circuit breaker until one of them produces a first token.
+
+mod breaker;
+mod remote;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use rand::Rng;
+
+use crate::config::{Config, RetryConfig, Timeouts};
+use crate::conversation::Message;
+use breaker::Breaker;
+pub use remote::Remote;
+
+/// Sampling knobs, passed through untouched; `None` leaves the upstream's own default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sampling {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub n: Option<u8>,
+    pub max_tokens: Option<u32>,
+    pub presence_penalty: Option<f32>,
+    pub frequency_penalty: Option<f32>,
+    pub stop: Option<Vec<String>>,
+    pub seed: Option<i64>,
+}
+
+/// What the persona hands to an upstream.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub messages: Vec<Message>,
+    /// The persona's model; `None` means the upstream's configured model.
+    pub model: Option<String>,
+    pub sampling: Sampling,
+}
+
+/// The text deltas of one answer, in order. Dropping it drops the upstream request.
+pub type DeltaStream = Pin<Box<dyn Stream<Item = Result<String, UpstreamError>> + Send>>;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream {upstream}: could not connect: {detail}")]
+    Connect { upstream: Arc<str>, detail: String },
+    #[error("upstream {upstream}: no first token within {after:?}")]
+    FirstTokenTimeout { upstream: Arc<str>, after: Duration },
+    #[error("upstream {upstream}: stalled, nothing for {after:?}")]
+    Idle { upstream: Arc<str>, after: Duration },
+    #[error("the answer did not finish within the total deadline of {0:?}")]
+    Deadline(Duration),
+    #[error("upstream {upstream} answered {status}: {message}")]
+    Status {
+        upstream: Arc<str>,
+        status: u16,
+        message: String,
+        code: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    #[error("upstream {upstream} sent a malformed chunk: {detail}")]
+    Malformed { upstream: Arc<str>, detail: String },
+    #[error("upstream {upstream} closed the stream before it finished")]
+    Cut { upstream: Arc<str> },
+    #[error("upstream {upstream}: {detail}")]
+    Transport { upstream: Arc<str>, detail: String },
+}
+
+impl UpstreamError {
+    /// What to do when this happens before anything reached the caller.
+    fn verdict(&self) -> Verdict {
+        match self {
+            Self::Status { status, .. } => match *status {
+                408 | 409 | 429 | 500..=599 => Verdict::Retry,
+                // This upstream's key or model is wrong; another upstream may have them right.
+                401 | 403 | 404 => Verdict::NextUpstream,
+                // The request's own fault: every upstream would refuse it.
+                _ => Verdict::Final,
+            },
+            Self::Deadline(_) => Verdict::Final,
+            _ => Verdict::Retry,
+        }
+    }
+
+    /// The status the caller gets when this happens before the first token.
+    pub fn status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            Self::Status { status: 429, .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Status {
+                status: 400 | 404 | 413 | 422,
+                ..
+            } => StatusCode::BAD_REQUEST,
+            Self::FirstTokenTimeout { .. } | Self::Idle { .. } | Self::Deadline(_) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// OpenAI's `type` and `code`. An upstream's own code (`context_length_exceeded`) is passed on:
+    /// the FaceTo-AI client recognises it.
+    pub fn kind(&self) -> (&str, &str) {
+        match self {
+            Self::Status {
+                status: 429, code, ..
+            } => (
+                "rate_limit_error",
+                code.as_deref().unwrap_or("rate_limit_exceeded"),
+            ),
+            Self::Status {
+                status: 400..=499,
+                code,
+                ..
+            } if self.status() == axum::http::StatusCode::BAD_REQUEST => (
+                "invalid_request_error",
+                code.as_deref().unwrap_or("upstream_rejected"),
+            ),
+            Self::Status { .. } => ("upstream_error", "upstream_error"),
+            Self::Connect { .. } => ("upstream_error", "upstream_unreachable"),
+            Self::FirstTokenTimeout { .. } | Self::Idle { .. } | Self::Deadline(_) => {
+                ("timeout_error", "upstream_timeout")
+            }
+            Self::Malformed { .. } => ("upstream_error", "upstream_malformed"),
+            Self::Cut { .. } | Self::Transport { .. } => ("upstream_error", "upstream_cut"),
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Retry,
+    NextUpstream,
+    Final,
+}
+
+/// An answer that has started: its first delta is in hand (or the upstream finished with none).
+pub struct Opened {
+    pub upstream: Arc<str>,
+    pub first: Option<String>,
+    pub rest: DeltaStream,
+    /// Attempts that failed before this one (retries and failovers).
+    pub failed_attempts: u32,
+    /// Time spent waiting on upstreams for this first delta, failed attempts included.
+    pub waited: Duration,
+}
+
+enum Backend {
+    Remote(Remote),
+}
+
+impl Backend {
+    fn name(&self) -> &Arc<str> {
+        match self {
+            Backend::Remote(r) => r.name(),
+        }
+    }
+
+    async fn start(&self, request: &ChatRequest) -> Result<DeltaStream, UpstreamError> {
+        match self {
+            Backend::Remote(r) => r.start(request).await,
+        }
+    }
+}
+
+struct Member {
+    backend: Backend,
+    breaker: Breaker,
+}
+
+/// The configured upstreams, in order, and the policy for moving between them.
+pub struct Upstreams {
+    members: Vec<Member>,
+    retry: RetryConfig,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UpstreamHealth {
+    pub name: String,
+    pub available: bool,
+}
+
+impl Upstreams {
+    pub fn from_config(config: &Config) -> Result<Self, reqwest::Error> {
+        let client = remote::http_client(&config.timeouts)?;
+        let members = config
+            .upstreams
+            .iter()
+            .map(|u| Member {
+                backend: Backend::Remote(Remote::new(u, client.clone())),
+                breaker: Breaker::new(config.breaker.failures, config.breaker.cooldown),
+            })
+            .collect();
+        Ok(Self {
+            members,
+            retry: config.retry.clone(),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn health(&self) -> Vec<UpstreamHealth> {
+        self.members
+            .iter()
+            .map(|m| UpstreamHealth {
+                name: m.backend.name().to_string(),
+                available: m.breaker.allows(),
+            })
+            .collect()
+    }
+
+    /// Tries each upstream in order until one produces its first delta. Before that point nothing
+    /// has reached the caller, so a failure can still be retried or failed over; the first
+    /// retryable error is not final until every upstream has had its turn.
+    pub async fn open(
+        &self,
+        request: &ChatRequest,
+        timeouts: &Timeouts,
+    ) -> Result<Opened, UpstreamError> {
+        let started = std::time::Instant::now();
+        let mut last_error = None;
+        let mut failed_attempts = 0;
+        // While every breaker is open, try them anyway: refusing all traffic would be worse.
+        let all_open = self.members.iter().all(|m| !m.breaker.allows());
+        for member in &self.members {
+            if !all_open && !member.breaker.allows() {
+                continue;
+            }
+            if failed_attempts > 0 {
+                crate::metrics::failover();
+            }
+            for attempt in 0..=self.retry.attempts {
+                match first_delta(&member.backend, request, timeouts.first_token).await {
+                    Ok((first, rest)) => {
+                        member.breaker.success();
+                        return Ok(Opened {
+                            upstream: member.backend.name().clone(),
+                            first,
+                            rest,
+                            failed_attempts,
+                            waited: started.elapsed(),
+                        });
+                    }
+                    Err(error) => {
+                        failed_attempts += 1;
+                        let verdict = error.verdict();
+                        if verdict == Verdict::Final {
+                            return Err(error);
+                        }
+                        member.breaker.failure();
+                        crate::metrics::upstream_error(member.backend.name(), error.kind().1);
+                        tracing::warn!(upstream = %member.backend.name(), attempt, %error, "upstream attempt failed");
+                        let wait = self.backoff(attempt, error.retry_after());
+                        last_error = Some(error);
+                        match wait {
+                            Some(wait)
+                                if verdict == Verdict::Retry && attempt < self.retry.attempts =>
+                            {
+                                crate::metrics::retry();
+                                tokio::time::sleep(wait).await
+                            }
+                            // Asked to wait longer than we may: the next upstream is better.
+                            _ => break,
+                        }
+                    }
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| UpstreamError::Connect {
+            upstream: Arc::from("none"),
+            detail: "no upstream is configured".into(),
+        }))
+    }
+
+    /// Exponential back-off with full jitter; an upstream's `Retry-After` wins when we can afford
+    /// it, and `None` means "do not wait here at all, move on".
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        if let Some(after) = retry_after {
+            return (after <= self.retry.max_backoff).then_some(after);
+        }
+        let ceiling = self
+            .retry
+            .backoff
+            .saturating_mul(2u32.saturating_pow(attempt))
+            .min(self.retry.max_backoff);
+        let jittered = rand::rng().random_range(0.0..=1.0) * ceiling.as_secs_f64();
+        Some(Duration::from_secs_f64(jittered))
+    }
+}
+
+/// Starts one attempt and waits, within `limit`, for its first non-empty delta.
+async fn first_delta(
+    backend: &Backend,
+    request: &ChatRequest,
+    limit: Duration,
+) -> Result<(Option<String>, DeltaStream), UpstreamError> {
+    let attempt = async {
+        let mut stream = backend.start(request).await?;
+        match stream.next().await {
+            Some(Ok(first)) => Ok((Some(first), stream)),
+            Some(Err(e)) => Err(e),
+            None => Ok((None, stream)),
+        }
+    };
+    tokio::time::timeout(limit, attempt)
+        .await
+        .map_err(|_| UpstreamError::FirstTokenTimeout {
+            upstream: backend.name().clone(),
+            after: limit,
+        })?
+}

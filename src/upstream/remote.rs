@@ -1,0 +1,351 @@
+//! Any OpenAI-compatible chat completions API (OpenAI, vLLM, Ollama, llama.cpp server, Groq,
+//! OpenRouter...). The request body is async-openai's `CreateChatCompletionRequest`, so every
+//! sampling field is spelled the way OpenAI spells it. The transport is ours: reqwest with
+//! TCP_NODELAY, SSE framing by `eventsource-stream`, and a borrowed parse of each chunk that keeps
+//! only `choices[0].delta.content`. async-openai's own streaming client was not used because it
+//! moves every chunk through a spawned task and an unbounded channel (a hop per chunk on the hot
+//! path) and drops the `Retry-After` header that failover needs.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_openai::types::chat::{
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent,
+    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestSystemMessageContent, ChatCompletionRequestUserMessage,
+    ChatCompletionRequestUserMessageContent, CreateChatCompletionRequest, StopConfiguration,
+};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use serde::Deserialize;
+
+use super::{ChatRequest, DeltaStream, UpstreamError};
+use crate::config::{Timeouts, UpstreamConfig};
+use crate::conversation::{Message, Role};
+
+/// Error bodies are read only this far: enough for OpenAI's message, never a whole HTML page.
+const MAX_ERROR_BODY: usize = 16 * 1024;
+
+/// One client (one connection pool) for every remote upstream.
+pub fn http_client(timeouts: &Timeouts) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        // Without it Linux holds back each small SSE chunk for the delayed ACK (~40 ms).
+        .tcp_nodelay(true)
+        .connect_timeout(timeouts.connect)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+}
+
+pub struct Remote {
+    name: Arc<str>,
+    url: String,
+    model: Option<String>,
+    headers: HeaderMap,
+    client: reqwest::Client,
+}
+
+impl Remote {
+    pub fn new(config: &UpstreamConfig, client: reqwest::Client) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if !config.api_key.is_empty() {
+            if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose()))
+            {
+                v.set_sensitive(true);
+                headers.insert(AUTHORIZATION, v);
+            }
+        }
+        // Validated at load time; anything that still fails to parse is skipped, not fatal.
+        for (k, v) in &config.headers {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                headers.insert(k, v);
+            }
+        }
+        Self {
+            name: Arc::from(config.name.as_str()),
+            url: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
+            model: config.model.clone(),
+            headers,
+            client,
+        }
+    }
+
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    pub async fn start(&self, request: &ChatRequest) -> Result<DeltaStream, UpstreamError> {
+        let body =
+            serde_json::to_vec(&self.body(request)).map_err(|e| UpstreamError::Transport {
+                upstream: self.name.clone(),
+                detail: format!("could not encode the request: {e}"),
+            })?;
+        let response = self
+            .client
+            .post(&self.url)
+            .headers(self.headers.clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Connect {
+                upstream: self.name.clone(),
+                detail: error_chain(&e),
+            })?;
+        if !response.status().is_success() {
+            return Err(status_error(self.name.clone(), response).await);
+        }
+        Ok(deltas(self.name.clone(), response))
+    }
+
+    #[allow(deprecated)] // `max_tokens` and `seed`: still what most OpenAI-compatible servers read.
+    fn body(&self, request: &ChatRequest) -> CreateChatCompletionRequest {
+        let s = &request.sampling;
+        CreateChatCompletionRequest {
+            model: request
+                .model
+                .clone()
+                .or_else(|| self.model.clone())
+                .unwrap_or_default(),
+            messages: request.messages.iter().map(openai_message).collect(),
+            stream: Some(true),
+            temperature: s.temperature,
+            top_p: s.top_p,
+            n: s.n,
+            max_tokens: s.max_tokens,
+            presence_penalty: s.presence_penalty,
+            frequency_penalty: s.frequency_penalty,
+            stop: s.stop.clone().map(StopConfiguration::StringArray),
+            seed: s.seed,
+            ..Default::default()
+        }
+    }
+}
+
+fn openai_message(m: &Message) -> ChatCompletionRequestMessage {
+    let name = m.name.clone();
+    match m.role {
+        Role::System => ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage {
+            content: ChatCompletionRequestSystemMessageContent::Text(m.content.clone()),
+            name,
+        }),
+        Role::User => ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage {
+            content: ChatCompletionRequestUserMessageContent::Text(m.content.clone()),
+            name,
+        }),
+        Role::Assistant => {
+            ChatCompletionRequestMessage::Assistant(ChatCompletionRequestAssistantMessage {
+                content: Some(ChatCompletionRequestAssistantMessageContent::Text(
+                    m.content.clone(),
+                )),
+                name,
+                ..Default::default()
+            })
+        }
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    code: Option<serde_json::Value>,
+}
+
+impl ErrorDetail {
+    fn code(&self) -> Option<String> {
+        match &self.code {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+}
+
+async fn status_error(upstream: Arc<str>, mut response: reqwest::Response) -> UpstreamError {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64);
+    let mut body = Vec::new();
+    while body.len() < MAX_ERROR_BODY {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    let (message, code) = match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(b) => {
+            let code = b.error.code();
+            (b.error.message.unwrap_or_default(), code)
+        }
+        Err(_) => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
+            (text.trim().to_string(), None)
+        }
+    };
+    UpstreamError::Status {
+        upstream,
+        status,
+        message,
+        code,
+        retry_after,
+    }
+}
+
+/// The part of a chat completion chunk we read. Borrowed, so a chunk costs no allocation beyond
+/// the one `choices` vector and the delta text that leaves this module.
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<Choice<'a>>,
+    #[serde(default)]
+    error: Option<ErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(default)]
+    index: u32,
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
+/// What one SSE event meant.
+#[derive(Debug, PartialEq)]
+enum Event {
+    Text(String),
+    Nothing,
+    Done,
+}
+
+fn parse_event(upstream: &Arc<str>, data: &str) -> Result<Event, UpstreamError> {
+    if data == "[DONE]" {
+        return Ok(Event::Done);
+    }
+    let chunk: Chunk<'_> = serde_json::from_str(data).map_err(|e| UpstreamError::Malformed {
+        upstream: upstream.clone(),
+        detail: e.to_string(),
+    })?;
+    if let Some(error) = chunk.error {
+        return Err(UpstreamError::Status {
+            upstream: upstream.clone(),
+            status: 500,
+            code: error.code(),
+            message: error.message.unwrap_or_default(),
+            retry_after: None,
+        });
+    }
+    // With n > 1 only the first choice is spoken.
+    let text = chunk
+        .choices
+        .into_iter()
+        .find(|c| c.index == 0)
+        .and_then(|c| c.delta)
+        .and_then(|d| d.content)
+        .filter(|t| !t.is_empty());
+    Ok(text.map_or(Event::Nothing, |t| Event::Text(t.into_owned())))
+}
+
+fn deltas(upstream: Arc<str>, response: reqwest::Response) -> DeltaStream {
+    let mut events = response.bytes_stream().eventsource();
+    Box::pin(async_stream::stream! {
+        loop {
+            match events.next().await {
+                Some(Ok(event)) => match parse_event(&upstream, &event.data) {
+                    Ok(Event::Text(text)) => yield Ok(text),
+                    Ok(Event::Nothing) => {}
+                    Ok(Event::Done) => break,
+                    Err(e) => {
+                        yield Err(e);
+                        break;
+                    }
+                },
+                Some(Err(e)) => {
+                    yield Err(UpstreamError::Transport {
+                        upstream: upstream.clone(),
+                        detail: e.to_string(),
+                    });
+                    break;
+                }
+                None => {
+                    yield Err(UpstreamError::Cut { upstream: upstream.clone() });
+                    break;
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(data: &str) -> Result<Event, UpstreamError> {
+        parse_event(&Arc::from("t"), data)
+    }
+
+    #[test]
+    fn chunk_parsing() {
+        assert_eq!(
+            parse(r#"{"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi \"there\"\n"},"finish_reason":null}]}"#).unwrap(),
+            Event::Text("Hi \"there\"\n".into())
+        );
+        assert_eq!(
+            parse(r#"{"choices":[{"index":0,"delta":{"role":"assistant"}}]}"#).unwrap(),
+            Event::Nothing
+        );
+        assert_eq!(
+            parse(r#"{"choices":[{"index":0,"delta":{"content":""}}]}"#).unwrap(),
+            Event::Nothing
+        );
+        assert_eq!(
+            parse(r#"{"choices":[{"index":1,"delta":{"content":"b"}},{"index":0,"delta":{"content":"a"}}]}"#).unwrap(),
+            Event::Text("a".into())
+        );
+        assert_eq!(
+            parse(r#"{"choices":[],"usage":{"total_tokens":3}}"#).unwrap(),
+            Event::Nothing
+        );
+        assert_eq!(parse("[DONE]").unwrap(), Event::Done);
+        assert!(matches!(
+            parse("{not json"),
+            Err(UpstreamError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"error":{"message":"overloaded","code":"server_error"}}"#),
+            Err(UpstreamError::Status { .. })
+        ));
+    }
+}

@@ -1,0 +1,79 @@
+//! The ChatAPI framing that FaceTo-AI parses: for each delta exactly `data: {"content":"..."}`
+//! followed by one empty line, then `data: [DONE]`. Its reader keeps one line, discards the next,
+//! and wants `data: ` WITH the space; anything else on the wire shifts its line pairing and loses
+//! text. `compact` drops the space, matching the ChatAPI document's own example for clients
+//! written from it.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// An SSE comment: keeps proxies from cutting a quiet stream; every SSE reader (FaceTo-AI's
+/// included, which discards the line after it anyway) ignores it.
+pub const PING: &[u8] = b": ping\n\n";
+
+#[derive(Debug, Clone, Copy)]
+pub struct Framing {
+    prefix: &'static [u8],
+}
+
+impl Framing {
+    pub fn new(compact: bool) -> Self {
+        Self {
+            prefix: if compact { b"data:" } else { b"data: " },
+        }
+    }
+
+    /// One content event. The text is JSON-escaped by serde_json, so quotes, backslashes,
+    /// newlines and control characters cannot break the one-line framing, and UTF-8 is kept as is.
+    pub fn content(&self, text: &str) -> Bytes {
+        const OPEN: &[u8] = b"{\"content\":";
+        const CLOSE: &[u8] = b"}\n\n";
+        let mut buf =
+            BytesMut::with_capacity(self.prefix.len() + OPEN.len() + text.len() + 8 + CLOSE.len());
+        buf.put_slice(self.prefix);
+        buf.put_slice(OPEN);
+        let mut writer = buf.writer();
+        // Writing a &str into memory cannot fail.
+        let _ = serde_json::to_writer(&mut writer, text);
+        let mut buf = writer.into_inner();
+        buf.put_slice(CLOSE);
+        buf.freeze()
+    }
+
+    pub fn done(&self) -> Bytes {
+        let mut buf = BytesMut::with_capacity(self.prefix.len() + 8);
+        buf.put_slice(self.prefix);
+        buf.put_slice(b"[DONE]\n\n");
+        buf.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spaced_framing() {
+        let f = Framing::new(false);
+        assert_eq!(&f.content("Hi")[..], b"data: {\"content\":\"Hi\"}\n\n");
+        assert_eq!(&f.done()[..], b"data: [DONE]\n\n");
+    }
+
+    #[test]
+    fn compact_framing() {
+        let f = Framing::new(true);
+        assert_eq!(&f.content("Hi")[..], b"data:{\"content\":\"Hi\"}\n\n");
+        assert_eq!(&f.done()[..], b"data:[DONE]\n\n");
+    }
+
+    #[test]
+    fn escaping_keeps_one_line() {
+        let f = Framing::new(false);
+        let text = "a \"q\" \\ \n\r\t \u{1} é 😀 </script>";
+        let event = f.content(text);
+        let line = std::str::from_utf8(&event).unwrap();
+        assert_eq!(line.matches('\n').count(), 2);
+        let json = line.strip_prefix("data: ").unwrap().trim_end();
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(v["content"], text);
+    }
+}

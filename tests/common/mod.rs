@@ -1,0 +1,250 @@
+//! Shared test harness: the real chatapi server on a loopback port, a fake upstream, and a client
+//! that reads answers exactly the way the FaceTo-AI client does.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod fake_upstream;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chatapi::config::OpenAiEnv;
+use chatapi::{AppState, Config};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use fake_upstream::{FakeUpstream, Reply, Step};
+
+/// Short timeouts so failure tests finish quickly; each test layers its own TOML on top.
+pub const TEST_BASE: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+keepalive = "2s"
+shutdown_grace = "2s"
+[timeouts]
+connect = "1s"
+first_token = "3s"
+idle = "3s"
+total = "20s"
+[retry]
+attempts = 0
+backoff = "10ms"
+max_backoff = "1s"
+"#;
+
+pub struct Server {
+    pub url: String,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+    _config: TempFile,
+}
+
+impl Server {
+    /// Starts chatapi with `TEST_BASE`, one upstream per fake (in order), then `extra` TOML.
+    pub async fn start(upstreams: &[&FakeUpstream], extra: &str) -> Self {
+        let mut toml = TEST_BASE.to_string();
+        for (i, u) in upstreams.iter().enumerate() {
+            toml.push_str(&format!(
+                "[[upstreams]]\nname = \"up{i}\"\nbase_url = \"{}\"\napi_key = \"sk-up{i}\"\nmodel = \"fake-model\"\n",
+                u.base_url
+            ));
+        }
+        toml.push_str(extra);
+        Self::start_toml(&toml).await
+    }
+
+    pub async fn start_toml(toml: &str) -> Self {
+        let file = TempFile::with(toml);
+        let config = Config::load_from(Some(&file.0), &[], &OpenAiEnv::default())
+            .unwrap_or_else(|e| panic!("test config: {e}"));
+        let state = AppState::new(config, Some(file.0.clone())).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(chatapi::serve(listener, state.clone(), async {
+            let _ = stopped.await;
+        }));
+        Self {
+            url,
+            state,
+            stop: Some(stop),
+            handle,
+            _config: file,
+        }
+    }
+
+    /// Starts the graceful shutdown (as SIGTERM would).
+    pub fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    pub fn chat_url(&self) -> String {
+        format!("{}/chat", self.url)
+    }
+}
+
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    pub fn with(text: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "chatapi-test-{}-{}.toml",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, text).unwrap();
+        Self(path)
+    }
+
+    pub fn rewrite(&self, text: &str) {
+        std::fs::write(&self.0, text).unwrap();
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+/// The body the real client sends: the history, then a mid-conversation system message, then
+/// the current utterance; `steam` (sic) set.
+pub fn faceto_body(utterance: &str) -> Value {
+    json!({
+        "messages": [
+            {"role": "assistant", "content": "Hi, I am Ava. How can I help?", "name": "Ava"},
+            {"role": "user", "content": "Ann Lee said hello", "name": "Ann Lee"},
+            {"role": "assistant", "content": ""},
+            {"role": "system", "content": "You are currently talking to ann-lee"},
+            {"role": "user", "content": utterance, "name": "Ann Lee"}
+        ],
+        "steam": true
+    })
+}
+
+/// Sends a request with the real client's headers.
+pub fn faceto_request(
+    c: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    key: &str,
+) -> reqwest::RequestBuilder {
+    c.post(url)
+        .header("content-type", "application/json")
+        .header("accept", "*/*")
+        .header(
+            "user-agent",
+            "go-resty/2.7.0 (https://github.com/go-resty/resty)",
+        )
+        .header("accept-encoding", "gzip")
+        .header("x-request-id", "3f2a7a9e-7d1c-4e59-9a2f-0d6c7d1a0b11")
+        .header(
+            "authorization",
+            format!("Bearer {key}").trim_end().to_string(),
+        )
+        .body(body.to_string())
+}
+
+/// What the FaceTo-AI reader made of an answer.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub deltas: Vec<String>,
+    pub done: bool,
+    pub pings: usize,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        self.deltas.concat()
+    }
+}
+
+/// Parses a whole body the way FaceTo-AI's Reader/Recv does (faceto-client.md), but strictly: any
+/// line the real client would set aside or lose, and anything after `[DONE]`, fails the test.
+pub fn faceto_parse(body: &[u8]) -> Answer {
+    let text = std::str::from_utf8(body).expect("answer is not UTF-8");
+    let mut answer = Answer::default();
+    let mut rest = text;
+    while !rest.is_empty() {
+        assert!(!answer.done, "bytes after [DONE]: {rest:?}");
+        let Some((kept, after)) = rest.split_once('\n') else {
+            panic!("last line has no trailing newline and would be lost: {rest:?}");
+        };
+        let Some((discarded, after)) = after.split_once('\n') else {
+            panic!("event {kept:?} is not followed by an empty line");
+        };
+        assert!(
+            discarded.is_empty(),
+            "the line after {kept:?} is discarded by the client but held {discarded:?}"
+        );
+        rest = after;
+        let kept = kept.trim();
+        if kept.starts_with(':') {
+            answer.pings += 1;
+            continue;
+        }
+        let Some(data) = kept.strip_prefix("data: ") else {
+            panic!("line set aside by the client (no `data: ` prefix): {kept:?}");
+        };
+        if data == "[DONE]" {
+            answer.done = true;
+            continue;
+        }
+        let v: Value =
+            serde_json::from_str(data).unwrap_or_else(|e| panic!("bad JSON {data:?}: {e}"));
+        let content = v["content"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string content: {data:?}"));
+        assert!(!content.is_empty(), "empty delta");
+        answer.deltas.push(content.to_string());
+    }
+    answer
+}
+
+/// Posts and reads the whole answer with the FaceTo-AI parser; returns status and answer.
+pub async fn chat(url: &str, body: &Value) -> (reqwest::StatusCode, Answer) {
+    let response = faceto_request(&client(), url, body, "")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap();
+    if status.is_success() {
+        (status, faceto_parse(&bytes))
+    } else {
+        (status, Answer::default())
+    }
+}
+
+/// Posts and returns the status and the JSON error body of a failed request.
+pub async fn chat_error(url: &str, body: String, key: &str) -> (reqwest::StatusCode, Value) {
+    let response = client()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {key}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(
+        text.ends_with('\n') && text.trim().lines().count() == 1,
+        "error body must be one line: {text:?}"
+    );
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub const SECOND: Duration = Duration::from_secs(1);
