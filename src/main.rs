@@ -81,6 +81,8 @@ async fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The bound address, not the configured one: port 0 picks a free port.
+    let listen = listener.local_addr().unwrap_or(listen);
     let upstreams = state.runtime().upstreams.health();
     if upstreams.is_empty() {
         tracing::warn!("no upstream configured: set OPENAI_API_KEY or add [[upstreams]]; /chat answers 503 until then");

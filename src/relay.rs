@@ -137,6 +137,9 @@ pub fn stream(relay: Relay, start: Start) -> impl Stream<Item = Result<Bytes, In
                     }
                     Step::Item(Some(Err(e))) => {
                         tracing::warn!(request_id = %record.request_id, error = %e, "upstream failed mid-answer");
+                        if let Some(upstream) = &record.upstream {
+                            crate::metrics::upstream_error(upstream, e.kind().1);
+                        }
                         record.finish(e.kind().1);
                         failed = true;
                         break;

@@ -1,6 +1,8 @@
 //! Logging: human-readable lines by default, one JSON object per line with `--log-format json`.
 //! `RUST_LOG` filters as usual (default `info`). Message contents are never logged.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -13,7 +15,9 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in files or log collectors.
+        .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests build many servers in one process) is harmless.
     let _ = match format {
         LogFormat::Text => builder.try_init(),

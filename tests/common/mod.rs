@@ -43,6 +43,11 @@ pub struct Server {
 impl Server {
     /// Starts chatapi with `TEST_BASE`, one upstream per fake (in order), then `extra` TOML.
     pub async fn start(upstreams: &[&FakeUpstream], extra: &str) -> Self {
+        Self::start_env(upstreams, extra, &[]).await
+    }
+
+    /// As `start`, plus `CHATAPI__...` environment overrides (the top config layer).
+    pub async fn start_env(upstreams: &[&FakeUpstream], extra: &str, env: &[(&str, &str)]) -> Self {
         let mut toml = TEST_BASE.to_string();
         for (i, u) in upstreams.iter().enumerate() {
             toml.push_str(&format!(
@@ -51,12 +56,20 @@ impl Server {
             ));
         }
         toml.push_str(extra);
-        Self::start_toml(&toml).await
+        Self::start_toml_env(&toml, env).await
     }
 
     pub async fn start_toml(toml: &str) -> Self {
+        Self::start_toml_env(toml, &[]).await
+    }
+
+    async fn start_toml_env(toml: &str, env: &[(&str, &str)]) -> Self {
         let file = TempFile::with(toml);
-        let config = Config::load_from(Some(&file.0), &[], &OpenAiEnv::default())
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = Config::load_from(Some(&file.0), &env, &OpenAiEnv::default())
             .unwrap_or_else(|e| panic!("test config: {e}"));
         let state = AppState::new(config, Some(file.0.clone())).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

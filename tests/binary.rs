@@ -1,0 +1,208 @@
+//! The `chatapi` binary itself: start-up errors, `check-config`, signals.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_chatapi");
+
+fn command(config: &TempFile) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--config")
+        .arg(&config.0)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+struct Running {
+    child: Child,
+    logs: Lines<BufReader<ChildStderr>>,
+    url: String,
+}
+
+impl Running {
+    async fn start(config: &TempFile) -> Self {
+        let mut child = command(config).spawn().unwrap();
+        let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
+        let line = wait_for(&mut logs, "chatapi listening").await;
+        let addr = line
+            .split("listen=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        Self {
+            child,
+            logs,
+            url: format!("http://{addr}"),
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+async fn wait_for(logs: &mut Lines<BufReader<ChildStderr>>, needle: &str) -> String {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = logs.next_line().await.unwrap() {
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("process ended before logging {needle:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {needle:?} in the log"))
+}
+
+fn config_for(up: &FakeUpstream, prompt: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"300ms\"\n[[upstreams]]\nname = \"fake\"\nbase_url = \"{}\"\napi_key = \"sk-secret-value\"\nmodel = \"m\"\n[personas.default]\nsystem_prompt = \"{prompt}\"\n",
+        up.base_url
+    )
+}
+
+#[tokio::test]
+async fn bad_config_stops_startup_naming_file_and_key() {
+    let file = TempFile::with("[server]\nlisten = \"127.0.0.1:0\"\nlisen = 1\n");
+    let out = command(&file).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&file.0.display().to_string()) && err.contains("lisen"),
+        "{err}"
+    );
+
+    let file = TempFile::with("[personas.default]\ntop_p = 7\n");
+    let out = command(&file).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("personas.default.top_p"));
+}
+
+#[tokio::test]
+async fn check_config_prints_effective_config_with_secrets_redacted() {
+    let up = FakeUpstream::start().await;
+    let file = TempFile::with(&format!(
+        "{}[auth]\nkeys = [\"room-secret\"]\n",
+        config_for(&up, "Hi")
+    ));
+    let out = command(&file)
+        .arg("check-config")
+        .env("CHATAPI__WIRE__COMPACT", "true")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("compact = true"),
+        "the environment layer applies: {text}"
+    );
+    assert!(text.contains("<redacted>"));
+    assert!(
+        !text.contains("sk-secret-value") && !text.contains("room-secret"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_open_streams_and_exits_zero() {
+    let up = FakeUpstream::start().await;
+    let file = TempFile::with(&config_for(&up, "Hi"));
+    let mut server = Running::start(&file).await;
+    up.push(Reply::Stream(vec![Step::Text("Mid".into()), Step::Hang]));
+    let response = faceto_request(
+        &client(),
+        &format!("{}/chat", server.url),
+        &faceto_body("hi"),
+        "",
+    )
+    .send()
+    .await
+    .unwrap();
+    let mut body = response.bytes_stream();
+    let mut got = body.next().await.unwrap().unwrap().to_vec();
+    server.signal("-TERM");
+    while let Some(chunk) = body.next().await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    let answer = faceto_parse(&got);
+    assert_eq!(answer.text(), "Mid");
+    assert!(answer.done, "ended with [DONE] after the grace period");
+    let status = tokio::time::timeout(Duration::from_secs(5), server.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn sighup_reloads_without_dropping_open_streams_and_rejects_bad_config() {
+    let up = FakeUpstream::start().await;
+    let file = TempFile::with(&config_for(&up, "Old prompt."));
+    let mut server = Running::start(&file).await;
+    let chat_url = format!("{}/chat", server.url);
+
+    up.push(Reply::Stream(vec![
+        Step::Text("Before".into()),
+        Step::Delay(Duration::from_millis(300)),
+        Step::Text(" and after".into()),
+    ]));
+    let response = faceto_request(&client(), &chat_url, &faceto_body("hi"), "")
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut got = body.next().await.unwrap().unwrap().to_vec();
+
+    file.rewrite(&config_for(&up, "New prompt."));
+    server.signal("-HUP");
+    wait_for(&mut server.logs, "config reloaded").await;
+    while let Some(chunk) = body.next().await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    let answer = faceto_parse(&got);
+    assert_eq!(
+        answer.text(),
+        "Before and after",
+        "the open stream was not disturbed"
+    );
+    assert!(answer.done);
+
+    let (status, _) = chat(&chat_url, &faceto_body("hi")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        up.received()[1].body["messages"][0]["content"],
+        "New prompt."
+    );
+
+    file.rewrite("[personas.default]\ntemprature = 1\n");
+    server.signal("-HUP");
+    wait_for(&mut server.logs, "config reload rejected").await;
+    let (status, _) = chat(&chat_url, &faceto_body("hi")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        up.received()[2].body["messages"][0]["content"],
+        "New prompt.",
+        "the running config stayed"
+    );
+}
