@@ -48,9 +48,34 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub retry: RetryConfig,
     pub breaker: BreakerConfig,
+    pub local: LocalConfig,
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
     pub personas: BTreeMap<String, Persona>,
+}
+
+/// The embedded model (built with the `local` feature).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalConfig {
+    /// Serve with the embedded model when no upstream is configured and OPENAI_API_KEY is unset.
+    pub enabled: bool,
+    pub model_path: PathBuf,
+    /// 0: one fewer than the machine's cores.
+    pub threads: usize,
+    pub context_tokens: u32,
+    pub parallel: u32,
+    pub queue: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamKind {
+    /// An OpenAI-compatible HTTP API.
+    #[default]
+    Remote,
+    /// The embedded model, with the `[local]` settings.
+    Local,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,7 +172,11 @@ pub struct BreakerConfig {
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     pub name: String,
-    pub base_url: String,
+    #[serde(default)]
+    pub kind: UpstreamKind,
+    /// Required for `remote`.
+    #[serde(default)]
+    pub base_url: Option<String>,
     #[serde(default)]
     pub api_key: Secret,
     #[serde(default)]
@@ -312,12 +341,24 @@ impl Config {
             if let Some(key) = &openai.api_key {
                 self.upstreams.push(UpstreamConfig {
                     name: "openai".into(),
-                    base_url: openai
-                        .base_url
-                        .clone()
-                        .unwrap_or_else(|| OPENAI_BASE_URL.into()),
+                    kind: UpstreamKind::Remote,
+                    base_url: Some(
+                        openai
+                            .base_url
+                            .clone()
+                            .unwrap_or_else(|| OPENAI_BASE_URL.into()),
+                    ),
                     api_key: Secret::new(key.clone()),
                     model: Some("gpt-4o-mini".into()),
+                    headers: BTreeMap::new(),
+                });
+            } else if self.local.enabled && cfg!(feature = "local") {
+                self.upstreams.push(UpstreamConfig {
+                    name: "local".into(),
+                    kind: UpstreamKind::Local,
+                    base_url: None,
+                    api_key: Secret::default(),
+                    model: None,
                     headers: BTreeMap::new(),
                 });
             }
@@ -355,13 +396,30 @@ impl Config {
                     format!("`{}` is used by two upstreams", u.name),
                 ));
             }
-            let url = reqwest::Url::parse(&u.base_url).map_err(|e| {
-                ConfigError::invalid(key("base_url"), format!("`{}`: {e}", u.base_url))
-            })?;
+            if u.kind == UpstreamKind::Local {
+                if !cfg!(feature = "local") {
+                    return Err(ConfigError::invalid(
+                        key("kind"),
+                        "this chatapi was built without the `local` feature",
+                    ));
+                }
+                if u.base_url.is_some() || !u.api_key.is_empty() || !u.headers.is_empty() {
+                    return Err(ConfigError::invalid(
+                        key("kind"),
+                        "a local upstream takes no base_url, api_key or headers (see [local])",
+                    ));
+                }
+                continue;
+            }
+            let Some(base_url) = &u.base_url else {
+                return Err(ConfigError::invalid(key("base_url"), "is required"));
+            };
+            let url = reqwest::Url::parse(base_url)
+                .map_err(|e| ConfigError::invalid(key("base_url"), format!("`{base_url}`: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(ConfigError::invalid(
                     key("base_url"),
-                    format!("`{}`: scheme must be http or https", u.base_url),
+                    format!("`{base_url}`: scheme must be http or https"),
                 ));
             }
             for (h, v) in &u.headers {
@@ -491,7 +549,8 @@ mod tests {
         assert!(!c.wire.compact);
         assert_eq!(c.limits.max_body_bytes, 1 << 20);
         assert_eq!(c.timeouts.first_token, Duration::from_secs(25));
-        assert!(c.upstreams.is_empty());
+        // No key, no upstream: the embedded model, when it is built in.
+        assert_eq!(c.upstreams.len(), usize::from(cfg!(feature = "local")));
     }
 
     #[test]
@@ -555,7 +614,10 @@ mod tests {
         let c = Config::load_from(None, &[], &openai).unwrap();
         assert_eq!(c.upstreams.len(), 1);
         assert_eq!(c.upstreams[0].api_key.expose(), "sk-test");
-        assert_eq!(c.upstreams[0].base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(
+            c.upstreams[0].base_url.as_deref(),
+            Some("http://127.0.0.1:9/v1")
+        );
     }
 
     #[test]

@@ -17,8 +17,8 @@ use crate::upstream::Upstreams;
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("could not build the HTTP client for upstreams: {0}")]
-    HttpClient(#[from] reqwest::Error),
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::BuildError),
 }
 
 pub struct Runtime {

@@ -4,6 +4,8 @@
 //! circuit breaker until one of them produces a first token.
 
 mod breaker;
+#[cfg(feature = "local")]
+pub mod local;
 mod remote;
 
 use std::pin::Pin;
@@ -13,7 +15,7 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt};
 use rand::Rng;
 
-use crate::config::{Config, RetryConfig, Timeouts};
+use crate::config::{Config, RetryConfig, Timeouts, UpstreamKind};
 use crate::conversation::Message;
 use breaker::Breaker;
 pub use remote::Remote;
@@ -67,6 +69,11 @@ pub enum UpstreamError {
     Cut { upstream: Arc<str> },
     #[error("upstream {upstream}: {detail}")]
     Transport { upstream: Arc<str>, detail: String },
+    #[error("upstream {upstream} is busy; try again shortly")]
+    Busy {
+        upstream: Arc<str>,
+        retry_after: Duration,
+    },
 }
 
 impl UpstreamError {
@@ -81,6 +88,7 @@ impl UpstreamError {
                 _ => Verdict::Final,
             },
             Self::Deadline(_) => Verdict::Final,
+            Self::Busy { .. } => Verdict::NextUpstream,
             _ => Verdict::Retry,
         }
     }
@@ -97,6 +105,7 @@ impl UpstreamError {
             Self::FirstTokenTimeout { .. } | Self::Idle { .. } | Self::Deadline(_) => {
                 StatusCode::GATEWAY_TIMEOUT
             }
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
@@ -126,12 +135,14 @@ impl UpstreamError {
             }
             Self::Malformed { .. } => ("upstream_error", "upstream_malformed"),
             Self::Cut { .. } | Self::Transport { .. } => ("upstream_error", "upstream_cut"),
+            Self::Busy { .. } => ("server_error", "overloaded"),
         }
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Status { retry_after, .. } => *retry_after,
+            Self::Busy { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -157,20 +168,35 @@ pub struct Opened {
 
 enum Backend {
     Remote(Remote),
+    #[cfg(feature = "local")]
+    Local(local::Local),
 }
 
 impl Backend {
     fn name(&self) -> &Arc<str> {
         match self {
             Backend::Remote(r) => r.name(),
+            #[cfg(feature = "local")]
+            Backend::Local(l) => l.name(),
         }
     }
 
     async fn start(&self, request: &ChatRequest) -> Result<DeltaStream, UpstreamError> {
         match self {
             Backend::Remote(r) => r.start(request).await,
+            #[cfg(feature = "local")]
+            Backend::Local(l) => l.start(request).await,
         }
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("could not build the HTTP client for upstreams: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    #[cfg(feature = "local")]
+    #[error(transparent)]
+    Local(#[from] local::LocalError),
 }
 
 struct Member {
@@ -191,16 +217,26 @@ pub struct UpstreamHealth {
 }
 
 impl Upstreams {
-    pub fn from_config(config: &Config) -> Result<Self, reqwest::Error> {
+    pub fn from_config(config: &Config) -> Result<Self, BuildError> {
         let client = remote::http_client(&config.timeouts)?;
-        let members = config
-            .upstreams
-            .iter()
-            .map(|u| Member {
-                backend: Backend::Remote(Remote::new(u, client.clone())),
+        let mut members = Vec::with_capacity(config.upstreams.len());
+        for u in &config.upstreams {
+            let backend = match u.kind {
+                UpstreamKind::Remote => Backend::Remote(Remote::new(u, client.clone())),
+                #[cfg(feature = "local")]
+                UpstreamKind::Local => Backend::Local(local::Local::load(
+                    &u.name,
+                    local::LocalSettings::from_config(&config.local),
+                )?),
+                // Rejected by config validation in builds without the engine.
+                #[cfg(not(feature = "local"))]
+                UpstreamKind::Local => continue,
+            };
+            members.push(Member {
+                backend,
                 breaker: Breaker::new(config.breaker.failures, config.breaker.cooldown),
-            })
-            .collect();
+            });
+        }
         Ok(Self {
             members,
             retry: config.retry.clone(),

@@ -68,7 +68,14 @@ impl Remote {
         }
         Self {
             name: Arc::from(config.name.as_str()),
-            url: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
+            url: format!(
+                "{}/chat/completions",
+                config
+                    .base_url
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+            ),
             model: config.model.clone(),
             headers,
             client,

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+#[allow(unused_imports)] // not every test file scripts the fake
 pub use fake_upstream::{FakeUpstream, Reply, Step};
 
 /// Short timeouts so failure tests finish quickly; each test layers its own TOML on top.
@@ -26,6 +27,8 @@ connect = "1s"
 first_token = "3s"
 idle = "3s"
 total = "20s"
+[local]
+enabled = false
 [retry]
 attempts = 0
 backoff = "10ms"

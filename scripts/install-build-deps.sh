@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building chatapi needs beyond Rust: cmake and clang/libclang for llama.cpp (the
+# `local` feature), python3 + pip to fetch the default model, curl for the curl test. Installs only
+# what is missing, with apt-get where it can; elsewhere it says what to install and stops.
+set -euo pipefail
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+command -v clang >/dev/null || need+=(clang)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/*/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+[ ${#need[@]} -eq 0 ] && exit 0
+if command -v apt-get >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+else
+  echo "please install: ${need[*]} (or build without the embedded model: cargo build --no-default-features)" >&2
+  exit 1
+fi

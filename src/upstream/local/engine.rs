@@ -1,0 +1,474 @@
+//! The generation thread. It owns the llama.cpp model and context; requests arrive on a bounded
+//! queue and each occupies one sequence of a shared context, so several conversations advance in
+//! one `decode` call per token (batched decoding: more tokens per second in total than one at a
+//! time, since each step reads the weights once for all of them).
+
+use std::num::NonZeroU32;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::OnceLock;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+
+use super::text::{SamplerPlan, StopFilter, Utf8Assembler};
+use super::{Job, LocalError, LocalSettings};
+use crate::conversation::{Message, Role};
+use crate::upstream::UpstreamError;
+
+/// Prompt tokens decoded per step, shared by all sequences being prefilled.
+const BATCH_TOKENS: usize = 512;
+/// Recent tokens the frequency/presence penalties look at.
+const PENALTY_WINDOW: i32 = 64;
+
+/// llama.cpp's backend may be initialised once per process; every local upstream shares it.
+fn backend() -> Result<&'static LlamaBackend, String> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // llama.cpp's own logging goes through tracing (quiet unless RUST_LOG asks for it).
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The roles and contents the model's chat template receives.
+pub fn template_messages(messages: &[Message]) -> Vec<(&'static str, String)> {
+    messages
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                Role::System => "system",
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            (role, m.content.replace('\0', ""))
+        })
+        .collect()
+}
+
+/// The exact prompt text the model sees for `messages`: its own chat template, applied by
+/// llama.cpp, ending with the opening of the assistant's turn.
+fn apply_template(
+    model: &LlamaModel,
+    template: &LlamaChatTemplate,
+    messages: &[Message],
+) -> Result<String, String> {
+    let messages = template_messages(messages)
+        .into_iter()
+        .map(|(role, content)| LlamaChatMessage::new(role.to_string(), content))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    model
+        .apply_chat_template(template, &messages, true)
+        .map_err(|e| e.to_string())
+}
+
+/// Loads `model_path` and renders `messages` with its template: for tests and for operators
+/// checking what a model is given.
+pub fn render_prompt(
+    model_path: &std::path::Path,
+    messages: &[Message],
+) -> Result<String, LocalError> {
+    let error = |detail: String| LocalError::Engine {
+        path: model_path.to_path_buf(),
+        detail,
+    };
+    super::check_file(model_path)?;
+    let backend = backend().map_err(error)?;
+    let model = LlamaModel::load_from_file(backend, model_path, &LlamaModelParams::default())
+        .map_err(|e| error(e.to_string()))?;
+    let template = model
+        .chat_template(None)
+        .map_err(|e| error(e.to_string()))?;
+    apply_template(&model, &template, messages).map_err(error)
+}
+
+pub fn spawn(
+    name: std::sync::Arc<str>,
+    settings: LocalSettings,
+    queue: Receiver<Job>,
+) -> Result<(), LocalError> {
+    let path = settings.model_path.clone();
+    let engine_error = |detail: String| LocalError::Engine {
+        path: path.clone(),
+        detail,
+    };
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("chatapi-local-model".into())
+        .spawn(move || {
+            let loaded = backend().and_then(|backend| {
+                let model = LlamaModel::load_from_file(
+                    backend,
+                    &settings.model_path,
+                    &LlamaModelParams::default(),
+                )
+                .map_err(|e| format!("could not be loaded: {e}"))?;
+                let template = model
+                    .chat_template(None)
+                    .map_err(|e| format!("has no usable chat template: {e}"))?;
+                Ok((backend, model, template))
+            });
+            match loaded {
+                Ok((backend, model, template)) => {
+                    let n_ctx = settings.context_tokens.saturating_mul(settings.parallel);
+                    let params = LlamaContextParams::default()
+                        .with_n_ctx(NonZeroU32::new(n_ctx))
+                        .with_n_batch(BATCH_TOKENS as u32)
+                        .with_n_seq_max(settings.parallel)
+                        .with_n_threads(settings.threads as i32)
+                        .with_n_threads_batch(settings.threads as i32);
+                    match model.new_context(backend, params) {
+                        Ok(ctx) => {
+                            let _ = ready_tx.send(Ok(()));
+                            Engine::new(name, &model, ctx, template, &settings).run(queue);
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(format!("could not create a context: {e}")));
+                        }
+                    }
+                }
+                Err(detail) => {
+                    let _ = ready_tx.send(Err(detail));
+                }
+            }
+        })
+        .map_err(|e| engine_error(e.to_string()))?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(detail)) if detail.starts_with("could not be loaded") => Err(LocalError::Corrupt {
+            path: path.clone(),
+            detail,
+        }),
+        Ok(Err(detail)) => Err(engine_error(detail)),
+        Err(_) => Err(engine_error("the engine thread ended while loading".into())),
+    }
+}
+
+enum Phase {
+    /// Prompt tokens not yet decoded.
+    Prefill {
+        tokens: Vec<LlamaToken>,
+        done: usize,
+    },
+    /// Generating: the last sampled token goes in the next batch.
+    Generate { last: LlamaToken },
+}
+
+struct Slot {
+    job: Job,
+    phase: Phase,
+    /// Position of the next token in this sequence.
+    pos: i32,
+    sampler: LlamaSampler,
+    generated: u32,
+    max_tokens: u32,
+    utf8: Utf8Assembler,
+    stops: StopFilter,
+    /// Index in the current batch whose logits this slot samples from.
+    logits_at: Option<i32>,
+    piece: Vec<u8>,
+}
+
+struct Prepared {
+    sampler: LlamaSampler,
+    tokens: Vec<LlamaToken>,
+    max_tokens: u32,
+    stops: StopFilter,
+}
+
+impl Prepared {
+    fn into_slot(self, job: Job) -> Slot {
+        Slot {
+            job,
+            phase: Phase::Prefill {
+                tokens: self.tokens,
+                done: 0,
+            },
+            pos: 0,
+            sampler: self.sampler,
+            generated: 0,
+            max_tokens: self.max_tokens,
+            utf8: Utf8Assembler::default(),
+            stops: self.stops,
+            logits_at: None,
+            piece: Vec::with_capacity(16),
+        }
+    }
+}
+
+struct Engine<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    template: LlamaChatTemplate,
+    slots: Vec<Option<Slot>>,
+    context_tokens: u32,
+    name: std::sync::Arc<str>,
+}
+
+impl<'m> Engine<'m> {
+    fn new(
+        name: std::sync::Arc<str>,
+        model: &'m LlamaModel,
+        ctx: LlamaContext<'m>,
+        template: LlamaChatTemplate,
+        settings: &LocalSettings,
+    ) -> Self {
+        Self {
+            model,
+            ctx,
+            template,
+            slots: (0..settings.parallel).map(|_| None).collect(),
+            context_tokens: settings.context_tokens,
+            name,
+        }
+    }
+
+    fn run(mut self, queue: Receiver<Job>) {
+        let mut batch =
+            LlamaBatch::new(BATCH_TOKENS.max(self.slots.len()), self.slots.len() as i32);
+        loop {
+            if !self.admit(&queue) {
+                return;
+            }
+            self.drop_cancelled();
+            if self.slots.iter().all(Option::is_none) {
+                continue;
+            }
+            batch.clear();
+            self.fill(&mut batch);
+            if batch.n_tokens() == 0 {
+                continue;
+            }
+            if let Err(e) = self.ctx.decode(&mut batch) {
+                let detail = format!("decode failed: {e}");
+                for seq in 0..self.slots.len() {
+                    if self.slots[seq]
+                        .as_ref()
+                        .is_some_and(|s| s.logits_at.is_some())
+                    {
+                        self.fail(seq, detail.clone());
+                    }
+                }
+                continue;
+            }
+            self.sample();
+        }
+    }
+
+    /// Takes waiting jobs into free sequences. Blocks only when nothing is in progress. Returns
+    /// false when the queue is closed (the upstream was dropped) and nothing is left to do.
+    fn admit(&mut self, queue: &Receiver<Job>) -> bool {
+        while let Some(free) = self.slots.iter().position(Option::is_none) {
+            let idle = self.slots.iter().all(Option::is_none);
+            let job = if idle {
+                match queue.recv() {
+                    Ok(job) => job,
+                    Err(_) => return false,
+                }
+            } else {
+                match queue.try_recv() {
+                    Ok(job) => job,
+                    Err(TryRecvError::Empty) => return true,
+                    Err(TryRecvError::Disconnected) => return true,
+                }
+            };
+            if job.out.is_closed() {
+                continue;
+            }
+            match self.prepare(&job) {
+                Ok(prepared) => self.slots[free] = Some(prepared.into_slot(job)),
+                Err(error) => {
+                    let _ = job.out.send(Err(error));
+                }
+            }
+        }
+        true
+    }
+
+    /// Renders and tokenizes the prompt and sets up sampling; an error goes back to the caller.
+    fn prepare(&self, job: &Job) -> Result<Prepared, UpstreamError> {
+        let error = |detail: String| UpstreamError::Transport {
+            upstream: self.name.clone(),
+            detail,
+        };
+        let prompt = match apply_template(self.model, &self.template, &job.request.messages) {
+            Ok(p) => p,
+            Err(e) => return Err(error(format!("chat template failed: {e}"))),
+        };
+        let tokens = self.model.vocab().tokenize(prompt.as_bytes(), true, true);
+        let room = self.context_tokens as usize;
+        if tokens.len() + 1 >= room {
+            return Err(UpstreamError::Status {
+                upstream: self.name.clone(),
+                status: 400,
+                message: format!(
+                    "the prompt is {} tokens; the local model's context is {room} per conversation",
+                    tokens.len()
+                ),
+                code: Some("context_length_exceeded".into()),
+                retry_after: None,
+            });
+        }
+        let plan = SamplerPlan::from_sampling(&job.request.sampling, rand::random());
+        let max_tokens = plan.max_tokens.min((room - tokens.len()) as u32);
+        let stops = StopFilter::new(job.request.sampling.stop.as_deref().unwrap_or_default());
+        Ok(Prepared {
+            sampler: sampler(&plan, self.model),
+            tokens,
+            max_tokens,
+            stops,
+        })
+    }
+
+    /// A caller that hung up has closed its channel: free its sequence now, before another token.
+    fn drop_cancelled(&mut self) {
+        for seq in 0..self.slots.len() {
+            if self.slots[seq]
+                .as_ref()
+                .is_some_and(|s| s.job.out.is_closed())
+            {
+                self.release(seq);
+            }
+        }
+    }
+
+    fn release(&mut self, seq: usize) {
+        self.slots[seq] = None;
+        let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+    }
+
+    fn fail(&mut self, seq: usize, detail: String) {
+        if let Some(slot) = &self.slots[seq] {
+            let _ = slot.job.out.send(Err(UpstreamError::Transport {
+                upstream: self.name.clone(),
+                detail,
+            }));
+        }
+        self.release(seq);
+    }
+
+    /// One token per generating sequence first (they are what callers are waiting on), then
+    /// prompt tokens into the room that is left.
+    fn fill(&mut self, batch: &mut LlamaBatch) {
+        let capacity = BATCH_TOKENS;
+        let mut used = 0usize;
+        for (seq, slot) in self.slots.iter_mut().enumerate() {
+            let Some(slot) = slot else { continue };
+            slot.logits_at = None;
+            if let Phase::Generate { last } = slot.phase {
+                if batch.add(last, slot.pos, &[seq as i32], true).is_ok() {
+                    slot.logits_at = Some(batch.n_tokens() - 1);
+                    slot.pos += 1;
+                    used += 1;
+                }
+            }
+        }
+        for (seq, slot) in self.slots.iter_mut().enumerate() {
+            let Some(slot) = slot else { continue };
+            if let Phase::Prefill { tokens, done } = &mut slot.phase {
+                while *done < tokens.len() && used < capacity {
+                    let last = *done + 1 == tokens.len();
+                    if batch
+                        .add(tokens[*done], slot.pos, &[seq as i32], last)
+                        .is_err()
+                    {
+                        break;
+                    }
+                    if last {
+                        slot.logits_at = Some(batch.n_tokens() - 1);
+                    }
+                    *done += 1;
+                    slot.pos += 1;
+                    used += 1;
+                }
+            }
+        }
+    }
+
+    fn sample(&mut self) {
+        for seq in 0..self.slots.len() {
+            let Some(slot) = self.slots[seq].as_mut() else {
+                continue;
+            };
+            let Some(at) = slot.logits_at else { continue };
+            let token = slot.sampler.sample(&self.ctx, at);
+            slot.phase = Phase::Generate { last: token };
+            slot.generated += 1;
+            let vocab = self.model.vocab();
+            let mut finished = vocab.is_eog(token);
+            if !finished {
+                slot.piece.clear();
+                vocab.token_to_piece_into(token, &mut slot.piece, false, None);
+                let text = slot.utf8.push(&slot.piece);
+                let (text, stopped) = slot.stops.push(&text);
+                if !text.is_empty() && slot.job.out.send(Ok(text)).is_err() {
+                    self.release(seq);
+                    continue;
+                }
+                finished = stopped;
+            }
+            if finished || slot.generated >= slot.max_tokens {
+                let rest = slot.stops.finish();
+                if !rest.is_empty() && !finished {
+                    let _ = slot.job.out.send(Ok(rest));
+                }
+                // Dropping the sender ends the caller's stream: the answer is complete.
+                self.release(seq);
+            }
+        }
+    }
+}
+
+fn sampler(plan: &SamplerPlan, model: &LlamaModel) -> LlamaSampler {
+    let mut chain = Vec::new();
+    if let Some((freq, presence)) = plan.penalties {
+        chain.push(LlamaSampler::penalties(
+            model.n_vocab(),
+            PENALTY_WINDOW,
+            1.0,
+            freq,
+            presence,
+        ));
+    }
+    match &plan.random {
+        None => chain.push(LlamaSampler::greedy()),
+        Some(r) => {
+            chain.push(LlamaSampler::top_p(r.top_p, 1));
+            chain.push(LlamaSampler::temp(r.temperature));
+            chain.push(LlamaSampler::dist(r.seed));
+        }
+    }
+    LlamaSampler::chain_simple(chain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_roles() {
+        let m = vec![
+            Message::new(Role::System, "be brief"),
+            Message::new(Role::User, "hi\0"),
+            Message::new(Role::Assistant, "hello"),
+        ];
+        let t = template_messages(&m);
+        assert_eq!(
+            t,
+            vec![
+                ("system", "be brief".to_string()),
+                ("user", "hi".to_string()),
+                ("assistant", "hello".to_string())
+            ]
+        );
+    }
+}
