@@ -183,6 +183,9 @@ pub struct UpstreamConfig {
     pub model: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Speak HTTP/2 without TLS (h2c) from the first byte: many streams share one connection.
+    #[serde(default)]
+    pub http2_prior_knowledge: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,6 +354,7 @@ impl Config {
                     api_key: Secret::new(key.clone()),
                     model: Some("gpt-4o-mini".into()),
                     headers: BTreeMap::new(),
+                    http2_prior_knowledge: false,
                 });
             } else if self.local.enabled && cfg!(feature = "local") {
                 self.upstreams.push(UpstreamConfig {
@@ -360,6 +364,7 @@ impl Config {
                     api_key: Secret::default(),
                     model: None,
                     headers: BTreeMap::new(),
+                    http2_prior_knowledge: false,
                 });
             }
             return;

@@ -439,3 +439,28 @@ async fn no_upstream_is_503_and_not_ready() {
         .unwrap();
     assert_eq!(ready.status(), 503);
 }
+
+#[tokio::test]
+async fn upstream_over_http2_prior_knowledge() {
+    // An h2c upstream (axum serves HTTP/2 in the clear to clients that start with its preface).
+    use axum::body::Body;
+    use axum::routing::post;
+    let events = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"over h2\"}}]}\n\ndata: [DONE]\n\n";
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(move |req: axum::extract::Request| async move {
+            assert_eq!(req.version(), axum::http::Version::HTTP_2);
+            axum::response::Response::new(Body::from(events))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = Server::start_toml(&format!(
+        "{TEST_BASE}[[upstreams]]\nname = \"h2\"\nbase_url = \"http://{addr}/v1\"\nmodel = \"m\"\nhttp2_prior_knowledge = true\n"
+    ))
+    .await;
+    let (status, answer) = chat(&server.chat_url(), &faceto_body("hi")).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer.text(), "over h2");
+}

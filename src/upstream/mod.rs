@@ -218,11 +218,19 @@ pub struct UpstreamHealth {
 
 impl Upstreams {
     pub fn from_config(config: &Config) -> Result<Self, BuildError> {
-        let client = remote::http_client(&config.timeouts)?;
+        let client = remote::http_client(&config.timeouts, false)?;
+        let h2c_client = remote::http_client(&config.timeouts, true)?;
         let mut members = Vec::with_capacity(config.upstreams.len());
         for u in &config.upstreams {
             let backend = match u.kind {
-                UpstreamKind::Remote => Backend::Remote(Remote::new(u, client.clone())),
+                UpstreamKind::Remote => {
+                    let client = if u.http2_prior_knowledge {
+                        &h2c_client
+                    } else {
+                        &client
+                    };
+                    Backend::Remote(Remote::new(u, client.clone()))
+                }
                 #[cfg(feature = "local")]
                 UpstreamKind::Local => Backend::Local(local::Local::load(
                     &u.name,

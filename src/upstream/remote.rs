@@ -28,14 +28,25 @@ use crate::conversation::{Message, Role};
 /// Error bodies are read only this far: enough for OpenAI's message, never a whole HTML page.
 const MAX_ERROR_BODY: usize = 16 * 1024;
 
-/// One client (one connection pool) for every remote upstream.
-pub fn http_client(timeouts: &Timeouts) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+/// The connection pool remote upstreams share. HTTP/1.1 unless asked otherwise: over HTTP/2 the
+/// client multiplexes every stream onto one connection per host and, past the server's
+/// `MAX_CONCURRENT_STREAMS` (100–250 at most providers), queues new requests instead of opening
+/// another connection — a silent first-token stall under load. `http2_prior_knowledge` opts in
+/// (h2c) for upstreams known to allow enough streams.
+pub fn http_client(
+    timeouts: &Timeouts,
+    http2_prior_knowledge: bool,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let builder = reqwest::Client::builder()
         // Without it Linux holds back each small SSE chunk for the delayed ACK (~40 ms).
         .tcp_nodelay(true)
         .connect_timeout(timeouts.connect)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build()
+        .pool_idle_timeout(Duration::from_secs(90));
+    if http2_prior_knowledge {
+        builder.http2_prior_knowledge().build()
+    } else {
+        builder.http1_only().build()
+    }
 }
 
 pub struct Remote {
