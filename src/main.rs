@@ -12,6 +12,11 @@ use clap::{Parser, Subcommand};
 use chatapi::telemetry::{self, LogFormat};
 use chatapi::{AppState, Config};
 
+/// Measured with the benchmark: allocation is a visible share of the per-chunk path, and
+/// mimalloc keeps RSS per open stream lower than glibc's arenas (README, Performance).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -37,7 +42,8 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    // Held for the whole run: dropping it flushes the log writer thread.
+    let _log_guard = telemetry::init(cli.log_format);
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {

@@ -11,13 +11,16 @@ pub enum LogFormat {
     Json,
 }
 
-pub fn init(format: LogFormat) {
+/// Installs the subscriber. Lines are written by a dedicated thread (tracing-appender), so the
+/// per-request line never blocks a runtime thread on a slow stderr; the returned guard flushes it.
+pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     // llama.cpp narrates every model load at info level; its warnings are what an operator needs.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,llama-cpp-2=warn"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         // Colour codes only for a person at a terminal, never in files or log collectors.
         .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests build many servers in one process) is harmless.
@@ -25,4 +28,5 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    guard
 }

@@ -50,6 +50,9 @@ async fn hanging_up_stops_generation() {
         "[personas.default]\nsystem_prompt = \"\"\ntemperature = 0.0\nmax_tokens = 1000\n",
     ))
     .await;
+    // One sequence and a queue of one: while the first answer generates, a second request waits
+    // in the queue and a third is refused. Once the first caller hangs up, the engine must drop
+    // that sequence and take the second, which frees the queue for the third.
     let local = chatapi::upstream::local::Local::load(
         "probe",
         LocalSettings {
@@ -57,7 +60,7 @@ async fn hanging_up_stops_generation() {
             threads: 1,
             context_tokens: 1024,
             parallel: 1,
-            queue: 0,
+            queue: 1,
         },
     )
     .unwrap();
@@ -73,13 +76,16 @@ async fn hanging_up_stops_generation() {
             ..Sampling::default()
         },
     };
-    let mut stream = local.start(&request).await.unwrap();
-    stream.next().await.unwrap().unwrap();
-    drop(stream);
-    // With one sequence and no queue, a new request is accepted as soon as the engine has
-    // dropped the old one; generation of 1000 tokens would take many seconds.
+    let mut first = local.start(&request).await.unwrap();
+    first.next().await.unwrap().unwrap();
+    let _second = local.start(&request).await.unwrap();
+    assert!(
+        local.start(&request).await.is_err(),
+        "queue full while the first generates"
+    );
+    drop(first);
     let started = Instant::now();
-    let second = loop {
+    let mut third = loop {
         match local.start(&request).await {
             Ok(s) => break s,
             // Nothing to await here: the engine frees the sequence on its own thread.
@@ -92,8 +98,8 @@ async fn hanging_up_stops_generation() {
             }
         }
     };
-    let mut second = second;
-    assert!(second.next().await.unwrap().is_ok());
+    drop(_second);
+    assert!(third.next().await.unwrap().is_ok());
 
     // And through HTTP: hang up mid-answer, then the server still answers the next caller.
     let response = faceto_request(
@@ -125,15 +131,25 @@ async fn a_full_queue_is_503_with_retry_after() {
     .await;
     let long =
         json!({"messages":[{"role":"user","content":"Write a very long story about a dragon."}]});
-    // parallel = 2 sequences + queue = 1 waiting: the fourth caller is turned away.
+    // parallel = 2 sequences + queue = 1 waiting: a fourth caller is turned away. The first two
+    // are awaited (their status comes with their first token), so both sequences are busy.
     let mut open = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..2 {
         let r = client()
             .post(server.chat_url())
             .body(long.to_string())
-            .send();
-        open.push(tokio::spawn(r));
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        open.push(r);
     }
+    let queued = tokio::spawn(
+        client()
+            .post(server.chat_url())
+            .body(long.to_string())
+            .send(),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let r = client()
@@ -148,11 +164,11 @@ async fn a_full_queue_is_503_with_retry_after() {
             assert!(text.contains("overloaded"), "{text}");
             break;
         }
+        // This one got the queue's place before the spawned request: dropping it frees it again.
         assert!(Instant::now() < deadline, "never saw 503");
     }
-    for o in open {
-        o.abort();
-    }
+    queued.abort();
+    drop(open);
 }
 
 #[tokio::test]

@@ -194,6 +194,8 @@ impl Backend {
 pub enum BuildError {
     #[error("could not build the HTTP client for upstreams: {0}")]
     HttpClient(#[from] reqwest::Error),
+    #[error("upstream {upstream}: base_url: {detail}")]
+    Url { upstream: String, detail: String },
     #[cfg(feature = "local")]
     #[error(transparent)]
     Local(#[from] local::LocalError),
@@ -229,7 +231,12 @@ impl Upstreams {
                     } else {
                         &client
                     };
-                    Backend::Remote(Remote::new(u, client.clone()))
+                    Backend::Remote(Remote::new(u, client.clone()).map_err(|e| {
+                        BuildError::Url {
+                            upstream: u.name.clone(),
+                            detail: e.to_string(),
+                        }
+                    })?)
                 }
                 #[cfg(feature = "local")]
                 UpstreamKind::Local => Backend::Local(local::Local::load(

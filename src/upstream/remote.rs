@@ -51,14 +51,15 @@ pub fn http_client(
 
 pub struct Remote {
     name: Arc<str>,
-    url: String,
+    /// Parsed once: reqwest would otherwise parse the string on every request.
+    url: reqwest::Url,
     model: Option<String>,
     headers: HeaderMap,
     client: reqwest::Client,
 }
 
 impl Remote {
-    pub fn new(config: &UpstreamConfig, client: reqwest::Client) -> Self {
+    pub fn new(config: &UpstreamConfig, client: reqwest::Client) -> Result<Self, url::ParseError> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if !config.api_key.is_empty() {
@@ -77,20 +78,15 @@ impl Remote {
                 headers.insert(k, v);
             }
         }
-        Self {
+        let base_url = config.base_url.as_deref().unwrap_or_default();
+        let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+        Ok(Self {
             name: Arc::from(config.name.as_str()),
-            url: format!(
-                "{}/chat/completions",
-                config
-                    .base_url
-                    .as_deref()
-                    .unwrap_or_default()
-                    .trim_end_matches('/')
-            ),
+            url: reqwest::Url::parse(&url)?,
             model: config.model.clone(),
             headers,
             client,
-        }
+        })
     }
 
     pub fn name(&self) -> &Arc<str> {
@@ -105,7 +101,7 @@ impl Remote {
             })?;
         let response = self
             .client
-            .post(&self.url)
+            .post(self.url.clone())
             .headers(self.headers.clone())
             .body(body)
             .send()
