@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The benchmark, one command: builds chatapi and chatapi-bench in release, sets up the FastAPI
-# peer in a virtualenv (bench/.venv), and writes bench/out/results.{md,json}.
-# Extra arguments go to chatapi-bench (e.g. --smoke, --streams 5000).
+# peer and llama-cpp-python in a virtualenv (bench/.venv), then writes
+# bench/out/results.{md,json} (streaming) and bench/out/local.{md,json} (embedded model).
+# Extra arguments go to the streaming run (e.g. --smoke, --streams 5000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./scripts/install-build-deps.sh
+./scripts/fetch-model.sh
 cargo build --release --bins
+
 peer=()
 if [ ! -x bench/.venv/bin/python ]; then
   python3 -m venv bench/.venv 2>/dev/null || python3 -m virtualenv bench/.venv || true
@@ -14,4 +18,15 @@ if [ -x bench/.venv/bin/python ] && bench/.venv/bin/python -m pip install -q -r 
 else
   echo "bench: no Python virtualenv for the FastAPI peer; running without it" >&2
 fi
-exec target/release/chatapi-bench --chatapi target/release/chatapi "${peer[@]}" "$@"
+target/release/chatapi-bench --chatapi target/release/chatapi "${peer[@]}" "$@"
+
+# The embedded model against llama.cpp itself (llama-cpp-python, compiled here with the same CPU
+# features as .cargo/config.toml's x86-64-v3, so the comparison is like for like).
+reference=()
+if [ -x bench/.venv/bin/python ] && { bench/.venv/bin/python -c 'import llama_cpp' 2>/dev/null ||
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_CURL=OFF" \
+    bench/.venv/bin/python -m pip install -q llama-cpp-python==0.3.36; }; then
+  reference=(--reference-python bench/.venv/bin/python)
+fi
+threads=$(( $(nproc) > 1 ? $(nproc) - 1 : 1 ))
+target/release/chatapi-bench local --threads "$threads" "${reference[@]}"

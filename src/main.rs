@@ -12,11 +12,6 @@ use clap::{Parser, Subcommand};
 use chatapi::telemetry::{self, LogFormat};
 use chatapi::{AppState, Config};
 
-/// Measured with the benchmark: allocation is a visible share of the per-chunk path, and
-/// mimalloc keeps RSS per open stream lower than glibc's arenas (README, Performance).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     version,

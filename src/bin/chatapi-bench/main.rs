@@ -13,6 +13,8 @@
 )]
 
 mod load;
+#[cfg(feature = "local")]
+mod local;
 mod mock;
 mod report;
 
@@ -58,6 +60,19 @@ struct Cli {
 enum Sub {
     /// Serve the mock upstream (used by the benchmark itself).
     Mock,
+    /// Measure the embedded model (decode rate, first token) against llama.cpp itself.
+    #[cfg(feature = "local")]
+    Local {
+        #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+        model: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[arg(long, default_value_t = 128)]
+        tokens: u32,
+        /// A Python with llama-cpp-python installed, for the side-by-side figures.
+        #[arg(long)]
+        reference_python: Option<PathBuf>,
+    },
 }
 
 struct Sizes {
@@ -732,14 +747,27 @@ async fn run(cli: Cli) -> bool {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Some(Sub::Mock) = cli.command {
-        return match mock::serve().await {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("mock: {e}");
-                std::process::ExitCode::FAILURE
-            }
-        };
+    match cli.command {
+        Some(Sub::Mock) => {
+            return match mock::serve().await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mock: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        #[cfg(feature = "local")]
+        Some(Sub::Local {
+            model,
+            threads,
+            tokens,
+            reference_python,
+        }) => {
+            local::run(model, threads, tokens, reference_python, cli.out).await;
+            return std::process::ExitCode::SUCCESS;
+        }
+        None => {}
     }
     if run(cli).await {
         std::process::ExitCode::SUCCESS
