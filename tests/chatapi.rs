@@ -464,3 +464,33 @@ async fn upstream_over_http2_prior_knowledge() {
     assert_eq!(status, 200);
     assert_eq!(answer.text(), "over h2");
 }
+
+#[tokio::test]
+async fn metrics_are_exported_in_prometheus_format() {
+    let up = FakeUpstream::start().await;
+    let server = Server::start(&[&up], "").await;
+    let (status, _) = chat(&server.chat_url(), &faceto_body("hi")).await;
+    assert_eq!(status, 200);
+    let response = client()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    for name in [
+        "chatapi_requests_total{",
+        "chatapi_time_to_first_token_seconds_bucket",
+        "chatapi_overhead_seconds_bucket",
+        "chatapi_stream_duration_seconds_bucket",
+        "chatapi_deltas_total",
+        "chatapi_open_streams",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    assert!(text.contains("persona=\"default\"") && text.contains("outcome=\"ok\""));
+}
