@@ -339,9 +339,7 @@ async fn upstream_errors_before_the_first_token_get_their_status() {
 
 #[tokio::test]
 async fn unreachable_upstream_is_502() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = format!("http://{}/v1", listener.local_addr().unwrap());
-    drop(listener);
+    let dead = dead_base_url();
     let server = Server::start_toml(&format!(
         "{TEST_BASE}[[upstreams]]\nname = \"dead\"\nbase_url = \"{dead}\"\nmodel = \"m\"\n"
     ))

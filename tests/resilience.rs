@@ -233,9 +233,7 @@ async fn retry_honours_retry_after() {
 
 #[tokio::test]
 async fn connect_errors_retry_with_backoff_then_fail_over() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = format!("http://{}/v1", listener.local_addr().unwrap());
-    drop(listener);
+    let dead = dead_base_url();
     let b = FakeUpstream::start().await;
     let server = Server::start_toml(&format!(
         "{TEST_BASE}[[upstreams]]\nname = \"dead\"\nbase_url = \"{dead}\"\nmodel = \"m\"\n[[upstreams]]\nname = \"b\"\nbase_url = \"{}\"\nmodel = \"m\"\n",

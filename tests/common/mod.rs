@@ -128,6 +128,12 @@ impl Drop for TempFile {
     }
 }
 
+/// A base URL where nothing listens: the port was just free, so connecting is refused.
+pub fn dead_base_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}/v1", listener.local_addr().unwrap())
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(0)
