@@ -32,13 +32,13 @@ pub struct Relay {
     pub framing: Framing,
     pub keepalive: Duration,
     pub idle: Duration,
+    /// Whole-answer limit, counted from when the request arrived (`record.started()`).
     pub total: Duration,
-    pub deadline: Instant,
     pub on_error_text: Option<String>,
     pub hard_stop: CancellationToken,
     pub record: Record,
     /// Held for as long as the stream is open: the concurrency cap counts streams, not requests.
-    pub permit: Option<OwnedSemaphorePermit>,
+    pub permit: OwnedSemaphorePermit,
 }
 
 enum Step<T> {
@@ -53,12 +53,12 @@ pub fn stream(relay: Relay, start: Start) -> impl Stream<Item = Result<Bytes, In
         keepalive,
         idle,
         total,
-        deadline,
         on_error_text,
         hard_stop,
         mut record,
         permit,
     } = relay;
+    let deadline = record.started() + total;
     let deadline_at = TokioInstant::from_std(deadline);
     async_stream::stream! {
         let _permit = permit;
@@ -132,7 +132,6 @@ pub fn stream(relay: Relay, start: Start) -> impl Stream<Item = Result<Bytes, In
                         last_chunk = now;
                         last_write = now;
                         record.deltas += 1;
-                        record.first_token_now();
                         yield Ok(framing.content(&text));
                     }
                     Step::Item(Some(Err(e))) => {

@@ -59,11 +59,10 @@ async fn chat(state: AppState, persona_name: &str, request: Request) -> Response
                 keepalive: ready.keepalive,
                 idle: ready.timeouts.idle,
                 total: ready.timeouts.total,
-                deadline: record.started() + ready.timeouts.total,
                 on_error_text: ready.on_error_text,
                 hard_stop: state.hard_stop().clone(),
                 record,
-                permit: Some(ready.permit),
+                permit: ready.permit,
             };
             sse(relay::stream(relay, ready.start))
         }

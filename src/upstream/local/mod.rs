@@ -9,7 +9,7 @@ pub mod text;
 
 use std::path::{Path, PathBuf};
 
-pub use engine::{render_prompt, template_messages};
+pub use engine::render_prompt;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
