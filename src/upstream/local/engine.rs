@@ -417,8 +417,10 @@ impl<'m> Engine<'m> {
                 finished = stopped;
             }
             if finished || slot.generated >= slot.max_tokens {
+                // Text held back as a possible stop-sequence start is part of the answer
+                // (after a real stop the filter holds nothing).
                 let rest = slot.stops.finish();
-                if !rest.is_empty() && !finished {
+                if !rest.is_empty() {
                     let _ = slot.job.out.send(Ok(rest));
                 }
                 // Dropping the sender ends the caller's stream: the answer is complete.

@@ -186,6 +186,16 @@ mod tests {
     }
 
     #[test]
+    fn after_a_stop_nothing_is_held() {
+        // The engine sends whatever `finish` returns whenever generation ends; after a real
+        // stop that must be nothing, or text past the stop sequence would leak.
+        let mut f = StopFilter::new(&["###".to_string()]);
+        assert_eq!(f.push("end##"), ("end".into(), false));
+        assert_eq!(f.push("# and more #"), (String::new(), true));
+        assert_eq!(f.finish(), "");
+    }
+
+    #[test]
     fn sampling_plans() {
         let greedy = SamplerPlan::from_sampling(
             &Sampling {
