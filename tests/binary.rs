@@ -3,76 +3,11 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
+use common::process::*;
 use common::*;
 use futures_util::StreamExt;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStderr, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_chatapi");
-
-fn command(config: &TempFile) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--config")
-        .arg(&config.0)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    c
-}
-
-struct Running {
-    child: Child,
-    logs: Lines<BufReader<ChildStderr>>,
-    url: String,
-}
-
-impl Running {
-    async fn start(config: &TempFile) -> Self {
-        let mut child = command(config).spawn().unwrap();
-        let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
-        let line = wait_for(&mut logs, "chatapi listening").await;
-        let addr = line
-            .split("listen=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap();
-        Self {
-            child,
-            logs,
-            url: format!("http://{addr}"),
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.id().unwrap().to_string();
-        let status = std::process::Command::new("kill")
-            .args([name, &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-async fn wait_for(logs: &mut Lines<BufReader<ChildStderr>>, needle: &str) -> String {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(line) = logs.next_line().await.unwrap() {
-            if line.contains(needle) {
-                return line;
-            }
-        }
-        panic!("process ended before logging {needle:?}");
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {needle:?} in the log"))
-}
 
 fn config_for(up: &FakeUpstream, prompt: &str) -> String {
     format!(
@@ -148,11 +83,7 @@ async fn sigterm_drains_open_streams_and_exits_zero() {
     let answer = faceto_parse(&got);
     assert_eq!(answer.text(), "Mid");
     assert!(answer.done, "ended with [DONE] after the grace period");
-    let status = tokio::time::timeout(Duration::from_secs(5), server.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(server.exit_status().await.code(), Some(0));
 }
 
 #[tokio::test]

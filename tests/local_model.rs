@@ -215,3 +215,41 @@ fn chat_template_comes_from_the_gguf() {
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     );
 }
+
+/// llama.cpp's static destructors run when the process exits; an engine thread still decoding
+/// then crashes the process. SIGTERM in the middle of two answers must still exit 0.
+#[tokio::test]
+async fn sigterm_while_generating_exits_zero() {
+    let config = TempFile::with(
+        &model_config(
+            "[personas.default]\nsystem_prompt = \"\"\ntemperature = 0.0\nmax_tokens = 1000\n",
+        )
+        .replace("shutdown_grace = \"2s\"", "shutdown_grace = \"50ms\""),
+    );
+    let mut server = common::process::Running::start(&config).await;
+    let url = format!("{}/chat", server.url);
+    let mut bodies = Vec::new();
+    for _ in 0..2 {
+        let response = faceto_request(
+            &client(),
+            &url,
+            &faceto_body("Write a very long story about a dragon."),
+            "",
+        )
+        .send()
+        .await
+        .unwrap();
+        let mut body = response.bytes_stream();
+        let first = body.next().await.unwrap().unwrap().to_vec();
+        bodies.push((first, body));
+    }
+    server.signal("-TERM");
+    for (mut got, mut body) in bodies {
+        while let Some(chunk) = body.next().await {
+            got.extend_from_slice(&chunk.unwrap());
+        }
+        assert!(faceto_parse(&got).done, "ended with [DONE]");
+    }
+    let status = server.exit_status().await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

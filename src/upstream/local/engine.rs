@@ -4,8 +4,10 @@
 //! time, since each step reads the weights once for all of them).
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
@@ -91,18 +93,21 @@ pub fn render_prompt(
     apply_template(&model, &template, messages).map_err(error)
 }
 
+/// Starts the engine thread and waits until the model is loaded. The thread ends when `stop` is
+/// set, or when the queue closes with nothing left to do.
 pub fn spawn(
-    name: std::sync::Arc<str>,
+    name: Arc<str>,
     settings: LocalSettings,
     queue: Receiver<Job>,
-) -> Result<(), LocalError> {
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, LocalError> {
     let path = settings.model_path.clone();
     let engine_error = |detail: String| LocalError::Engine {
         path: path.clone(),
         detail,
     };
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
+    let engine = std::thread::Builder::new()
         .name("chatapi-local-model".into())
         .spawn(move || {
             let loaded = backend().and_then(|backend| {
@@ -129,7 +134,7 @@ pub fn spawn(
                     match model.new_context(backend, params) {
                         Ok(ctx) => {
                             let _ = ready_tx.send(Ok(()));
-                            Engine::new(name, &model, ctx, template, &settings).run(queue);
+                            Engine::new(name, &model, ctx, template, &settings).run(&queue, &stop);
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(format!("could not create a context: {e}")));
@@ -143,7 +148,7 @@ pub fn spawn(
         })
         .map_err(|e| engine_error(e.to_string()))?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => Ok(engine),
         Ok(Err(detail)) if detail.starts_with("could not be loaded") => Err(LocalError::Corrupt {
             path: path.clone(),
             detail,
@@ -211,12 +216,12 @@ struct Engine<'m> {
     template: LlamaChatTemplate,
     slots: Vec<Option<Slot>>,
     context_tokens: u32,
-    name: std::sync::Arc<str>,
+    name: Arc<str>,
 }
 
 impl<'m> Engine<'m> {
     fn new(
-        name: std::sync::Arc<str>,
+        name: Arc<str>,
         model: &'m LlamaModel,
         ctx: LlamaContext<'m>,
         template: LlamaChatTemplate,
@@ -232,11 +237,15 @@ impl<'m> Engine<'m> {
         }
     }
 
-    fn run(mut self, queue: Receiver<Job>) {
+    fn run(mut self, queue: &Receiver<Job>, stop: &AtomicBool) {
         let mut batch =
             LlamaBatch::new(BATCH_TOKENS.max(self.slots.len()), self.slots.len() as i32);
         loop {
-            if !self.admit(&queue) {
+            if stop.load(Ordering::Acquire) {
+                self.stop_all();
+                return;
+            }
+            if !self.admit(queue) {
                 return;
             }
             self.drop_cancelled();
@@ -338,6 +347,13 @@ impl<'m> Engine<'m> {
             {
                 self.release(seq);
             }
+        }
+    }
+
+    /// Every answer still in progress ends with an error, never as if it were complete.
+    fn stop_all(&mut self) {
+        for seq in 0..self.slots.len() {
+            self.fail(seq, "the local model was stopped".into());
         }
     }
 

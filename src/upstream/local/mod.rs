@@ -10,8 +10,10 @@ pub mod text;
 use std::path::{Path, PathBuf};
 
 pub use engine::render_prompt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -73,9 +75,16 @@ pub struct Job {
     pub out: mpsc::UnboundedSender<Result<String, UpstreamError>>,
 }
 
+/// One loaded model and its engine thread. Dropping it stops the engine and waits for the thread
+/// to end (at most one decode step): llama.cpp's static destructors run at process exit, and an
+/// engine still decoding then crashes the process, so no engine may outlive its `Local`. Streams
+/// keep the runtime (and so this) alive, so nobody is waiting on the engine when it stops.
 pub struct Local {
     name: Arc<str>,
-    jobs: SyncSender<Job>,
+    /// `None` only inside `drop`, which closes the queue before joining.
+    jobs: Option<SyncSender<Job>>,
+    stop: Arc<AtomicBool>,
+    engine: Option<JoinHandle<()>>,
 }
 
 /// The first bytes of every GGUF file.
@@ -108,8 +117,14 @@ impl Local {
         check_file(&settings.model_path)?;
         let name: Arc<str> = Arc::from(name);
         let (jobs, queue) = sync_channel(settings.queue);
-        engine::spawn(name.clone(), settings, queue)?;
-        Ok(Self { name, jobs })
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine::spawn(name.clone(), settings, queue, stop.clone())?;
+        Ok(Self {
+            name,
+            jobs: Some(jobs),
+            stop,
+            engine: Some(engine),
+        })
     }
 
     pub fn name(&self) -> &Arc<str> {
@@ -122,18 +137,33 @@ impl Local {
             request: request.clone(),
             out,
         };
-        self.jobs.try_send(job).map_err(|e| match e {
+        let stopped = || UpstreamError::Transport {
+            upstream: self.name.clone(),
+            detail: "the local model's engine has stopped".into(),
+        };
+        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
+        jobs.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) => UpstreamError::Busy {
                 upstream: self.name.clone(),
                 retry_after: Duration::from_secs(1),
             },
-            TrySendError::Disconnected(_) => UpstreamError::Transport {
-                upstream: self.name.clone(),
-                detail: "the local model's engine has stopped".into(),
-            },
+            TrySendError::Disconnected(_) => stopped(),
         })?;
         Ok(Box::pin(futures_util::stream::poll_fn(move |cx| {
             rx.poll_recv(cx)
         })))
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Closing the queue wakes an idle engine blocked waiting for a job.
+        drop(self.jobs.take());
+        if let Some(engine) = self.engine.take() {
+            if engine.join().is_err() {
+                tracing::error!(upstream = %self.name, "the local model's engine thread panicked");
+            }
+        }
     }
 }

@@ -1,0 +1,82 @@
+//! The `chatapi` binary as a child process: for start-up errors, signals and exit codes, which an
+//! in-process server cannot show.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, Command};
+
+use super::TempFile;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_chatapi");
+
+pub fn command(config: &TempFile) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--config")
+        .arg(&config.0)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+pub struct Running {
+    pub child: Child,
+    pub logs: Lines<BufReader<ChildStderr>>,
+    pub url: String,
+}
+
+impl Running {
+    /// Starts the binary and waits for its "listening" line, which carries the bound address.
+    pub async fn start(config: &TempFile) -> Self {
+        let mut child = command(config).spawn().unwrap();
+        let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
+        let line = wait_for(&mut logs, "chatapi listening").await;
+        let addr = line
+            .split("listen=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        Self {
+            child,
+            logs,
+            url: format!("http://{addr}"),
+        }
+    }
+
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The exit status, within five seconds.
+    pub async fn exit_status(&mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .expect("the process did not exit within 5 s")
+            .unwrap()
+    }
+}
+
+pub async fn wait_for(logs: &mut Lines<BufReader<ChildStderr>>, needle: &str) -> String {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = logs.next_line().await.unwrap() {
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("process ended before logging {needle:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {needle:?} in the log"))
+}
