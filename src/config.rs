@@ -132,6 +132,8 @@ pub struct Timeouts {
 #[serde(deny_unknown_fields)]
 pub struct TimeoutOverrides {
     #[serde(default, with = "humantime_serde")]
+    pub connect: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
     pub first_token: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub idle: Option<Duration>,
@@ -142,7 +144,7 @@ pub struct TimeoutOverrides {
 impl Timeouts {
     pub fn with(self, overrides: &TimeoutOverrides) -> Self {
         Self {
-            connect: self.connect,
+            connect: overrides.connect.unwrap_or(self.connect),
             first_token: overrides.first_token.unwrap_or(self.first_token),
             idle: overrides.idle.unwrap_or(self.idle),
             total: overrides.total.unwrap_or(self.total),
@@ -463,6 +465,17 @@ impl Config {
         Ok(())
     }
 
+    /// Every connect timeout a request may use: the global one and each persona's own, sorted,
+    /// without repeats.
+    pub fn connect_timeouts(&self) -> Vec<Duration> {
+        let mut all: Vec<Duration> = std::iter::once(self.timeouts.connect)
+            .chain(self.personas.values().filter_map(|p| p.timeouts.connect))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
     /// The effective configuration as TOML, secrets redacted (`chatapi check-config`).
     pub fn redacted_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string_pretty(self)
@@ -497,6 +510,17 @@ fn validate_persona(name: &str, p: &Persona) -> Result<(), ConfigError> {
                 key("stop"),
                 "at most 4 sequences, none empty",
             ));
+        }
+    }
+    let t = &p.timeouts;
+    for (field, d) in [
+        ("timeouts.connect", t.connect),
+        ("timeouts.first_token", t.first_token),
+        ("timeouts.idle", t.idle),
+        ("timeouts.total", t.total),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::invalid(key(field), "must be longer than 0s"));
         }
     }
     if p.context_tokens > 0 && p.max_tokens.unwrap_or(0) >= p.context_tokens {
@@ -588,6 +612,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("personas.default.temperature"), "{err}");
+    }
+
+    #[test]
+    fn persona_timeouts_override_and_zero_is_rejected() {
+        let c = load(
+            "[personas.quick]\ntimeouts = { connect = \"100ms\", idle = \"2s\" }\n[personas.same]\ntimeouts = { connect = \"5s\" }\n",
+        )
+        .unwrap();
+        let quick = c.timeouts.with(&c.personas["quick"].timeouts);
+        assert_eq!(quick.connect, Duration::from_millis(100));
+        assert_eq!(quick.idle, Duration::from_secs(2));
+        assert_eq!(quick.first_token, c.timeouts.first_token);
+        assert_eq!(
+            c.connect_timeouts(),
+            [Duration::from_millis(100), Duration::from_secs(5)],
+            "one HTTP client per distinct connect timeout"
+        );
+        let err = load("[personas.default]\ntimeouts = { total = \"0s\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("personas.default.timeouts.total"), "{err}");
     }
 
     #[test]

@@ -519,3 +519,39 @@ async fn a_two_thousand_turn_conversation_keeps_working() {
         .sum();
     assert!(chars < 4096 * 4, "about 4k tokens at most: {chars} chars");
 }
+
+#[tokio::test]
+async fn connect_timeout_is_global_and_per_persona() {
+    let silent = Unanswering::start();
+    let b = FakeUpstream::start().await;
+    // TEST_BASE sets `timeouts.connect = "1s"`; the persona `quick` gives up after 100 ms.
+    let server = Server::start_toml(&format!(
+        "{TEST_BASE}[[upstreams]]\nname = \"silent\"\nbase_url = \"{}\"\nmodel = \"m\"\n[[upstreams]]\nname = \"b\"\nbase_url = \"{}\"\nmodel = \"m\"\n[personas.quick]\ntimeouts = {{ connect = \"100ms\" }}\n",
+        silent.base_url, b.base_url
+    ))
+    .await;
+    let started = Instant::now();
+    let (status, answer) = chat(&server.chat_url(), &faceto_body("hi")).await;
+    let global = started.elapsed();
+    assert_eq!(
+        (status.as_u16(), answer.text().as_str()),
+        (200, "Hello there.")
+    );
+    assert!(
+        global >= Duration::from_secs(1),
+        "failed over after {global:?}"
+    );
+
+    let started = Instant::now();
+    let (status, answer) = chat(&format!("{}/quick", server.chat_url()), &faceto_body("hi")).await;
+    let quick = started.elapsed();
+    assert_eq!(
+        (status.as_u16(), answer.text().as_str()),
+        (200, "Hello there.")
+    );
+    assert!(
+        quick < Duration::from_millis(900),
+        "the persona's 100 ms connect timeout applied, not the global 1 s: {quick:?}"
+    );
+    assert_eq!(b.received().len(), 2);
+}

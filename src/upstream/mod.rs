@@ -181,9 +181,13 @@ impl Backend {
         }
     }
 
-    async fn start(&self, request: &ChatRequest) -> Result<DeltaStream, UpstreamError> {
+    async fn start(
+        &self,
+        request: &ChatRequest,
+        timeouts: &Timeouts,
+    ) -> Result<DeltaStream, UpstreamError> {
         match self {
-            Backend::Remote(r) => r.start(request).await,
+            Backend::Remote(r) => r.start(request, timeouts.connect).await,
             #[cfg(feature = "local")]
             Backend::Local(l) => l.start(request).await,
         }
@@ -220,18 +224,19 @@ pub struct UpstreamHealth {
 
 impl Upstreams {
     pub fn from_config(config: &Config) -> Result<Self, BuildError> {
-        let client = remote::http_client(&config.timeouts, false)?;
-        let h2c_client = remote::http_client(&config.timeouts, true)?;
+        let connects = config.connect_timeouts();
+        let http1 = remote::Clients::build(&connects, false)?;
+        let h2c = remote::Clients::build(&connects, true)?;
         let mut members = Vec::with_capacity(config.upstreams.len());
         for u in &config.upstreams {
             let backend = match u.kind {
                 UpstreamKind::Remote => {
-                    let client = if u.http2_prior_knowledge {
-                        &h2c_client
+                    let clients = if u.http2_prior_knowledge {
+                        &h2c
                     } else {
-                        &client
+                        &http1
                     };
-                    Backend::Remote(Remote::new(u, client.clone()).map_err(|e| {
+                    Backend::Remote(Remote::new(u, clients.clone()).map_err(|e| {
                         BuildError::Url {
                             upstream: u.name.clone(),
                             detail: e.to_string(),
@@ -293,7 +298,7 @@ impl Upstreams {
                 crate::metrics::failover();
             }
             for attempt in 0..=self.retry.attempts {
-                match first_delta(&member.backend, request, timeouts.first_token).await {
+                match first_delta(&member.backend, request, timeouts).await {
                     Ok((first, rest)) => {
                         member.breaker.success();
                         return Ok(Opened {
@@ -351,14 +356,15 @@ impl Upstreams {
     }
 }
 
-/// Starts one attempt and waits, within `limit`, for its first non-empty delta.
+/// Starts one attempt and waits, within `timeouts.first_token`, for its first non-empty delta.
 async fn first_delta(
     backend: &Backend,
     request: &ChatRequest,
-    limit: Duration,
+    timeouts: &Timeouts,
 ) -> Result<(Option<String>, DeltaStream), UpstreamError> {
+    let limit = timeouts.first_token;
     let attempt = async {
-        let mut stream = backend.start(request).await?;
+        let mut stream = backend.start(request, timeouts).await?;
         match stream.next().await {
             Some(Ok(first)) => Ok((Some(first), stream)),
             Some(Err(e)) => Err(e),

@@ -22,25 +22,53 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT
 use serde::Deserialize;
 
 use super::{ChatRequest, DeltaStream, UpstreamError};
-use crate::config::{Timeouts, UpstreamConfig};
+use crate::config::UpstreamConfig;
 use crate::conversation::{Message, Role};
 
 /// Error bodies are read only this far: enough for OpenAI's message, never a whole HTML page.
 const MAX_ERROR_BODY: usize = 16 * 1024;
 
-/// The connection pool remote upstreams share. HTTP/1.1 unless asked otherwise: over HTTP/2 the
-/// client multiplexes every stream onto one connection per host and, past the server's
-/// `MAX_CONCURRENT_STREAMS` (100–250 at most providers), queues new requests instead of opening
-/// another connection — a silent first-token stall under load. `http2_prior_knowledge` opts in
-/// (h2c) for upstreams known to allow enough streams.
-pub fn http_client(
-    timeouts: &Timeouts,
+/// The connection pools remote upstreams share, one per connect timeout in use: reqwest fixes the
+/// connect timeout per client, and a persona may set its own.
+///
+/// HTTP/1.1 unless asked otherwise: over HTTP/2 the client multiplexes every stream onto one
+/// connection per host and, past the server's `MAX_CONCURRENT_STREAMS` (100–250 at most
+/// providers), queues new requests instead of opening another connection — a silent first-token
+/// stall under load. `http2_prior_knowledge` opts in (h2c) for upstreams known to allow enough
+/// streams.
+#[derive(Clone)]
+pub struct Clients(Arc<[(Duration, reqwest::Client)]>);
+
+impl Clients {
+    /// `connects` is never empty: it holds at least the global connect timeout.
+    pub fn build(
+        connects: &[Duration],
+        http2_prior_knowledge: bool,
+    ) -> Result<Self, reqwest::Error> {
+        let clients = connects
+            .iter()
+            .map(|&connect| Ok((connect, http_client(connect, http2_prior_knowledge)?)))
+            .collect::<Result<Vec<_>, reqwest::Error>>()?;
+        Ok(Self(clients.into()))
+    }
+
+    fn for_connect(&self, connect: Duration) -> Option<&reqwest::Client> {
+        self.0
+            .iter()
+            .find(|(c, _)| *c == connect)
+            .or_else(|| self.0.first())
+            .map(|(_, client)| client)
+    }
+}
+
+fn http_client(
+    connect: Duration,
     http2_prior_knowledge: bool,
 ) -> Result<reqwest::Client, reqwest::Error> {
     let builder = reqwest::Client::builder()
         // Without it Linux holds back each small SSE chunk for the delayed ACK (~40 ms).
         .tcp_nodelay(true)
-        .connect_timeout(timeouts.connect)
+        .connect_timeout(connect)
         .pool_idle_timeout(Duration::from_secs(90));
     if http2_prior_knowledge {
         builder.http2_prior_knowledge().build()
@@ -55,11 +83,11 @@ pub struct Remote {
     url: reqwest::Url,
     model: Option<String>,
     headers: HeaderMap,
-    client: reqwest::Client,
+    clients: Clients,
 }
 
 impl Remote {
-    pub fn new(config: &UpstreamConfig, client: reqwest::Client) -> Result<Self, url::ParseError> {
+    pub fn new(config: &UpstreamConfig, clients: Clients) -> Result<Self, url::ParseError> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if !config.api_key.is_empty() {
@@ -85,7 +113,7 @@ impl Remote {
             url: reqwest::Url::parse(&url)?,
             model: config.model.clone(),
             headers,
-            client,
+            clients,
         })
     }
 
@@ -93,14 +121,25 @@ impl Remote {
         &self.name
     }
 
-    pub async fn start(&self, request: &ChatRequest) -> Result<DeltaStream, UpstreamError> {
+    /// Sends the request; `connect` picks the pool whose connect timeout applies.
+    pub async fn start(
+        &self,
+        request: &ChatRequest,
+        connect: Duration,
+    ) -> Result<DeltaStream, UpstreamError> {
+        let client = self
+            .clients
+            .for_connect(connect)
+            .ok_or_else(|| UpstreamError::Transport {
+                upstream: self.name.clone(),
+                detail: "no HTTP client was built".into(),
+            })?;
         let body =
             serde_json::to_vec(&self.body(request)).map_err(|e| UpstreamError::Transport {
                 upstream: self.name.clone(),
                 detail: format!("could not encode the request: {e}"),
             })?;
-        let response = self
-            .client
+        let response = client
             .post(self.url.clone())
             .headers(self.headers.clone())
             .body(body)

@@ -135,6 +135,36 @@ pub fn dead_base_url() -> String {
     format!("http://{}/v1", listener.local_addr().unwrap())
 }
 
+/// A host that never answers a connection attempt, the way a firewalled or overloaded one
+/// behaves: its accept queue is full, so the kernel drops every further SYN and the caller's
+/// connect hangs until its own timeout.
+pub struct Unanswering {
+    pub base_url: String,
+    _listener: tokio::net::TcpListener,
+    _queued: Vec<std::net::TcpStream>,
+}
+
+impl Unanswering {
+    pub fn start() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Connections the listener never accepts fill its queue; the first attempt that gets no
+        // answer shows it is full.
+        let mut queued = Vec::new();
+        while let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            queued.push(s);
+            assert!(queued.len() < 64, "the accept queue never filled");
+        }
+        Self {
+            base_url: format!("http://{addr}/v1"),
+            _listener: listener,
+            _queued: queued,
+        }
+    }
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(0)
