@@ -86,6 +86,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     #[serde(with = "humantime_serde")]
     pub keepalive: Duration,
+    /// How often the config file is checked for changes; 0 turns watching off.
+    #[serde(with = "humantime_serde")]
+    pub watch_config: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

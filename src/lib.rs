@@ -15,7 +15,8 @@
 //!
 //! Beside the path: `config` (layered TOML + env, unknown keys rejected), `state` (the swappable
 //! runtime and shared limits), `error` (every failure's status and JSON body, in one place),
-//! `record` + `metrics` + `telemetry` (one log line per request, Prometheus), `signals`.
+//! `record` + `metrics` + `telemetry` (one log line per request, Prometheus), `signals` (shutdown),
+//! `reload` (SIGHUP and config-file changes).
 
 pub mod auth;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod persona;
 pub mod record;
 pub mod relay;
+pub mod reload;
 pub mod routes;
 pub mod signals;
 pub mod state;

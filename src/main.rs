@@ -2,7 +2,7 @@
 //!
 //! Shutdown, in order: SIGTERM/SIGINT stops accepting; open streams get `server.shutdown_grace`;
 //! then each still open ends with `data: [DONE]`; the process exits 0 once all are written.
-//! SIGHUP reloads the config without touching open streams.
+//! SIGHUP, or a change to the config file, reloads the config without touching open streams.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,7 +68,7 @@ fn check_config(config: &Config) -> ExitCode {
 
 async fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
     let listen = config.server.listen;
-    let state = match AppState::new(config, path) {
+    let state = match AppState::new(config, path.clone()) {
         Ok(state) => state,
         Err(error) => {
             eprintln!("chatapi: {error}");
@@ -89,7 +89,10 @@ async fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
         tracing::warn!("no upstream configured: set OPENAI_API_KEY or add [[upstreams]]; /chat answers 503 until then");
     }
     tracing::info!(%listen, upstreams = ?upstreams.iter().map(|u| &u.name).collect::<Vec<_>>(), "chatapi listening");
-    tokio::spawn(chatapi::signals::reload_on_hangup(state.clone()));
+    tokio::spawn(chatapi::reload::on_hangup(state.clone()));
+    if let Some(path) = path {
+        tokio::spawn(chatapi::reload::on_file_change(state.clone(), path));
+    }
     match chatapi::serve(listener, state, chatapi::signals::terminate()).await {
         Ok(()) => {
             tracing::info!("stopped");

@@ -1,6 +1,4 @@
-//! Process signals: SIGTERM/SIGINT start a graceful shutdown, SIGHUP reloads the config.
-
-use crate::state::AppState;
+//! Process signals: SIGTERM/SIGINT start a graceful shutdown (SIGHUP is `reload`'s).
 
 /// Resolves on the first SIGTERM or SIGINT.
 pub async fn terminate() {
@@ -22,26 +20,4 @@ pub async fn terminate() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-}
-
-/// Reloads personas, keys and upstreams on every SIGHUP. A config that does not load is logged
-/// and ignored; the running one stays.
-pub async fn reload_on_hangup(state: AppState) {
-    #[cfg(unix)]
-    {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            match state.reload() {
-                Ok(()) => tracing::info!("config reloaded"),
-                Err(error) => {
-                    tracing::error!(%error, "config reload rejected; keeping the running config")
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = state;
 }

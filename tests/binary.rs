@@ -9,9 +9,10 @@ use common::process::*;
 use common::*;
 use futures_util::StreamExt;
 
+/// Watching the file is off here, so a reload can only come from SIGHUP.
 fn config_for(up: &FakeUpstream, prompt: &str) -> String {
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"300ms\"\n[[upstreams]]\nname = \"fake\"\nbase_url = \"{}\"\napi_key = \"sk-secret-value\"\nmodel = \"m\"\n[personas.default]\nsystem_prompt = \"{prompt}\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"300ms\"\nwatch_config = \"0s\"\n[[upstreams]]\nname = \"fake\"\nbase_url = \"{}\"\napi_key = \"sk-secret-value\"\nmodel = \"m\"\n[personas.default]\nsystem_prompt = \"{prompt}\"\n",
         up.base_url
     )
 }
@@ -134,6 +135,41 @@ async fn sighup_reloads_without_dropping_open_streams_and_rejects_bad_config() {
     assert_eq!(
         up.received()[2].body["messages"][0]["content"],
         "New prompt.",
+        "the running config stayed"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_config_file_is_reloaded_and_a_bad_one_rejected() {
+    let up = FakeUpstream::start().await;
+    let watched = |prompt: &str| {
+        config_for(&up, prompt).replace("watch_config = \"0s\"", "watch_config = \"20ms\"")
+    };
+    let file = TempFile::with(&watched("Old prompt."));
+    let mut server = Running::start(&file).await;
+    let chat_url = format!("{}/chat", server.url);
+
+    file.rewrite(&watched("New prompt, a longer one."));
+    let line = wait_for(&mut server.logs, "config reloaded").await;
+    assert!(line.contains("config file changed"), "{line}");
+    let (status, _) = chat(&chat_url, &faceto_body("hi")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        up.received()[0].body["messages"][0]["content"],
+        "New prompt, a longer one."
+    );
+
+    file.rewrite("[personas.default]\ntemprature = 1\n");
+    let line = wait_for(&mut server.logs, "config reload rejected").await;
+    assert!(
+        line.contains("temprature"),
+        "the log names the bad key: {line}"
+    );
+    let (status, _) = chat(&chat_url, &faceto_body("hi")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        up.received()[1].body["messages"][0]["content"],
+        "New prompt, a longer one.",
         "the running config stayed"
     );
 }

@@ -1,0 +1,71 @@
+//! Config reloads, on SIGHUP and when the config file changes on disk. Either way the whole config
+//! (file and environment) is loaded again and swapped in only if it loads and validates; open
+//! streams keep the runtime they started with.
+//!
+//! The file is polled (one `stat` every `server.watch_config`) rather than watched with inotify:
+//! that costs nothing measurable, needs no extra thread or dependency, and also sees the symlink
+//! swap by which Kubernetes updates a mounted ConfigMap.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::state::AppState;
+
+/// Reloads on every SIGHUP.
+pub async fn on_hangup(state: AppState) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload on SIGHUP is off");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            apply(&state, "SIGHUP");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = state;
+}
+
+/// Reloads whenever the file's modification time or size changes. The interval is re-read from
+/// the running config at every check, so a reload can change it; 0 pauses watching until a
+/// SIGHUP sets it again.
+pub async fn on_file_change(state: AppState, path: PathBuf) {
+    let mut seen = fingerprint(&path);
+    loop {
+        let every = state.runtime().config.server.watch_config;
+        tokio::time::sleep(if every.is_zero() {
+            PAUSED_RECHECK
+        } else {
+            every
+        })
+        .await;
+        if every.is_zero() {
+            continue;
+        }
+        let now = fingerprint(&path);
+        // Missing for a moment (an editor or ConfigMap replacing it): wait for it to come back.
+        if now.is_some() && now != seen {
+            seen = now;
+            apply(&state, "config file changed");
+        }
+    }
+}
+
+/// How often a paused watcher looks whether a reload turned it back on.
+const PAUSED_RECHECK: Duration = Duration::from_secs(5);
+
+fn fingerprint(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+fn apply(state: &AppState, trigger: &'static str) {
+    match state.reload() {
+        Ok(()) => tracing::info!(trigger, "config reloaded"),
+        Err(error) => {
+            tracing::error!(trigger, %error, "config reload rejected; keeping the running config")
+        }
+    }
+}
