@@ -1,9 +1,11 @@
-//! Per-key and per-IP rate limits (governor's GCRA), checked before anything goes upstream.
-//! The global cap on open streams is a semaphore in `state`, since it counts streams, not requests.
+//! Limits checked before anything goes upstream: per-key and per-IP rate limits (governor's GCRA)
+//! and the global cap on open streams.
 
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -72,5 +74,61 @@ impl RateLimits {
         if let Some(l) = &self.per_ip {
             l.retain_recent();
         }
+    }
+}
+
+/// Streams open right now, across all callers. The cap is passed in at each check rather than
+/// fixed here, so a reload that changes `limits.max_concurrent_streams` applies at once: streams
+/// already over a lowered cap finish, and new ones wait until the count is below it.
+#[derive(Debug, Default)]
+pub struct OpenStreams(Arc<AtomicUsize>);
+
+/// One open stream's place under the cap, given back when dropped.
+#[derive(Debug)]
+pub struct StreamSlot(Arc<AtomicUsize>);
+
+impl OpenStreams {
+    pub fn try_open(&self, cap: usize) -> Result<StreamSlot, ApiError> {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < cap).then_some(open + 1)
+            })
+            .map(|_| StreamSlot(self.0.clone()))
+            .map_err(|_| ApiError::Overloaded {
+                retry_after: Duration::from_secs(1),
+            })
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_is_whatever_the_caller_passes_now() {
+        let open = OpenStreams::default();
+        let a = open.try_open(2).unwrap();
+        let _b = open.try_open(2).unwrap();
+        assert!(open.try_open(2).is_err());
+        let c = open.try_open(3).unwrap();
+        assert_eq!(open.count(), 3);
+        assert!(
+            open.try_open(1).is_err(),
+            "over a lowered cap, nothing new opens"
+        );
+        drop((a, c));
+        assert_eq!(open.count(), 1);
+        assert!(open.try_open(1).is_err());
+        assert!(open.try_open(2).is_ok());
     }
 }

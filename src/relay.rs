@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{sleep_until, Instant as TokioInstant};
 use tokio_util::sync::CancellationToken;
 
+use crate::limits::StreamSlot;
 use crate::record::Record;
 use crate::upstream::{Opened, UpstreamError};
 use crate::wire::{Framing, PING};
@@ -38,7 +38,7 @@ pub struct Relay {
     pub hard_stop: CancellationToken,
     pub record: Record,
     /// Held for as long as the stream is open: the concurrency cap counts streams, not requests.
-    pub permit: OwnedSemaphorePermit,
+    pub slot: StreamSlot,
 }
 
 enum Step<T> {
@@ -56,12 +56,12 @@ pub fn stream(relay: Relay, start: Start) -> impl Stream<Item = Result<Bytes, In
         on_error_text,
         hard_stop,
         mut record,
-        permit,
+        slot,
     } = relay;
     let deadline = record.started() + total;
     let deadline_at = TokioInstant::from_std(deadline);
     async_stream::stream! {
-        let _permit = permit;
+        let _slot = slot;
         let _open = crate::metrics::OpenStream::new();
         let stop = hard_stop.cancelled_owned();
         tokio::pin!(stop);

@@ -1,16 +1,15 @@
 //! What every request shares: the current [`Runtime`] (config, upstreams, rate limits), swapped
-//! whole on reload so a stream already open keeps the runtime it started with; the cap on open
+//! whole on reload so a stream already open keeps the runtime it started with; the count of open
 //! streams; and the shutdown signal that ends streams after the grace period.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError};
-use crate::limits::RateLimits;
+use crate::limits::{OpenStreams, RateLimits};
 use crate::upstream::Upstreams;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,18 +43,17 @@ pub struct AppState {
 
 struct Inner {
     runtime: ArcSwap<Runtime>,
-    streams: Arc<Semaphore>,
+    streams: OpenStreams,
     hard_stop: CancellationToken,
     config_path: Option<PathBuf>,
 }
 
 impl AppState {
     pub fn new(config: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
-        let streams = Arc::new(Semaphore::new(config.limits.max_concurrent_streams));
         Ok(Self {
             inner: Arc::new(Inner {
                 runtime: ArcSwap::from_pointee(Runtime::build(config)?),
-                streams,
+                streams: OpenStreams::default(),
                 hard_stop: CancellationToken::new(),
                 config_path,
             }),
@@ -66,7 +64,7 @@ impl AppState {
         self.inner.runtime.load_full()
     }
 
-    pub fn streams(&self) -> &Arc<Semaphore> {
+    pub fn streams(&self) -> &OpenStreams {
         &self.inner.streams
     }
 
@@ -77,7 +75,6 @@ impl AppState {
 
     /// Re-reads the config file and environment. A config that fails to load or validate is
     /// rejected whole and the running one stays. Open streams keep the runtime they began with.
-    /// `limits.max_concurrent_streams` only takes effect at start.
     pub fn reload(&self) -> Result<(), StartError> {
         let config = Config::load(self.inner.config_path.as_deref())?;
         let runtime = Runtime::build(config)?;

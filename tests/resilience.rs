@@ -261,6 +261,63 @@ async fn no_retry_after_the_first_token() {
     );
 }
 
+#[tokio::test]
+async fn a_reload_changes_the_concurrency_cap_at_once() {
+    let up = FakeUpstream::start().await;
+    let server = Server::start(&[&up], "[limits]\nmax_concurrent_streams = 1\n").await;
+    up.set_default(Reply::Stream(vec![Step::Text("held".into()), Step::Hang]));
+    let open_one = || async {
+        faceto_request(&client(), &server.chat_url(), &faceto_body("hi"), "")
+            .send()
+            .await
+            .unwrap()
+    };
+    let cap = |n: usize| {
+        move |t: &str| {
+            let at = t.find("max_concurrent_streams = ").unwrap();
+            let end = at + t[at..].find('\n').unwrap();
+            format!("{}max_concurrent_streams = {n}{}", &t[..at], &t[end..])
+        }
+    };
+    // Waits until the server counts `n` open streams (a hang-up is seen by the server a moment
+    // after the client drops its end).
+    let server = &server;
+    let open_streams_become = |n: u64| async move {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while readyz(server).await["open_streams"] != n {
+            assert!(Instant::now() < deadline, "open streams never became {n}");
+        }
+    };
+
+    let first = open_one().await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(open_one().await.status(), 503);
+
+    server.reload_with(cap(2));
+    let second = open_one().await;
+    assert_eq!(second.status(), 200, "a raised cap applies at once");
+    assert_eq!(readyz(server).await["open_streams"], 2);
+
+    server.reload_with(cap(1));
+    assert_eq!(
+        readyz(server).await["open_streams"],
+        2,
+        "streams over a lowered cap keep going"
+    );
+    assert_eq!(open_one().await.status(), 503);
+    drop(second);
+    open_streams_become(1).await;
+    assert_eq!(open_one().await.status(), 503, "still at the lowered cap");
+    drop(first);
+    open_streams_become(0).await;
+    assert_eq!(open_one().await.status(), 200);
+    assert_eq!(
+        up.received().len(),
+        3,
+        "refused requests never went upstream"
+    );
+}
+
 async fn readyz(server: &Server) -> Value {
     let r = client()
         .get(format!("{}/readyz", server.url))

@@ -12,12 +12,12 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::REQUEST_ID;
 use crate::config::{Timeouts, DEFAULT_PERSONA};
 use crate::error::ApiError;
+use crate::limits::StreamSlot;
 use crate::record::Record;
 use crate::relay::{self, OpenFuture, Relay, Start};
 use crate::state::AppState;
@@ -62,7 +62,7 @@ async fn chat(state: AppState, persona_name: &str, request: Request) -> Response
                 on_error_text: ready.on_error_text,
                 hard_stop: state.hard_stop().clone(),
                 record,
-                permit: ready.permit,
+                slot: ready.slot,
             };
             sse(relay::stream(relay, ready.start))
         }
@@ -77,7 +77,7 @@ async fn chat(state: AppState, persona_name: &str, request: Request) -> Response
 /// A request that passed every check and whose answer has begun (or is about to).
 struct Ready {
     start: Start,
-    permit: OwnedSemaphorePermit,
+    slot: StreamSlot,
     timeouts: Timeouts,
     keepalive: Duration,
     framing: Framing,
@@ -101,13 +101,9 @@ async fn answer(
         .get(persona_name)
         .ok_or_else(|| ApiError::UnknownPersona(persona_name.to_string()))?;
     runtime.rate_limits.check(key, peer_ip)?;
-    let permit = state
+    let slot = state
         .streams()
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Overloaded {
-            retry_after: Duration::from_secs(1),
-        })?;
+        .try_open(config.limits.max_concurrent_streams)?;
     let bytes = read_body(body, headers, config).await?;
     let messages = validate::messages(&bytes, config.limits.max_messages)?;
     let (request, applied) = persona::apply(persona, messages);
@@ -130,7 +126,7 @@ async fn answer(
     };
     Ok(Ready {
         start,
-        permit,
+        slot,
         timeouts,
         keepalive,
         framing: Framing::new(config.wire.compact),

@@ -26,8 +26,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "upstreams": upstreams,
-        "open_streams": runtime.config.limits.max_concurrent_streams
-            - state.streams().available_permits(),
+        "open_streams": state.streams().count(),
     });
     (status, Json(body))
 }

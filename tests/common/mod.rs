@@ -41,7 +41,7 @@ pub struct Server {
     pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
-    _config: TempFile,
+    config: TempFile,
 }
 
 impl Server {
@@ -87,7 +87,7 @@ impl Server {
             state,
             stop: Some(stop),
             handle,
-            _config: file,
+            config: file,
         }
     }
 
@@ -96,6 +96,13 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Rewrites the config file with `edit` and reloads it, as SIGHUP would.
+    pub fn reload_with(&self, edit: impl FnOnce(&str) -> String) {
+        let text = std::fs::read_to_string(&self.config.0).unwrap();
+        self.config.rewrite(&edit(&text));
+        self.state.reload().unwrap();
     }
 
     pub fn chat_url(&self) -> String {
