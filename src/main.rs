@@ -88,12 +88,13 @@ async fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
     if upstreams.is_empty() {
         tracing::warn!("no upstream configured: set OPENAI_API_KEY or add [[upstreams]]; /chat answers 503 until then");
     }
-    tracing::info!(%listen, upstreams = ?upstreams.iter().map(|u| &u.name).collect::<Vec<_>>(), "chatapi listening");
     tokio::spawn(chatapi::reload::on_hangup(state.clone()));
     if let Some(path) = path {
         tokio::spawn(chatapi::reload::on_file_change(state.clone(), path));
     }
-    match chatapi::serve(listener, state, chatapi::signals::terminate()).await {
+    let terminate = chatapi::signals::terminate();
+    tracing::info!(%listen, upstreams = ?upstreams.iter().map(|u| &u.name).collect::<Vec<_>>(), "chatapi listening");
+    match chatapi::serve(listener, state, terminate).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

@@ -6,49 +6,60 @@
 //! that costs nothing measurable, needs no extra thread or dependency, and also sees the symlink
 //! swap by which Kubernetes updates a mounted ConfigMap.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::state::AppState;
 
-/// Reloads on every SIGHUP.
-pub async fn on_hangup(state: AppState) {
+/// Reloads on every SIGHUP. The handler is installed before this returns, so a SIGHUP that
+/// arrives once the server says it is listening is never the default action (which would kill it).
+pub fn on_hangup(state: AppState) -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
+    let hup = {
         use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; reload on SIGHUP is off");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            apply(&state, "SIGHUP");
+        signal(SignalKind::hangup())
+            .inspect_err(
+                |error| tracing::warn!(%error, "cannot listen for SIGHUP; reload on SIGHUP is off"),
+            )
+            .ok()
+    };
+    async move {
+        #[cfg(unix)]
+        if let Some(mut hup) = hup {
+            while hup.recv().await.is_some() {
+                apply(&state, "SIGHUP");
+            }
         }
+        #[cfg(not(unix))]
+        let _ = state;
     }
-    #[cfg(not(unix))]
-    let _ = state;
 }
 
-/// Reloads whenever the file's modification time or size changes. The interval is re-read from
-/// the running config at every check, so a reload can change it; 0 pauses watching until a
-/// SIGHUP sets it again.
-pub async fn on_file_change(state: AppState, path: PathBuf) {
+/// Reloads whenever the file's modification time or size changes. The file is looked at before
+/// this returns, so a change made once the server says it is listening is never missed. The
+/// interval is re-read from the running config at every check, so a reload can change it; 0
+/// pauses watching until a SIGHUP sets it again.
+pub fn on_file_change(state: AppState, path: PathBuf) -> impl Future<Output = ()> + Send + 'static {
     let mut seen = fingerprint(&path);
-    loop {
-        let every = state.runtime().config.server.watch_config;
-        tokio::time::sleep(if every.is_zero() {
-            PAUSED_RECHECK
-        } else {
-            every
-        })
-        .await;
-        if every.is_zero() {
-            continue;
-        }
-        let now = fingerprint(&path);
-        // Missing for a moment (an editor or ConfigMap replacing it): wait for it to come back.
-        if now.is_some() && now != seen {
-            seen = now;
-            apply(&state, "config file changed");
+    async move {
+        loop {
+            let every = state.runtime().config.server.watch_config;
+            tokio::time::sleep(if every.is_zero() {
+                PAUSED_RECHECK
+            } else {
+                every
+            })
+            .await;
+            if every.is_zero() {
+                continue;
+            }
+            let now = fingerprint(&path);
+            // Missing for a moment (an editor or ConfigMap replacing it): wait for it to come back.
+            if now.is_some() && now != seen {
+                seen = now;
+                apply(&state, "config file changed");
+            }
         }
     }
 }
