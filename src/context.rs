@@ -31,8 +31,9 @@ pub fn count(bpe: &CoreBPE, m: &Message) -> usize {
             .map_or(0, |n| PER_NAME + bpe.encode_ordinary(n).len())
 }
 
-/// Drops the oldest droppable turns until the prompt plus `max_tokens` fits in `context_tokens`.
-/// `messages[..pinned]` (the persona's prompt) always stays. Returns how many turns were dropped.
+/// Drops the oldest droppable turns until the prompt plus `max_tokens` fits in `context_tokens`,
+/// counting as OpenAI does. `messages[..pinned]` (the persona's prompt) always stays. Returns how
+/// many turns were dropped.
 pub fn fit(
     messages: &mut Vec<Message>,
     pinned: usize,
@@ -40,28 +41,53 @@ pub fn fit(
     context_tokens: u32,
     max_tokens: u32,
 ) -> usize {
-    let budget = context_tokens.saturating_sub(max_tokens) as usize;
+    let budget = (context_tokens.saturating_sub(max_tokens) as usize).saturating_sub(REPLY_PRIMING);
     let bpe = encoding(model);
-    let costs: Vec<usize> = messages.iter().map(|m| count(bpe, m)).collect();
-    let mut total = REPLY_PRIMING + costs.iter().sum::<usize>();
-    if total <= budget {
-        return 0;
-    }
+    fit_by(messages, pinned, budget, |m| count(bpe, m))
+}
+
+/// The rule itself, for any way of counting (the embedded model counts with its own tokenizer):
+/// keeps `messages[..pinned]`, every system message and the latest user turn, then the newest
+/// other turns whose costs still fit in `budget`; everything older goes. (The same as dropping
+/// the oldest turns one by one until it fits, but it counts only what it keeps and one more, so a
+/// 2,000-turn call costs what its last few turns cost.) Returns how many turns were dropped.
+pub fn fit_by(
+    messages: &mut Vec<Message>,
+    pinned: usize,
+    budget: usize,
+    cost: impl Fn(&Message) -> usize,
+) -> usize {
     let latest_user = messages.iter().rposition(|m| m.role == Role::User);
-    let mut keep = vec![true; messages.len()];
-    for (i, m) in messages.iter().enumerate().skip(pinned) {
-        if total <= budget {
-            break;
-        }
-        if m.role == Role::System || Some(i) == latest_user {
+    let is_pinned =
+        |i: usize, m: &Message| i < pinned || m.role == Role::System || Some(i) == latest_user;
+    let pinned_cost: usize = messages
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| is_pinned(*i, m))
+        .map(|(_, m)| cost(m))
+        .sum();
+    let mut room = budget.saturating_sub(pinned_cost);
+    // Turns before `cut` go, unless pinned.
+    let mut cut = 0;
+    for (i, m) in messages.iter().enumerate().rev() {
+        if is_pinned(i, m) {
             continue;
         }
-        keep[i] = false;
-        total -= costs[i];
+        let c = cost(m);
+        if c > room {
+            cut = i + 1;
+            break;
+        }
+        room -= c;
     }
-    let mut flags = keep.iter();
-    messages.retain(|_| flags.next().copied().unwrap_or(true));
-    keep.iter().filter(|k| !**k).count()
+    let before = messages.len();
+    let mut i = 0;
+    messages.retain(|m| {
+        let keep = i >= cut || is_pinned(i, m);
+        i += 1;
+        keep
+    });
+    before - messages.len()
 }
 
 #[cfg(test)]
@@ -75,6 +101,25 @@ mod tests {
             Role::Assistant
         };
         Message::new(role, format!("turn number {i} with a few more words in it"))
+    }
+
+    #[test]
+    fn counts_only_what_it_keeps() {
+        let mut m: Vec<Message> = (0..2000).map(turn).collect();
+        m.push(Message::new(Role::User, "latest"));
+        let counted = std::cell::Cell::new(0);
+        let dropped = fit_by(&mut m, 0, 100, |_| {
+            counted.set(counted.get() + 1);
+            10
+        });
+        assert_eq!(
+            m.len(),
+            10,
+            "the latest question and the nine turns before it"
+        );
+        assert_eq!(dropped, 1991);
+        assert_eq!(m[0].content, turn(1991).content);
+        assert!(counted.get() <= 12, "counted {} messages", counted.get());
     }
 
     #[test]

@@ -42,6 +42,45 @@ async fn answers_the_capital_of_france_offline() {
     assert!(answer.deltas.len() > 1, "streamed token by token");
 }
 
+/// FaceTo-AI resends the whole call every turn. With no `context_tokens` set, the embedded model
+/// still answers a call far longer than its context: the oldest turns give way, the question
+/// stays.
+#[tokio::test]
+async fn a_two_thousand_turn_call_still_gets_answered() {
+    let server = Server::start_toml(&model_config(
+        "[personas.default]\nsystem_prompt = \"You are Ava.\"\ntemperature = 0.0\nmax_tokens = 32\n",
+    )
+    // A small context keeps the prefill (about 140 tokens/s on one core) short.
+    .replace("context_tokens = 1024", "context_tokens = 256"))
+    .await;
+    let mut messages: Vec<_> = (0..2000)
+        .map(|i| {
+            if i % 2 == 0 {
+                json!({"role": "user", "content": format!("Ann said this is remark number {i} in a long call"), "name": "Ann"})
+            } else {
+                json!({"role": "assistant", "content": format!("And this is my answer number {i}."), "name": "Ava"})
+            }
+        })
+        .collect();
+    messages.push(json!({"role": "user", "content": "What is the capital of France? Answer in one sentence.", "name": "Ann"}));
+    let (status, answer) = chat(&server.chat_url(), &json!({"messages": messages})).await;
+    assert_eq!(status, 200, "{:?}", answer.text());
+    assert!(answer.done);
+    assert!(answer.text().contains("Paris"), "{:?}", answer.text());
+
+    // What cannot be dropped (the latest question) and still does not fit is the caller's error.
+    let huge = "word ".repeat(2000);
+    let response = client()
+        .post(server.chat_url())
+        .body(json!({"messages": [{"role": "user", "content": huge}]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "context_length_exceeded");
+}
+
 #[tokio::test]
 async fn hanging_up_stops_generation() {
     // A long answer, and a queue of one: the second request only fits once the first one's

@@ -216,6 +216,8 @@ struct Engine<'m> {
     template: LlamaChatTemplate,
     slots: Vec<Option<Slot>>,
     context_tokens: u32,
+    /// Tokens the chat template adds around one message's text (measured from the template).
+    framing: usize,
     name: Arc<str>,
 }
 
@@ -227,10 +229,12 @@ impl<'m> Engine<'m> {
         template: LlamaChatTemplate,
         settings: &LocalSettings,
     ) -> Self {
+        let framing = message_framing(model, &template);
         Self {
             model,
             ctx,
             template,
+            framing,
             slots: (0..settings.parallel).map(|_| None).collect(),
             context_tokens: settings.context_tokens,
             name,
@@ -305,36 +309,72 @@ impl<'m> Engine<'m> {
 
     /// Renders and tokenizes the prompt and sets up sampling; an error goes back to the caller.
     fn prepare(&self, job: &Job) -> Result<Prepared, UpstreamError> {
-        let error = |detail: String| UpstreamError::Transport {
-            upstream: self.name.clone(),
-            detail,
-        };
-        let prompt = match apply_template(self.model, &self.template, &job.request.messages) {
-            Ok(p) => p,
-            Err(e) => return Err(error(format!("chat template failed: {e}"))),
-        };
-        let tokens = self.model.vocab().tokenize(prompt.as_bytes(), true, true);
         let room = self.context_tokens as usize;
-        if tokens.len() + 1 >= room {
-            return Err(UpstreamError::Status {
-                upstream: self.name.clone(),
-                status: 400,
-                message: format!(
-                    "the prompt is {} tokens; the local model's context is {room} per conversation",
-                    tokens.len()
-                ),
-                code: Some("context_length_exceeded".into()),
-                retry_after: None,
-            });
-        }
         let plan = SamplerPlan::from_sampling(&job.request.sampling, rand::random());
-        let max_tokens = plan.max_tokens.min((room - tokens.len()) as u32);
+        // A long call must keep working: history gives way before the answer's room shrinks
+        // below a quarter of the context.
+        let reserve = (plan.max_tokens as usize).min(room / 4).max(1);
+        let (tokens, dropped) =
+            self.fit_prompt(&job.request.messages, room.saturating_sub(reserve))?;
+        if dropped > 0 {
+            tracing::info!(upstream = %self.name, dropped_turns = dropped, "oldest turns dropped to fit the local model's context");
+        }
+        let max_tokens = plan
+            .max_tokens
+            .min(room.saturating_sub(tokens.len()) as u32);
         let stops = StopFilter::new(job.request.sampling.stop.as_deref().unwrap_or_default());
         Ok(Prepared {
             sampler: sampler(&plan, self.model),
             tokens,
             max_tokens,
             stops,
+        })
+    }
+
+    fn prompt_tokens(&self, messages: &[Message]) -> Result<Vec<LlamaToken>, UpstreamError> {
+        let prompt = apply_template(self.model, &self.template, messages).map_err(|e| {
+            UpstreamError::Transport {
+                upstream: self.name.clone(),
+                detail: format!("chat template failed: {e}"),
+            }
+        })?;
+        Ok(self.model.vocab().tokenize(prompt.as_bytes(), true, true))
+    }
+
+    /// The prompt's tokens, at most `budget` of them: the oldest turns are dropped by the same rule
+    /// as for remote upstreams (`context::fit_by`), counted with the model's own tokenizer. Each
+    /// turn is costed as its text plus the template's framing, then the real prompt is checked,
+    /// and the budget tightened by any shortfall, a few times at most.
+    fn fit_prompt(
+        &self,
+        messages: &[Message],
+        budget: usize,
+    ) -> Result<(Vec<LlamaToken>, usize), UpstreamError> {
+        let vocab = self.model.vocab();
+        let text_tokens = |m: &Message| vocab.tokenize(m.content.as_bytes(), false, false).len();
+        let mut kept = messages.to_vec();
+        let mut dropped = 0;
+        let mut target = budget;
+        for _ in 0..4 {
+            dropped +=
+                crate::context::fit_by(&mut kept, 0, target, |m| text_tokens(m) + self.framing);
+            let tokens = self.prompt_tokens(&kept)?;
+            if tokens.len() <= budget {
+                return Ok((tokens, dropped));
+            }
+            target = target.saturating_sub(tokens.len() - budget);
+        }
+        let tokens = self.prompt_tokens(&kept)?;
+        Err(UpstreamError::Status {
+            upstream: self.name.clone(),
+            status: 400,
+            message: format!(
+                "the prompt is {} tokens even without its older turns; the local model's context is {} per conversation",
+                tokens.len(),
+                self.context_tokens
+            ),
+            code: Some("context_length_exceeded".into()),
+            retry_after: None,
         })
     }
 
@@ -443,6 +483,25 @@ impl<'m> Engine<'m> {
                 self.release(seq);
             }
         }
+    }
+}
+
+/// Tokens the template adds around one message: the difference one more message makes to the
+/// rendered prompt, less that message's own text. 8 (ChatML's size) if the template cannot say.
+fn message_framing(model: &LlamaModel, template: &LlamaChatTemplate) -> usize {
+    let tokens = |messages: &[Message]| {
+        apply_template(model, template, messages)
+            .map(|p| model.vocab().tokenize(p.as_bytes(), true, true).len())
+    };
+    let one = [Message::new(Role::User, "hello")];
+    let two = [
+        Message::new(Role::User, "hello"),
+        Message::new(Role::Assistant, "hello"),
+    ];
+    let text = model.vocab().tokenize(b"hello", false, false).len();
+    match (tokens(&one), tokens(&two)) {
+        (Ok(a), Ok(b)) if b > a + text => b - a - text,
+        _ => 8,
     }
 }
 
