@@ -115,6 +115,27 @@ pub struct LimitsConfig {
     pub per_key_burst: u32,
     pub per_ip_per_minute: u32,
     pub per_ip_burst: u32,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the real caller.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl LimitsConfig {
+    /// `trusted_proxies`, parsed; a bare address is a block of one.
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::invalid(
+                            "limits.trusted_proxies",
+                            format!("`{p}` is neither an IP address nor a CIDR block"),
+                        )
+                    })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -328,6 +349,7 @@ impl Config {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("auth.keys")
+                .with_list_parse_key("limits.trusted_proxies")
                 .source(Some(env.iter().cloned().collect()));
             layers = layers.add_source(source);
         }
@@ -448,6 +470,7 @@ impl Config {
             }
         }
         let l = &self.limits;
+        l.trusted_proxy_nets()?;
         if l.max_body_bytes == 0 || l.max_messages == 0 || l.max_concurrent_streams == 0 {
             return Err(ConfigError::invalid(
                 "limits",
@@ -615,6 +638,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("personas.default.temperature"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_parse_and_a_bad_one_is_named() {
+        let env = vec![(
+            "CHATAPI__LIMITS__TRUSTED_PROXIES".to_string(),
+            "127.0.0.1,10.0.0.0/8".to_string(),
+        )];
+        let c = Config::load_from(None, &env, &OpenAiEnv::default()).unwrap();
+        let nets = c.limits.trusted_proxy_nets().unwrap();
+        assert_eq!(nets.len(), 2);
+        assert!(nets[1].contains(&"10.9.8.7".parse::<std::net::IpAddr>().unwrap()));
+        let err = load("[limits]\ntrusted_proxies = [\"10.0.0.0/99\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.trusted_proxies") && err.contains("10.0.0.0/99"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::HeaderMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
 
 use crate::auth::KeyId;
 use crate::config::LimitsConfig;
@@ -18,6 +20,45 @@ use crate::error::ApiError;
 pub struct RateLimits {
     per_key: Option<DefaultKeyedRateLimiter<KeyId>>,
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    trusted_proxies: Vec<IpNet>,
+}
+
+/// The caller's address. From a trusted proxy, it is the rightmost `X-Forwarded-For` entry that
+/// is not itself a trusted proxy: each proxy appends the address it saw, so everything left of
+/// that entry came from the caller and may be forged. An entry that is not an address stops the
+/// walk at the last trusted hop, which is then limited as the caller.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut caller = peer;
+    for entry in forwarded.iter().rev() {
+        let Some(ip) = parse_forwarded(entry) else {
+            break;
+        };
+        caller = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    caller
+}
+
+/// `203.0.113.7`, `2001:db8::1`, or with a port as some proxies write it (`203.0.113.7:4711`,
+/// `[2001:db8::1]:4711`).
+fn parse_forwarded(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
 }
 
 fn limiter<K: Hash + Eq + Clone>(
@@ -32,13 +73,10 @@ fn limiter<K: Hash + Eq + Clone>(
 }
 
 fn check<K: Hash + Eq + Clone>(
-    limiter: &Option<DefaultKeyedRateLimiter<K>>,
+    limiter: &DefaultKeyedRateLimiter<K>,
     key: &K,
     scope: &'static str,
 ) -> Result<(), ApiError> {
-    let Some(limiter) = limiter else {
-        return Ok(());
-    };
     limiter.check_key(key).map_err(|not_until| {
         let retry_after = not_until.wait_time_from(DefaultClock::default().now());
         ApiError::RateLimited {
@@ -53,15 +91,24 @@ impl RateLimits {
         Self {
             per_key: limiter(config.per_key_per_minute, config.per_key_burst),
             per_ip: limiter(config.per_ip_per_minute, config.per_ip_burst),
+            // Validated with the rest of the config before a runtime is built.
+            trusted_proxies: config.trusted_proxy_nets().unwrap_or_default(),
         }
     }
 
-    pub fn check(&self, key: Option<KeyId>, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        if let Some(ip) = ip {
-            check(&self.per_ip, &ip, "IP address")?;
+    /// `peer` is the TCP peer; behind a trusted proxy the caller is found in `headers`.
+    pub fn check(
+        &self,
+        key: Option<KeyId>,
+        peer: Option<IpAddr>,
+        headers: &HeaderMap,
+    ) -> Result<(), ApiError> {
+        if let (Some(limiter), Some(peer)) = (&self.per_ip, peer) {
+            let ip = client_ip(peer, headers, &self.trusted_proxies);
+            check(limiter, &ip, "IP address")?;
         }
-        if let Some(key) = key {
-            check(&self.per_key, &key, "API key")?;
+        if let (Some(limiter), Some(key)) = (&self.per_key, key) {
+            check(limiter, &key, "API key")?;
         }
         Ok(())
     }
@@ -113,6 +160,51 @@ impl Drop for StreamSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_caller_is_the_rightmost_untrusted_forwarded_address() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted: Vec<IpNet> = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "127.0.0.1/32".parse().unwrap(),
+        ];
+        let proxy = ip("127.0.0.1");
+        // Not from a proxy: the header is the caller's own claim and is ignored.
+        assert_eq!(
+            client_ip(ip("198.51.100.9"), &forwarded(&["1.2.3.4"]), &trusted),
+            ip("198.51.100.9")
+        );
+        // A forged entry on the left does not help: the proxy appended the real one.
+        assert_eq!(
+            client_ip(proxy, &forwarded(&["1.2.3.4, 203.0.113.7"]), &trusted),
+            ip("203.0.113.7")
+        );
+        // Through two proxies, across two header lines, with ports.
+        assert_eq!(
+            client_ip(
+                proxy,
+                &forwarded(&["1.2.3.4", "[2001:db8::5]:4711, 10.1.2.3:80"]),
+                &trusted
+            ),
+            ip("2001:db8::5")
+        );
+        // No header, or garbage: the nearest proxy stands for the caller.
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+        assert_eq!(
+            client_ip(proxy, &forwarded(&["1.2.3.4, unknown"]), &trusted),
+            proxy
+        );
+        // Nothing trusted: the TCP peer, whatever the header says.
+        assert_eq!(client_ip(proxy, &forwarded(&["1.2.3.4"]), &[]), proxy);
+    }
 
     #[test]
     fn the_cap_is_whatever_the_caller_passes_now() {

@@ -464,6 +464,50 @@ async fn per_ip_and_per_key_rate_limits() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_caller_has_its_own_ip_limit() {
+    let up = FakeUpstream::start().await;
+    let send = |server: &Server, forwarded_for: &'static str| {
+        let url = server.chat_url();
+        async move {
+            client()
+                .post(url)
+                .header("x-forwarded-for", forwarded_for)
+                .body(faceto_body("hi").to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let limits = "[limits]\nper_ip_per_minute = 1\nper_ip_burst = 1\n";
+
+    // The test client connects from 127.0.0.1, here a trusted proxy.
+    let server = Server::start(
+        &[&up],
+        &format!("{limits}trusted_proxies = [\"127.0.0.1\"]\n"),
+    )
+    .await;
+    assert_eq!(send(&server, "203.0.113.5").await, 200);
+    assert_eq!(send(&server, "203.0.113.5").await, 429);
+    assert_eq!(
+        send(&server, "203.0.113.6").await,
+        200,
+        "another caller behind the proxy"
+    );
+    assert_eq!(
+        send(&server, "203.0.113.6, 203.0.113.5").await,
+        429,
+        "a forged entry on the left does not change who the proxy saw"
+    );
+
+    // Not trusted: the header is ignored, so it cannot be used to dodge the limit.
+    let server = Server::start(&[&up], limits).await;
+    assert_eq!(send(&server, "203.0.113.5").await, 200);
+    assert_eq!(send(&server, "203.0.113.6").await, 429);
+    assert_eq!(up.received().len(), 3);
+}
+
+#[tokio::test]
 async fn slow_loris_body_is_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let up = FakeUpstream::start().await;

@@ -100,7 +100,7 @@ async fn answer(
         .personas
         .get(persona_name)
         .ok_or_else(|| ApiError::UnknownPersona(persona_name.to_string()))?;
-    runtime.rate_limits.check(key, peer_ip)?;
+    runtime.rate_limits.check(key, peer_ip, headers)?;
     let slot = state
         .streams()
         .try_open(config.limits.max_concurrent_streams)?;
