@@ -90,3 +90,11 @@ impl Drop for OpenStream {
         gauge!("chatapi_open_streams").decrement(1.0);
     }
 }
+
+/// Prompt tokens given to an embedded model, and those found already in its cache.
+pub fn local_prompt(upstream: &str, prompt_tokens: usize, reused_tokens: usize) {
+    counter!("chatapi_local_prompt_tokens_total", "upstream" => upstream.to_string())
+        .increment(prompt_tokens as u64);
+    counter!("chatapi_local_reused_tokens_total", "upstream" => upstream.to_string())
+        .increment(reused_tokens as u64);
+}

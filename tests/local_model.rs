@@ -40,6 +40,23 @@ async fn answers_the_capital_of_france_offline() {
     assert!(answer.done, "ends with [DONE]");
     assert!(answer.text().contains("Paris"), "{:?}", answer.text());
     assert!(answer.deltas.len() > 1, "streamed token by token");
+    let metrics = client()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for family in [
+        "chatapi_local_prompt_tokens_total{upstream=\"local\"}",
+        "chatapi_local_reused_tokens_total{upstream=\"local\"}",
+    ] {
+        assert!(
+            metrics.contains(family),
+            "{family} missing from:\n{metrics}"
+        );
+    }
 }
 
 /// FaceTo-AI resends the whole call every turn. With no `context_tokens` set, the embedded model
@@ -160,6 +177,69 @@ async fn hanging_up_stops_generation() {
     .await;
     assert_eq!(status, 200);
     assert!(answer.done);
+}
+
+async fn answer(local: &Local, messages: &[Message]) -> String {
+    let request = ChatRequest {
+        messages: messages.to_vec(),
+        model: None,
+        sampling: Sampling {
+            temperature: Some(0.0),
+            max_tokens: Some(24),
+            ..Sampling::default()
+        },
+    };
+    let mut stream = local.start(&request).await.unwrap();
+    let mut text = String::new();
+    while let Some(delta) = stream.next().await {
+        text.push_str(&delta.unwrap());
+    }
+    text
+}
+
+/// FaceTo-AI resends the whole call every turn: the engine keeps each sequence's cache after an
+/// answer, so the next turn decodes only what is new.
+#[tokio::test]
+async fn the_next_turn_of_a_call_reuses_the_cached_prompt() {
+    let local = Local::load(
+        "reuse-probe",
+        LocalSettings {
+            model_path: MODEL.into(),
+            threads: 1,
+            context_tokens: 1024,
+            parallel: 2,
+            queue: 2,
+        },
+    )
+    .unwrap();
+    let mut call = vec![
+        Message::new(Role::System, "You are a helpful assistant."),
+        Message::new(Role::User, "Hi! My name is Ann."),
+    ];
+    let first = answer(&local, &call).await;
+    let first_prompt = local.stats().prompt_tokens();
+    assert_eq!(local.stats().reused_tokens(), 0, "nothing cached yet");
+
+    call.push(Message::new(Role::Assistant, first));
+    call.push(Message::new(
+        Role::User,
+        "What is the capital of France? Answer in one sentence.",
+    ));
+    let second = answer(&local, &call).await;
+    assert!(second.contains("Paris"), "{second:?}");
+    let reused = local.stats().reused_tokens();
+    assert!(
+        reused + 1 >= first_prompt,
+        "the first turn's prompt was not decoded again: {reused} of {first_prompt} reused"
+    );
+
+    // Another call shares at most the system prompt's opening: it starts on the empty sequence
+    // and still answers correctly.
+    let other = [Message::new(
+        Role::User,
+        "What is the capital of France? Answer in one sentence.",
+    )];
+    assert!(answer(&local, &other).await.contains("Paris"));
 }
 
 #[tokio::test]

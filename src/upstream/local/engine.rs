@@ -19,7 +19,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
 use super::text::{SamplerPlan, StopFilter, Utf8Assembler};
-use super::{Job, LocalError, LocalSettings};
+use super::{Job, LocalError, LocalSettings, LocalStats};
 use crate::conversation::{Message, Role};
 use crate::upstream::UpstreamError;
 
@@ -100,6 +100,7 @@ pub fn spawn(
     settings: LocalSettings,
     queue: Receiver<Job>,
     stop: Arc<AtomicBool>,
+    stats: Arc<LocalStats>,
 ) -> Result<JoinHandle<()>, LocalError> {
     let path = settings.model_path.clone();
     let engine_error = |detail: String| LocalError::Engine {
@@ -134,7 +135,8 @@ pub fn spawn(
                     match model.new_context(backend, params) {
                         Ok(ctx) => {
                             let _ = ready_tx.send(Ok(()));
-                            Engine::new(name, &model, ctx, template, &settings).run(&queue, &stop);
+                            Engine::new(name, &model, ctx, template, &settings, stats)
+                                .run(&queue, &stop);
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(format!("could not create a context: {e}")));
@@ -171,8 +173,10 @@ enum Phase {
 struct Slot {
     job: Job,
     phase: Phase,
-    /// Position of the next token in this sequence.
-    pos: i32,
+    /// The tokens in this sequence's KV cache, in position order (reused ones first).
+    decoded: Vec<LlamaToken>,
+    /// Has tokens in the batch being decoded.
+    in_batch: bool,
     sampler: LlamaSampler,
     generated: u32,
     max_tokens: u32,
@@ -191,14 +195,16 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn into_slot(self, job: Job) -> Slot {
+    /// `reused`: the prompt's first tokens, already in the sequence's KV cache.
+    fn into_slot(self, job: Job, reused: Vec<LlamaToken>) -> Slot {
         Slot {
             job,
             phase: Phase::Prefill {
                 tokens: self.tokens,
-                done: 0,
+                done: reused.len(),
             },
-            pos: 0,
+            decoded: reused,
+            in_batch: false,
             sampler: self.sampler,
             generated: 0,
             max_tokens: self.max_tokens,
@@ -215,6 +221,10 @@ struct Engine<'m> {
     ctx: LlamaContext<'m>,
     template: LlamaChatTemplate,
     slots: Vec<Option<Slot>>,
+    /// What the KV cache of each free sequence still holds from its last answer: the start of the
+    /// next prompt of the same call, which then need not be decoded again.
+    cached: Vec<Vec<LlamaToken>>,
+    stats: Arc<LocalStats>,
     context_tokens: u32,
     /// Tokens the chat template adds around one message's text (measured from the template).
     framing: usize,
@@ -228,6 +238,7 @@ impl<'m> Engine<'m> {
         ctx: LlamaContext<'m>,
         template: LlamaChatTemplate,
         settings: &LocalSettings,
+        stats: Arc<LocalStats>,
     ) -> Self {
         let framing = message_framing(model, &template);
         Self {
@@ -236,6 +247,8 @@ impl<'m> Engine<'m> {
             template,
             framing,
             slots: (0..settings.parallel).map(|_| None).collect(),
+            cached: (0..settings.parallel).map(|_| Vec::new()).collect(),
+            stats,
             context_tokens: settings.context_tokens,
             name,
         }
@@ -264,10 +277,8 @@ impl<'m> Engine<'m> {
             if let Err(e) = self.ctx.decode(&mut batch) {
                 let detail = format!("decode failed: {e}");
                 for seq in 0..self.slots.len() {
-                    if self.slots[seq]
-                        .as_ref()
-                        .is_some_and(|s| s.logits_at.is_some())
-                    {
+                    // Whatever this batch held for a sequence may or may not be in its cache now.
+                    if self.slots[seq].as_ref().is_some_and(|s| s.in_batch) {
                         self.fail(seq, detail.clone());
                     }
                 }
@@ -280,7 +291,7 @@ impl<'m> Engine<'m> {
     /// Takes waiting jobs into free sequences. Blocks only when nothing is in progress. Returns
     /// false when the queue is closed (the upstream was dropped) and nothing is left to do.
     fn admit(&mut self, queue: &Receiver<Job>) -> bool {
-        while let Some(free) = self.slots.iter().position(Option::is_none) {
+        while self.slots.iter().any(Option::is_none) {
             let idle = self.slots.iter().all(Option::is_none);
             let job = if idle {
                 match queue.recv() {
@@ -298,7 +309,12 @@ impl<'m> Engine<'m> {
                 continue;
             }
             match self.prepare(&job) {
-                Ok(prepared) => self.slots[free] = Some(prepared.into_slot(job)),
+                Ok(prepared) => {
+                    let (seq, reused) = self.reuse(&prepared.tokens);
+                    self.stats
+                        .record(&self.name, prepared.tokens.len(), reused.len());
+                    self.slots[seq] = Some(prepared.into_slot(job, reused));
+                }
                 Err(error) => {
                     let _ = job.out.send(Err(error));
                 }
@@ -397,8 +413,55 @@ impl<'m> Engine<'m> {
         }
     }
 
+    /// Picks the free sequence whose cache shares the longest start with `tokens`, cuts its cache
+    /// back to that shared start, and returns it with the tokens that stay. At least the last
+    /// prompt token is always decoded again: sampling needs its logits.
+    fn reuse(&mut self, tokens: &[LlamaToken]) -> (usize, Vec<LlamaToken>) {
+        let shared = |cached: &[LlamaToken]| {
+            cached
+                .iter()
+                .zip(tokens)
+                .take_while(|(a, b)| a == b)
+                .count()
+                .min(tokens.len().saturating_sub(1))
+        };
+        // With nothing shared anywhere, an empty sequence is taken before another call's cache.
+        let Some(seq) = (0..self.slots.len())
+            .filter(|&seq| self.slots[seq].is_none())
+            .max_by_key(|&seq| {
+                let cached = &self.cached[seq];
+                (shared(cached), std::cmp::Reverse(cached.len()))
+            })
+        else {
+            return (0, Vec::new());
+        };
+        let mut kept = std::mem::take(&mut self.cached[seq]);
+        let keep = shared(&kept);
+        let cut = self
+            .ctx
+            .clear_kv_cache_seq(Some(seq as u32), Some(keep as u32), None);
+        if matches!(cut, Ok(true)) {
+            kept.truncate(keep);
+        } else {
+            // This cache cannot drop a tail: start the sequence afresh.
+            let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+            kept.clear();
+        }
+        (seq, kept)
+    }
+
+    /// The answer is over (complete, or its caller hung up): free the sequence and keep its cache
+    /// for the next turn of the same call.
     fn release(&mut self, seq: usize) {
+        if let Some(slot) = self.slots[seq].take() {
+            self.cached[seq] = slot.decoded;
+        }
+    }
+
+    /// Something went wrong: free the sequence and empty its cache.
+    fn discard(&mut self, seq: usize) {
         self.slots[seq] = None;
+        self.cached[seq].clear();
         let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
     }
 
@@ -409,7 +472,7 @@ impl<'m> Engine<'m> {
                 detail,
             }));
         }
-        self.release(seq);
+        self.discard(seq);
     }
 
     /// One token per generating sequence first (they are what callers are waiting on), then
@@ -420,10 +483,15 @@ impl<'m> Engine<'m> {
         for (seq, slot) in self.slots.iter_mut().enumerate() {
             let Some(slot) = slot else { continue };
             slot.logits_at = None;
+            slot.in_batch = false;
             if let Phase::Generate { last } = slot.phase {
-                if batch.add(last, slot.pos, &[seq as i32], true).is_ok() {
+                if batch
+                    .add(last, slot.decoded.len() as i32, &[seq as i32], true)
+                    .is_ok()
+                {
                     slot.logits_at = Some(batch.n_tokens() - 1);
-                    slot.pos += 1;
+                    slot.decoded.push(last);
+                    slot.in_batch = true;
                     used += 1;
                 }
             }
@@ -433,8 +501,9 @@ impl<'m> Engine<'m> {
             if let Phase::Prefill { tokens, done } = &mut slot.phase {
                 while *done < tokens.len() && used < capacity {
                     let last = *done + 1 == tokens.len();
+                    let token = tokens[*done];
                     if batch
-                        .add(tokens[*done], slot.pos, &[seq as i32], last)
+                        .add(token, slot.decoded.len() as i32, &[seq as i32], last)
                         .is_err()
                     {
                         break;
@@ -443,7 +512,8 @@ impl<'m> Engine<'m> {
                         slot.logits_at = Some(batch.n_tokens() - 1);
                     }
                     *done += 1;
-                    slot.pos += 1;
+                    slot.decoded.push(token);
+                    slot.in_batch = true;
                     used += 1;
                 }
             }

@@ -10,7 +10,7 @@ pub mod text;
 use std::path::{Path, PathBuf};
 
 pub use engine::render_prompt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -69,6 +69,32 @@ impl LocalSettings {
     }
 }
 
+/// How much prompt the engine was given, and how much of it it found already in a sequence's
+/// cache (the earlier turns of the same call) and so did not decode again.
+#[derive(Debug, Default)]
+pub struct LocalStats {
+    prompt_tokens: AtomicU64,
+    reused_tokens: AtomicU64,
+}
+
+impl LocalStats {
+    pub fn prompt_tokens(&self) -> u64 {
+        self.prompt_tokens.load(Ordering::Relaxed)
+    }
+
+    pub fn reused_tokens(&self) -> u64 {
+        self.reused_tokens.load(Ordering::Relaxed)
+    }
+
+    fn record(&self, upstream: &str, prompt: usize, reused: usize) {
+        self.prompt_tokens
+            .fetch_add(prompt as u64, Ordering::Relaxed);
+        self.reused_tokens
+            .fetch_add(reused as u64, Ordering::Relaxed);
+        crate::metrics::local_prompt(upstream, prompt, reused);
+    }
+}
+
 /// One answer to produce: the conversation, how to sample, and where the text goes.
 pub struct Job {
     pub request: ChatRequest,
@@ -85,6 +111,7 @@ pub struct Local {
     jobs: Option<SyncSender<Job>>,
     stop: Arc<AtomicBool>,
     engine: Option<JoinHandle<()>>,
+    stats: Arc<LocalStats>,
 }
 
 /// The first bytes of every GGUF file.
@@ -118,17 +145,23 @@ impl Local {
         let name: Arc<str> = Arc::from(name);
         let (jobs, queue) = sync_channel(settings.queue);
         let stop = Arc::new(AtomicBool::new(false));
-        let engine = engine::spawn(name.clone(), settings, queue, stop.clone())?;
+        let stats = Arc::new(LocalStats::default());
+        let engine = engine::spawn(name.clone(), settings, queue, stop.clone(), stats.clone())?;
         Ok(Self {
             name,
             jobs: Some(jobs),
             stop,
             engine: Some(engine),
+            stats,
         })
     }
 
     pub fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    pub fn stats(&self) -> &LocalStats {
+        &self.stats
     }
 
     pub async fn start(&self, request: &ChatRequest) -> Result<DeltaStream, UpstreamError> {
