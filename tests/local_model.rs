@@ -117,6 +117,7 @@ async fn hanging_up_stops_generation() {
             context_tokens: 1024,
             parallel: 1,
             queue: 1,
+            reuse_cache: true,
         },
     )
     .unwrap();
@@ -209,6 +210,7 @@ async fn the_next_turn_of_a_call_reuses_the_cached_prompt() {
             context_tokens: 1024,
             parallel: 2,
             queue: 2,
+            reuse_cache: true,
         },
     )
     .unwrap();
@@ -298,6 +300,7 @@ async fn missing_or_corrupt_model_is_a_clear_startup_error() {
         context_tokens: 256,
         parallel: 1,
         queue: 1,
+        reuse_cache: true,
     };
     let err = Local::load("x", settings("models/nope.gguf"))
         .err()

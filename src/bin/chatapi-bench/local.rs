@@ -81,6 +81,9 @@ pub async fn run(
             context_tokens: 1024,
             parallel: 4,
             queue: 8,
+            // Every prompt cold, like the reference with its cache reset: the same short prompt
+            // would otherwise come from the cache (bench/long_call.py times the cache itself).
+            reuse_cache: false,
         },
     )
     .expect("model loads");

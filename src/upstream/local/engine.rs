@@ -226,6 +226,7 @@ struct Engine<'m> {
     cached: Vec<Vec<LlamaToken>>,
     stats: Arc<LocalStats>,
     context_tokens: u32,
+    reuse_cache: bool,
     /// Tokens the chat template adds around one message's text (measured from the template).
     framing: usize,
     name: Arc<str>,
@@ -250,6 +251,7 @@ impl<'m> Engine<'m> {
             cached: (0..settings.parallel).map(|_| Vec::new()).collect(),
             stats,
             context_tokens: settings.context_tokens,
+            reuse_cache: settings.reuse_cache,
             name,
         }
     }
@@ -417,7 +419,11 @@ impl<'m> Engine<'m> {
     /// back to that shared start, and returns it with the tokens that stay. At least the last
     /// prompt token is always decoded again: sampling needs its logits.
     fn reuse(&mut self, tokens: &[LlamaToken]) -> (usize, Vec<LlamaToken>) {
+        let reuse_cache = self.reuse_cache;
         let shared = |cached: &[LlamaToken]| {
+            if !reuse_cache {
+                return 0;
+            }
             cached
                 .iter()
                 .zip(tokens)

@@ -47,6 +47,9 @@ pub struct LocalSettings {
     pub parallel: u32,
     /// Requests waiting for a free sequence before new ones are turned away with 503.
     pub queue: usize,
+    /// Start each prompt from what a sequence's cache still holds of it (always, when served;
+    /// off to time a prompt cold).
+    pub reuse_cache: bool,
 }
 
 impl LocalSettings {
@@ -65,6 +68,7 @@ impl LocalSettings {
             context_tokens: c.context_tokens,
             parallel: c.parallel.max(1),
             queue: c.queue,
+            reuse_cache: true,
         }
     }
 }
