@@ -86,6 +86,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     #[serde(with = "humantime_serde")]
     pub keepalive: Duration,
+    /// Also accept HTTP/2 without TLS (h2c) from callers; HTTP/1.1 only when off.
+    pub http2: bool,
     /// How often the config file is checked for changes; 0 turns watching off.
     #[serde(with = "humantime_serde")]
     pub watch_config: Duration,

@@ -13,10 +13,10 @@
 //! - `relay` — turns that stream into the response body: timeouts, keep-alive pings, a clean
 //!   `[DONE]` whatever happens; `wire` is the exact byte framing.
 //!
-//! Beside the path: `config` (layered TOML + env, unknown keys rejected), `state` (the swappable
-//! runtime and shared limits), `error` (every failure's status and JSON body, in one place),
-//! `record` + `metrics` + `telemetry` (one log line per request, Prometheus), `signals` (shutdown),
-//! `reload` (SIGHUP and config-file changes).
+//! Beside the path: `server` (the accept loop and phased shutdown), `config` (layered TOML + env,
+//! unknown keys rejected), `state` (the swappable runtime and shared limits), `error` (every
+//! failure's status and JSON body, in one place), `record` + `metrics` + `telemetry` (one log line
+//! per request, Prometheus), `signals` (shutdown), `reload` (SIGHUP and config-file changes).
 
 pub mod auth;
 pub mod config;
@@ -30,6 +30,7 @@ pub mod record;
 pub mod relay;
 pub mod reload;
 pub mod routes;
+pub mod server;
 pub mod signals;
 pub mod state;
 pub mod telemetry;
@@ -37,60 +38,11 @@ pub mod upstream;
 pub mod validate;
 pub mod wire;
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
-
 pub use config::Config;
+pub use server::serve;
 pub use state::AppState;
 
 /// The router, for callers that bring their own server loop.
 pub fn app(state: AppState) -> axum::Router {
     routes::router(state)
-}
-
-/// Serves on `listener` until `shutdown` resolves, then shuts down in phases:
-/// 1. stop accepting connections (idle keep-alive connections close);
-/// 2. let open streams run for `server.shutdown_grace`;
-/// 3. end every stream still open with `data: [DONE]`;
-/// 4. return once the last response is written.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    metrics::install();
-    let grace = state.runtime().config.server.shutdown_grace;
-    let hard_stop = state.hard_stop().clone();
-    let housekeeping = tokio::spawn({
-        let state = state.clone();
-        async move {
-            let mut every = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                every.tick().await;
-                state.runtime().rate_limits.shrink();
-            }
-        }
-    });
-    // Without TCP_NODELAY each small event waits on the client's delayed ACK (~40 ms on Linux).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!(grace = ?grace, "shutting down: no new connections; open streams get the grace period");
-            tokio::spawn(async move {
-                tokio::time::sleep(grace).await;
-                tracing::info!("grace period over: ending open streams");
-                hard_stop.cancel();
-            });
-        })
-        .await;
-    housekeeping.abort();
-    result
 }

@@ -492,3 +492,42 @@ async fn metrics_are_exported_in_prometheus_format() {
     }
     assert!(text.contains("persona=\"default\"") && text.contains("outcome=\"ok\""));
 }
+
+/// HTTP/1.1 only by default (what FaceTo-AI and TLS proxies speak); `server.http2` also accepts
+/// h2c from a proxy configured to use it.
+#[tokio::test]
+async fn inbound_h2c_only_when_enabled() {
+    let h2c = || {
+        reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap()
+    };
+    let up = FakeUpstream::start().await;
+    let server = Server::start(&[&up], "").await;
+    assert!(
+        h2c()
+            .post(server.chat_url())
+            .body(faceto_body("hi").to_string())
+            .send()
+            .await
+            .is_err(),
+        "an HTTP/1.1-only server does not speak h2c"
+    );
+    let (status, answer) = chat(&server.chat_url(), &faceto_body("hi")).await;
+    assert_eq!((status.as_u16(), answer.done), (200, true));
+
+    let server = Server::start_env(&[&up], "", &[("CHATAPI__SERVER__HTTP2", "true")]).await;
+    let response = h2c()
+        .post(server.chat_url())
+        .body(faceto_body("hi").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let answer = faceto_parse(&response.bytes().await.unwrap());
+    assert_eq!(answer.text(), "Hello there.");
+    assert!(answer.done);
+    let (status, _) = chat(&server.chat_url(), &faceto_body("hi")).await;
+    assert_eq!(status, 200, "HTTP/1.1 still works beside it");
+}

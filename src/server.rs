@@ -1,0 +1,119 @@
+//! The accept loop: one hyper connection per TCP connection, and the phased graceful shutdown.
+//!
+//! Ours rather than `axum::serve` for one reason: `axum::serve` always sniffs for HTTP/2, and the
+//! 24 bytes that sniffing reads first make hyper grow every connection's read buffer from 8 to
+//! 16 KB. Serving HTTP/1.1 only (the default) skips the sniffing; `server.http2` turns it back on.
+
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::state::AppState;
+
+/// Serves on `listener` until `shutdown` resolves, then shuts down in phases:
+/// 1. stop accepting connections (idle keep-alive connections close);
+/// 2. let open streams run for `server.shutdown_grace`;
+/// 3. end every stream still open with `data: [DONE]`;
+/// 4. return once the last response is written.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    crate::metrics::install();
+    let config = state.runtime().config.server.clone();
+    let hard_stop = state.hard_stop().clone();
+    let housekeeping = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                state.runtime().rate_limits.shrink();
+            }
+        }
+    });
+    let router = crate::routes::router(state);
+    // HTTP/1.1 alone goes through hyper's own builder: its connections are smaller than the
+    // auto builder's, which carry an HTTP/2 state and a copy of the builder each.
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    // The timer enables hyper's limit on reading request headers (30 s), a slow-loris guard
+    // before our own body timeout starts.
+    http1.timer(TokioTimer::new());
+    let mut both = auto::Builder::new(TokioExecutor::new());
+    both.http1().timer(TokioTimer::new());
+    let connections = GracefulShutdown::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Without TCP_NODELAY each small event waits on the client's delayed ACK (~40 ms).
+        let _ = tcp.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let io = TokioIo::new(tcp);
+        if config.http2 {
+            let connection = both.serve_connection(io, service).into_owned();
+            spawn_connection(connections.watch(connection), peer);
+        } else {
+            let connection = http1.serve_connection(io, service);
+            spawn_connection(connections.watch(connection), peer);
+        }
+    }
+    drop(listener);
+    tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections; open streams get the grace period");
+    let grace = tokio::spawn(async move {
+        tokio::time::sleep(config.shutdown_grace).await;
+        tracing::info!("grace period over: ending open streams");
+        hard_stop.cancel();
+    });
+    connections.shutdown().await;
+    grace.abort();
+    housekeeping.abort();
+    Ok(())
+}
+
+fn spawn_connection<E: std::fmt::Display>(
+    connection: impl Future<Output = Result<(), E>> + Send + 'static,
+    peer: std::net::SocketAddr,
+) {
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
+    });
+}
+
+/// Errors that concern one connection (the caller gave up during the handshake) are skipped;
+/// anything else (out of file descriptors, say) is logged and retried after a pause, rather than
+/// spinning or stopping the server.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "accept failed; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
