@@ -109,30 +109,14 @@ async fn hanging_up_stops_generation() {
     // One sequence and a queue of one: while the first answer generates, a second request waits
     // in the queue and a third is refused. Once the first caller hangs up, the engine must drop
     // that sequence and take the second, which frees the queue for the third.
-    let local = chatapi::upstream::local::Local::load(
-        "probe",
-        LocalSettings {
-            model_path: MODEL.into(),
-            threads: 1,
-            context_tokens: 1024,
-            parallel: 1,
-            queue: 1,
-            reuse_cache: true,
-        },
-    )
-    .unwrap();
-    let request = ChatRequest {
-        messages: vec![Message::new(
+    let local = load_local("probe", 1, 1);
+    let request = greedy(
+        &[Message::new(
             Role::User,
             "Write a very long story about a dragon.",
         )],
-        model: None,
-        sampling: Sampling {
-            temperature: Some(0.0),
-            max_tokens: Some(1000),
-            ..Sampling::default()
-        },
-    };
+        1000,
+    );
     let mut first = local.start(&request).await.unwrap();
     first.next().await.unwrap().unwrap();
     let _second = local.start(&request).await.unwrap();
@@ -180,17 +164,36 @@ async fn hanging_up_stops_generation() {
     assert!(answer.done);
 }
 
-async fn answer(local: &Local, messages: &[Message]) -> String {
-    let request = ChatRequest {
+/// The model at `MODEL` on one thread, `parallel` sequences, `queue` waiting places.
+fn load_local(name: &str, parallel: u32, queue: usize) -> Local {
+    Local::load(
+        name,
+        LocalSettings {
+            model_path: MODEL.into(),
+            threads: 1,
+            context_tokens: 1024,
+            parallel,
+            queue,
+            reuse_cache: true,
+        },
+    )
+    .unwrap()
+}
+
+fn greedy(messages: &[Message], max_tokens: u32) -> ChatRequest {
+    ChatRequest {
         messages: messages.to_vec(),
         model: None,
         sampling: Sampling {
             temperature: Some(0.0),
-            max_tokens: Some(24),
+            max_tokens: Some(max_tokens),
             ..Sampling::default()
         },
-    };
-    let mut stream = local.start(&request).await.unwrap();
+    }
+}
+
+async fn answer(local: &Local, messages: &[Message]) -> String {
+    let mut stream = local.start(&greedy(messages, 24)).await.unwrap();
     let mut text = String::new();
     while let Some(delta) = stream.next().await {
         text.push_str(&delta.unwrap());
@@ -202,18 +205,7 @@ async fn answer(local: &Local, messages: &[Message]) -> String {
 /// answer, so the next turn decodes only what is new.
 #[tokio::test]
 async fn the_next_turn_of_a_call_reuses_the_cached_prompt() {
-    let local = Local::load(
-        "reuse-probe",
-        LocalSettings {
-            model_path: MODEL.into(),
-            threads: 1,
-            context_tokens: 1024,
-            parallel: 2,
-            queue: 2,
-            reuse_cache: true,
-        },
-    )
-    .unwrap();
+    let local = load_local("reuse-probe", 2, 2);
     let mut call = vec![
         Message::new(Role::System, "You are a helpful assistant."),
         Message::new(Role::User, "Hi! My name is Ann."),
