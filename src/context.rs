@@ -90,6 +90,42 @@ pub fn fit_by(
     before - messages.len()
 }
 
+/// Like [`fit_by`], but drops whole blocks of about `block` tokens counted from the start of
+/// the call, so the cut stays where it is for several turns while the call grows. A model that
+/// keeps the prompt's start cached (the embedded one) then reuses it across those turns instead
+/// of decoding the whole kept history again every turn. Counts every turn, not only the kept
+/// ones. Returns how many turns were dropped.
+pub fn fit_in_blocks(
+    messages: &mut Vec<Message>,
+    budget: usize,
+    block: usize,
+    cost: impl Fn(&Message) -> usize,
+) -> usize {
+    let latest_user = messages.iter().rposition(|m| m.role == Role::User);
+    let droppable = |i: usize, m: &Message| m.role != Role::System && Some(i) != latest_user;
+    let costs: Vec<usize> = messages.iter().map(cost).collect();
+    let total: usize = costs.iter().sum();
+    if total <= budget {
+        return 0;
+    }
+    let block = block.max(1);
+    let to_drop = (total - budget).div_ceil(block) * block;
+    let mut dropped_cost = 0;
+    let mut keep = vec![true; messages.len()];
+    for (i, m) in messages.iter().enumerate() {
+        if dropped_cost >= to_drop {
+            break;
+        }
+        if droppable(i, m) {
+            keep[i] = false;
+            dropped_cost += costs[i];
+        }
+    }
+    let mut flags = keep.iter();
+    messages.retain(|_| flags.next().copied().unwrap_or(true));
+    keep.iter().filter(|k| !**k).count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +156,26 @@ mod tests {
         assert_eq!(dropped, 1991);
         assert_eq!(m[0].content, turn(1991).content);
         assert!(counted.get() <= 12, "counted {} messages", counted.get());
+    }
+
+    #[test]
+    fn block_cuts_stay_put_while_the_call_grows() {
+        let call = |turns: usize| {
+            let mut m: Vec<Message> = (0..turns).map(turn).collect();
+            m.push(Message::new(Role::User, "latest"));
+            m
+        };
+        let first_kept = |turns: usize| {
+            let mut m = call(turns);
+            fit_in_blocks(&mut m, 100, 40, |_| 10);
+            assert!(m.len() * 10 <= 100, "fits: {} turns kept", m.len());
+            m[0].content.clone()
+        };
+        // Each turn adds 10 tokens; a 40-token block moves the cut once every four turns.
+        let cuts: Vec<String> = (20..28).map(first_kept).collect();
+        let moves = cuts.windows(2).filter(|w| w[0] != w[1]).count();
+        assert_eq!(moves, 2, "{cuts:?}");
+        assert_eq!(fit_in_blocks(&mut call(5), 100, 40, |_| 10), 0);
     }
 
     #[test]

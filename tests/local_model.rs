@@ -166,12 +166,16 @@ async fn hanging_up_stops_generation() {
 
 /// The model at `MODEL` on one thread, `parallel` sequences, `queue` waiting places.
 fn load_local(name: &str, parallel: u32, queue: usize) -> Local {
+    load_local_with_context(name, parallel, queue, 1024)
+}
+
+fn load_local_with_context(name: &str, parallel: u32, queue: usize, context_tokens: u32) -> Local {
     Local::load(
         name,
         LocalSettings {
             model_path: MODEL.into(),
             threads: 1,
-            context_tokens: 1024,
+            context_tokens,
             parallel,
             queue,
             reuse_cache: true,
@@ -234,6 +238,46 @@ async fn the_next_turn_of_a_call_reuses_the_cached_prompt() {
         "What is the capital of France? Answer in one sentence.",
     )];
     assert!(answer(&local, &other).await.contains("Paris"));
+}
+
+/// A call longer than the context is trimmed on every turn. The oldest turns go in blocks, so the
+/// start of the kept history stays the same for several turns and most turns still find their
+/// prompt's start in the cache (dropping exactly what is needed would move it every turn).
+#[tokio::test]
+async fn a_trimmed_long_call_still_reuses_its_cache() {
+    let local = load_local_with_context("trim-probe", 1, 1, 512);
+    let mut call: Vec<Message> = (0..40)
+        .flat_map(|i| {
+            [
+                Message::new(Role::User, format!("Tell me about topic number {i}.")),
+                Message::new(
+                    Role::Assistant,
+                    format!("Topic {i} is interesting for many reasons."),
+                ),
+            ]
+        })
+        .collect();
+    let mut mostly_reused = 0;
+    for turn in 0..4 {
+        call.push(Message::new(
+            Role::User,
+            format!("And what about subject {turn}?"),
+        ));
+        let (prompt_before, reused_before) =
+            (local.stats().prompt_tokens(), local.stats().reused_tokens());
+        let text = answer(&local, &call).await;
+        let prompt = local.stats().prompt_tokens() - prompt_before;
+        let reused = local.stats().reused_tokens() - reused_before;
+        assert!(prompt < 512, "trimmed to fit: {prompt} tokens");
+        if reused * 2 >= prompt {
+            mostly_reused += 1;
+        }
+        call.push(Message::new(Role::Assistant, text));
+    }
+    assert!(
+        mostly_reused >= 2,
+        "{mostly_reused} of the 3 turns after the first decoded most of their prompt from the cache"
+    );
 }
 
 #[tokio::test]

@@ -359,10 +359,11 @@ impl<'m> Engine<'m> {
         Ok(self.model.vocab().tokenize(prompt.as_bytes(), true, true))
     }
 
-    /// The prompt's tokens, at most `budget` of them: the oldest turns are dropped by the same rule
-    /// as for remote upstreams (`context::fit_by`), counted with the model's own tokenizer. Each
-    /// turn is costed as its text plus the template's framing, then the real prompt is checked,
-    /// and the budget tightened by any shortfall, a few times at most.
+    /// The prompt's tokens, at most `budget` of them: the oldest turns are dropped, in blocks
+    /// (`context::fit_in_blocks`) so that the cached start of the prompt stays valid for several
+    /// turns, counted with the model's own tokenizer. Each turn is costed as its text plus the
+    /// template's framing, then the real prompt is checked, and the budget tightened by any
+    /// shortfall, a few times at most.
     fn fit_prompt(
         &self,
         messages: &[Message],
@@ -374,8 +375,11 @@ impl<'m> Engine<'m> {
         let mut dropped = 0;
         let mut target = budget;
         for _ in 0..4 {
-            dropped +=
-                crate::context::fit_by(&mut kept, 0, target, |m| text_tokens(m) + self.framing);
+            // Blocks of a quarter of the budget: the cut, and so the cached prompt start, stays
+            // put for several turns of a long call.
+            dropped += crate::context::fit_in_blocks(&mut kept, target, budget / 4, |m| {
+                text_tokens(m) + self.framing
+            });
             let tokens = self.prompt_tokens(&kept)?;
             if tokens.len() <= budget {
                 return Ok((tokens, dropped));
