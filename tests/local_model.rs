@@ -197,7 +197,11 @@ fn greedy(messages: &[Message], max_tokens: u32) -> ChatRequest {
 }
 
 async fn answer(local: &Local, messages: &[Message]) -> String {
-    let mut stream = local.start(&greedy(messages, 24)).await.unwrap();
+    answer_within(local, messages, 24).await
+}
+
+async fn answer_within(local: &Local, messages: &[Message], max_tokens: u32) -> String {
+    let mut stream = local.start(&greedy(messages, max_tokens)).await.unwrap();
     let mut text = String::new();
     while let Some(delta) = stream.next().await {
         text.push_str(&delta.unwrap());
@@ -257,26 +261,25 @@ async fn a_trimmed_long_call_still_reuses_its_cache() {
             ]
         })
         .collect();
+    // A turn adds about 26 tokens (8-token answers) and the cut moves in blocks of about 126, so
+    // at most 2 of the 6 turns after the first can move it.
     let mut mostly_reused = 0;
-    for turn in 0..4 {
-        call.push(Message::new(
-            Role::User,
-            format!("And what about subject {turn}?"),
-        ));
+    for turn in 0..7 {
+        call.push(Message::new(Role::User, format!("And subject {turn}?")));
         let (prompt_before, reused_before) =
             (local.stats().prompt_tokens(), local.stats().reused_tokens());
-        let text = answer(&local, &call).await;
+        let text = answer_within(&local, &call, 8).await;
         let prompt = local.stats().prompt_tokens() - prompt_before;
         let reused = local.stats().reused_tokens() - reused_before;
         assert!(prompt < 512, "trimmed to fit: {prompt} tokens");
-        if reused * 2 >= prompt {
+        if turn > 0 && reused * 2 >= prompt {
             mostly_reused += 1;
         }
         call.push(Message::new(Role::Assistant, text));
     }
     assert!(
-        mostly_reused >= 2,
-        "{mostly_reused} of the 3 turns after the first decoded most of their prompt from the cache"
+        mostly_reused >= 3,
+        "only {mostly_reused} of the 6 turns after the first found most of their prompt cached"
     );
 }
 
