@@ -28,7 +28,7 @@ pub fn on_hangup(state: AppState) -> impl Future<Output = ()> + Send + 'static {
         #[cfg(unix)]
         if let Some(mut hup) = hup {
             while hup.recv().await.is_some() {
-                apply(&state, "SIGHUP");
+                apply(&state, "SIGHUP").await;
             }
         }
         #[cfg(not(unix))]
@@ -58,7 +58,7 @@ pub fn on_file_change(state: AppState, path: PathBuf) -> impl Future<Output = ()
             // Missing for a moment (an editor or ConfigMap replacing it): wait for it to come back.
             if now.is_some() && now != seen {
                 seen = now;
-                apply(&state, "config file changed");
+                apply(&state, "config file changed").await;
             }
         }
     }
@@ -72,11 +72,15 @@ fn fingerprint(path: &std::path::Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-fn apply(state: &AppState, trigger: &'static str) {
-    match state.reload() {
-        Ok(()) => tracing::info!(trigger, "config reloaded"),
-        Err(error) => {
+/// Runs on a blocking thread: a reload may load an embedded model, which takes seconds for a
+/// large one and must not stall the async workers serving streams meanwhile.
+async fn apply(state: &AppState, trigger: &'static str) {
+    let reloading = state.clone();
+    match tokio::task::spawn_blocking(move || reloading.reload()).await {
+        Ok(Ok(())) => tracing::info!(trigger, "config reloaded"),
+        Ok(Err(error)) => {
             tracing::error!(trigger, %error, "config reload rejected; keeping the running config")
         }
+        Err(error) => tracing::error!(trigger, %error, "config reload failed"),
     }
 }

@@ -27,9 +27,10 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn build(config: Config) -> Result<Self, StartError> {
+    /// `previous`: the runtime a reload replaces, whose unchanged parts are kept.
+    pub fn build(config: Config, previous: Option<&Runtime>) -> Result<Self, StartError> {
         Ok(Self {
-            upstreams: Upstreams::from_config(&config)?,
+            upstreams: Upstreams::from_config(&config, previous.map(|p| &p.upstreams))?,
             rate_limits: RateLimits::new(&config.limits),
             config,
         })
@@ -52,7 +53,7 @@ impl AppState {
     pub fn new(config: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
         Ok(Self {
             inner: Arc::new(Inner {
-                runtime: ArcSwap::from_pointee(Runtime::build(config)?),
+                runtime: ArcSwap::from_pointee(Runtime::build(config, None)?),
                 streams: OpenStreams::default(),
                 hard_stop: CancellationToken::new(),
                 config_path,
@@ -77,7 +78,7 @@ impl AppState {
     /// rejected whole and the running one stays. Open streams keep the runtime they began with.
     pub fn reload(&self) -> Result<(), StartError> {
         let config = Config::load(self.inner.config_path.as_deref())?;
-        let runtime = Runtime::build(config)?;
+        let runtime = Runtime::build(config, Some(&self.runtime()))?;
         self.inner.runtime.store(Arc::new(runtime));
         Ok(())
     }

@@ -283,6 +283,63 @@ async fn a_trimmed_long_call_still_reuses_its_cache() {
     );
 }
 
+/// Any edit to the config file reloads it. A reload that leaves `[local]` alone keeps the engine,
+/// and with it the calls it has cached; one that changes `[local]` loads a fresh one.
+#[tokio::test]
+async fn a_reload_keeps_an_unchanged_engine_and_its_cache() {
+    let server = Server::start_toml(&model_config(
+        "[[upstreams]]\nname = \"reload-probe\"\nkind = \"local\"\n[personas.default]\nsystem_prompt = \"You are Ava.\"\ntemperature = 0.0\nmax_tokens = 8\n",
+    ))
+    .await;
+    let reused = || async {
+        let metrics = client()
+            .get(format!("{}/metrics", server.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("chatapi_local_reused_tokens_total{upstream=\"reload-probe\"} ")
+            })
+            .map_or(0, |v| v.parse::<u64>().unwrap())
+    };
+    let mut call = vec![json!({"role": "user", "content": "Hi! My name is Ann."})];
+    let mut next_turn = |answer: String, question: &str| {
+        call.push(json!({"role": "assistant", "content": answer}));
+        call.push(json!({"role": "user", "content": question}));
+        json!({ "messages": call.clone() })
+    };
+    let (status, first) = chat(
+        &server.chat_url(),
+        &json!({ "messages": [{"role": "user", "content": "Hi! My name is Ann."}] }),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    server.reload_with(|t| t.replace("max_tokens = 8", "max_tokens = 9"));
+    let before = reused().await;
+    let (status, second) = chat(&server.chat_url(), &next_turn(first.text(), "How are you?")).await;
+    assert_eq!(status, 200);
+    assert!(
+        reused().await > before,
+        "the engine and its cache survived a reload that left [local] alone"
+    );
+
+    server.reload_with(|t| t.replace("queue = 1", "queue = 2"));
+    let before = reused().await;
+    let (status, _) = chat(&server.chat_url(), &next_turn(second.text(), "And today?")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        reused().await,
+        before,
+        "a changed [local] loads a fresh engine"
+    );
+}
+
 #[tokio::test]
 async fn a_full_queue_is_503_with_retry_after() {
     let server = Server::start_toml(&model_config(

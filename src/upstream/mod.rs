@@ -167,9 +167,10 @@ pub struct Opened {
 }
 
 enum Backend {
-    Remote(Remote),
+    Remote(Box<Remote>),
     #[cfg(feature = "local")]
-    Local(local::Local),
+    /// Shared with the runtime a reload replaces, when the reload leaves it unchanged.
+    Local(Arc<local::Local>),
 }
 
 impl Backend {
@@ -223,7 +224,12 @@ pub struct UpstreamHealth {
 }
 
 impl Upstreams {
-    pub fn from_config(config: &Config) -> Result<Self, BuildError> {
+    /// `previous`: the upstreams being replaced (on reload). An embedded model whose name and
+    /// settings are unchanged is kept, not loaded again.
+    pub fn from_config(config: &Config, previous: Option<&Upstreams>) -> Result<Self, BuildError> {
+        // Only embedded models are carried over.
+        #[cfg(not(feature = "local"))]
+        let _ = previous;
         let connects = config.connect_timeouts();
         let http1 = remote::Clients::build(&connects, false)?;
         let h2c = remote::Clients::build(&connects, true)?;
@@ -236,18 +242,22 @@ impl Upstreams {
                     } else {
                         &http1
                     };
-                    Backend::Remote(Remote::new(u, clients.clone()).map_err(|e| {
+                    Backend::Remote(Box::new(Remote::new(u, clients.clone()).map_err(|e| {
                         BuildError::Url {
                             upstream: u.name.clone(),
                             detail: e.to_string(),
                         }
-                    })?)
+                    })?))
                 }
                 #[cfg(feature = "local")]
-                UpstreamKind::Local => Backend::Local(local::Local::load(
-                    &u.name,
-                    local::LocalSettings::from_config(&config.local),
-                )?),
+                UpstreamKind::Local => {
+                    let settings = local::LocalSettings::from_config(&config.local);
+                    let kept = previous.and_then(|p| p.local_serving(&u.name, &settings));
+                    match kept {
+                        Some(local) => Backend::Local(local),
+                        None => Backend::Local(Arc::new(local::Local::load(&u.name, settings)?)),
+                    }
+                }
                 // Rejected by config validation in builds without the engine.
                 #[cfg(not(feature = "local"))]
                 UpstreamKind::Local => continue,
@@ -260,6 +270,18 @@ impl Upstreams {
         Ok(Self {
             members,
             retry: config.retry.clone(),
+        })
+    }
+
+    #[cfg(feature = "local")]
+    fn local_serving(
+        &self,
+        name: &str,
+        settings: &local::LocalSettings,
+    ) -> Option<Arc<local::Local>> {
+        self.members.iter().find_map(|m| match &m.backend {
+            Backend::Local(l) if l.serves(name, settings) => Some(l.clone()),
+            _ => None,
         })
     }
 

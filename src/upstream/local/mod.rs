@@ -37,7 +37,7 @@ pub enum LocalError {
 }
 
 /// Settings of one local upstream, with defaults filled in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LocalSettings {
     pub model_path: PathBuf,
     pub threads: usize,
@@ -111,6 +111,7 @@ pub struct Job {
 /// keep the runtime (and so this) alive, so nobody is waiting on the engine when it stops.
 pub struct Local {
     name: Arc<str>,
+    settings: LocalSettings,
     /// `None` only inside `drop`, which closes the queue before joining.
     jobs: Option<SyncSender<Job>>,
     stop: Arc<AtomicBool>,
@@ -150,9 +151,16 @@ impl Local {
         let (jobs, queue) = sync_channel(settings.queue);
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(LocalStats::default());
-        let engine = engine::spawn(name.clone(), settings, queue, stop.clone(), stats.clone())?;
+        let engine = engine::spawn(
+            name.clone(),
+            settings.clone(),
+            queue,
+            stop.clone(),
+            stats.clone(),
+        )?;
         Ok(Self {
             name,
+            settings,
             jobs: Some(jobs),
             stop,
             engine: Some(engine),
@@ -166,6 +174,12 @@ impl Local {
 
     pub fn stats(&self) -> &LocalStats {
         &self.stats
+    }
+
+    /// Whether this engine is what `name` with `settings` would load: a reload then keeps it
+    /// (and the calls it has cached) instead of loading the model a second time.
+    pub fn serves(&self, name: &str, settings: &LocalSettings) -> bool {
+        &*self.name == name && &self.settings == settings
     }
 
     pub async fn start(&self, request: &ChatRequest) -> Result<DeltaStream, UpstreamError> {
