@@ -57,12 +57,17 @@ impl Record {
     }
 }
 
+/// Milliseconds to the microsecond: `29.243`, not `29.242561000000002`, in the log line.
+fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
 impl Drop for Record {
     fn drop(&mut self) {
         let duration = self.started.elapsed();
         let outcome = self.outcome.as_deref().unwrap_or("client_gone");
         let upstream = self.upstream.as_deref().unwrap_or("-");
-        let ttft_ms = self.first_token.map(|d| d.as_secs_f64() * 1e3);
+        let ttft_ms = self.first_token.map(millis);
         tracing::info!(
             request_id = %self.request_id,
             persona = %self.persona,
@@ -70,12 +75,23 @@ impl Drop for Record {
             status = self.status,
             ttft_ms,
             deltas = self.deltas,
-            duration_ms = duration.as_secs_f64() * 1e3,
+            duration_ms = millis(duration),
             failed_attempts = self.failed_attempts,
             dropped_turns = self.dropped_turns,
             outcome,
             "chat"
         );
         metrics::request_done(self, outcome, duration);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_milliseconds_stop_at_the_microsecond() {
+        assert_eq!(millis(std::time::Duration::from_nanos(29_242_561)), 29.243);
+        assert_eq!(millis(std::time::Duration::from_secs(2)), 2000.0);
     }
 }
