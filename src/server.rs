@@ -18,6 +18,12 @@ use tower::ServiceExt;
 
 use crate::state::AppState;
 
+/// How long a connection may take to send a request's headers, counted from when it is idle
+/// and waiting for one: a guard against connections that never send a request, before our own
+/// body timeout. Longer than the 90 s a Go client (FaceTo-AI's server) keeps an idle connection
+/// for reuse: closing one under it could race a request it is sending, and a POST is not retried.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Serves on `listener` until `shutdown` resolves, then shuts down in phases:
 /// 1. stop accepting connections (idle keep-alive connections close);
 /// 2. let open streams run for `server.shutdown_grace`;
@@ -45,11 +51,13 @@ pub async fn serve(
     // HTTP/1.1 alone goes through hyper's own builder: its connections are smaller than the
     // auto builder's, which carry an HTTP/2 state and a copy of the builder each.
     let mut http1 = hyper::server::conn::http1::Builder::new();
-    // The timer enables hyper's limit on reading request headers (30 s), a slow-loris guard
-    // before our own body timeout starts.
-    http1.timer(TokioTimer::new());
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let mut both = auto::Builder::new(TokioExecutor::new());
-    both.http1().timer(TokioTimer::new());
+    both.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let connections = GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);
     loop {
