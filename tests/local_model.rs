@@ -40,14 +40,7 @@ async fn answers_the_capital_of_france_offline() {
     assert!(answer.done, "ends with [DONE]");
     assert!(answer.text().contains("Paris"), "{:?}", answer.text());
     assert!(answer.deltas.len() > 1, "streamed token by token");
-    let metrics = client()
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for family in [
         "chatapi_local_prompt_tokens_total{upstream=\"local\"}",
         "chatapi_local_reused_tokens_total{upstream=\"local\"}",
@@ -292,15 +285,9 @@ async fn a_reload_keeps_an_unchanged_engine_and_its_cache() {
     ))
     .await;
     let reused = || async {
-        let metrics = client()
-            .get(format!("{}/metrics", server.url))
-            .send()
+        server
+            .metrics()
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        metrics
             .lines()
             .find_map(|l| {
                 l.strip_prefix("chatapi_local_reused_tokens_total{upstream=\"reload-probe\"} ")

@@ -105,6 +105,18 @@ impl Server {
         self.state.reload().unwrap();
     }
 
+    /// The Prometheus text at `/metrics`.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn chat_url(&self) -> String {
         format!("{}/chat", self.url)
     }
