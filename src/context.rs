@@ -32,45 +32,61 @@ pub fn count(bpe: &CoreBPE, m: &Message) -> usize {
 }
 
 /// Drops the oldest droppable turns until the prompt plus `max_tokens` fits in `context_tokens`,
-/// counting as OpenAI does. `messages[..pinned]` (the persona's prompt) always stays. Returns how
-/// many turns were dropped.
+/// counting as OpenAI does. Returns how many turns were dropped.
 pub fn fit(
     messages: &mut Vec<Message>,
-    pinned: usize,
     model: Option<&str>,
     context_tokens: u32,
     max_tokens: u32,
 ) -> usize {
     let budget = (context_tokens.saturating_sub(max_tokens) as usize).saturating_sub(REPLY_PRIMING);
     let bpe = encoding(model);
-    fit_by(messages, pinned, budget, |m| count(bpe, m))
+    fit_by(messages, budget, |m| count(bpe, m))
 }
 
-/// The rule itself, for any way of counting (the embedded model counts with its own tokenizer):
-/// keeps `messages[..pinned]`, every system message and the latest user turn, then the newest
-/// other turns whose costs still fit in `budget`; everything older goes. (The same as dropping
-/// the oldest turns one by one until it fits, but it counts only what it keeps and one more, so a
+/// The turns the rule may drop: every system message stays (the persona's prompt is one), and so
+/// does the latest user turn.
+fn droppable(messages: &[Message]) -> impl Fn(usize, &Message) -> bool {
+    let latest_user = messages.iter().rposition(|m| m.role == Role::User);
+    move |i, m| m.role != Role::System && Some(i) != latest_user
+}
+
+/// Removes the droppable turns before index `cut`; returns how many went.
+fn drop_before(
+    messages: &mut Vec<Message>,
+    cut: usize,
+    droppable: impl Fn(usize, &Message) -> bool,
+) -> usize {
+    let before = messages.len();
+    let mut i = 0;
+    messages.retain(|m| {
+        let keep = i >= cut || !droppable(i, m);
+        i += 1;
+        keep
+    });
+    before - messages.len()
+}
+
+/// The rule itself, for any way of counting: keeps what is not droppable, then the newest other
+/// turns whose costs still fit in `budget`; everything older goes. (The same as dropping the
+/// oldest turns one by one until it fits, but it counts only what it keeps and one more, so a
 /// 2,000-turn call costs what its last few turns cost.) Returns how many turns were dropped.
 pub fn fit_by(
     messages: &mut Vec<Message>,
-    pinned: usize,
     budget: usize,
     cost: impl Fn(&Message) -> usize,
 ) -> usize {
-    let latest_user = messages.iter().rposition(|m| m.role == Role::User);
-    let is_pinned =
-        |i: usize, m: &Message| i < pinned || m.role == Role::System || Some(i) == latest_user;
-    let pinned_cost: usize = messages
+    let droppable = droppable(messages);
+    let kept_cost: usize = messages
         .iter()
         .enumerate()
-        .filter(|(i, m)| is_pinned(*i, m))
+        .filter(|(i, m)| !droppable(*i, m))
         .map(|(_, m)| cost(m))
         .sum();
-    let mut room = budget.saturating_sub(pinned_cost);
-    // Turns before `cut` go, unless pinned.
+    let mut room = budget.saturating_sub(kept_cost);
     let mut cut = 0;
     for (i, m) in messages.iter().enumerate().rev() {
-        if is_pinned(i, m) {
+        if !droppable(i, m) {
             continue;
         }
         let c = cost(m);
@@ -80,14 +96,7 @@ pub fn fit_by(
         }
         room -= c;
     }
-    let before = messages.len();
-    let mut i = 0;
-    messages.retain(|m| {
-        let keep = i >= cut || is_pinned(i, m);
-        i += 1;
-        keep
-    });
-    before - messages.len()
+    drop_before(messages, cut, droppable)
 }
 
 /// Like [`fit_by`], but drops whole blocks of about `block` tokens counted from the start of
@@ -101,29 +110,25 @@ pub fn fit_in_blocks(
     block: usize,
     cost: impl Fn(&Message) -> usize,
 ) -> usize {
-    let latest_user = messages.iter().rposition(|m| m.role == Role::User);
-    let droppable = |i: usize, m: &Message| m.role != Role::System && Some(i) != latest_user;
+    let droppable = droppable(messages);
     let costs: Vec<usize> = messages.iter().map(cost).collect();
     let total: usize = costs.iter().sum();
     if total <= budget {
         return 0;
     }
-    let block = block.max(1);
-    let to_drop = (total - budget).div_ceil(block) * block;
+    let to_drop = (total - budget).div_ceil(block.max(1)) * block.max(1);
     let mut dropped_cost = 0;
-    let mut keep = vec![true; messages.len()];
+    let mut cut = 0;
     for (i, m) in messages.iter().enumerate() {
         if dropped_cost >= to_drop {
             break;
         }
         if droppable(i, m) {
-            keep[i] = false;
             dropped_cost += costs[i];
+            cut = i + 1;
         }
     }
-    let mut flags = keep.iter();
-    messages.retain(|_| flags.next().copied().unwrap_or(true));
-    keep.iter().filter(|k| !**k).count()
+    drop_before(messages, cut, droppable)
 }
 
 #[cfg(test)]
@@ -144,7 +149,7 @@ mod tests {
         let mut m: Vec<Message> = (0..2000).map(turn).collect();
         m.push(Message::new(Role::User, "latest"));
         let counted = std::cell::Cell::new(0);
-        let dropped = fit_by(&mut m, 0, 100, |_| {
+        let dropped = fit_by(&mut m, 100, |_| {
             counted.set(counted.get() + 1);
             10
         });
@@ -181,7 +186,7 @@ mod tests {
     #[test]
     fn short_conversations_are_untouched() {
         let mut m = vec![Message::new(Role::System, "be brief"), turn(0)];
-        assert_eq!(fit(&mut m, 1, Some("gpt-4o-mini"), 4096, 256), 0);
+        assert_eq!(fit(&mut m, Some("gpt-4o-mini"), 4096, 256), 0);
         assert_eq!(m.len(), 2);
     }
 
@@ -191,7 +196,7 @@ mod tests {
         m.extend((0..400).map(turn));
         m.insert(200, Message::new(Role::System, "talking to ann"));
         m.push(Message::new(Role::User, "the latest question"));
-        let dropped = fit(&mut m, 1, Some("gpt-4o-mini"), 1000, 200);
+        let dropped = fit(&mut m, Some("gpt-4o-mini"), 1000, 200);
         assert!(dropped > 0);
         let bpe = encoding(Some("gpt-4o-mini"));
         let total: usize = REPLY_PRIMING + m.iter().map(|x| count(bpe, x)).sum::<usize>();

@@ -18,7 +18,6 @@ pub fn apply(persona: &Persona, caller: Vec<Message>) -> (ChatRequest, Applied) 
     if let Some(prompt) = persona.system_prompt.as_deref().filter(|p| !p.is_empty()) {
         messages.push(Message::new(Role::System, prompt));
     }
-    let pinned = messages.len();
     messages.extend(
         caller
             .into_iter()
@@ -32,7 +31,6 @@ pub fn apply(persona: &Persona, caller: Vec<Message>) -> (ChatRequest, Applied) 
     let dropped_turns = if persona.context_tokens > 0 {
         context::fit(
             &mut messages,
-            pinned,
             model.as_deref(),
             persona.context_tokens,
             persona.max_tokens.unwrap_or(0),
