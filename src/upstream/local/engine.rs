@@ -374,6 +374,7 @@ impl<'m> Engine<'m> {
         let mut kept = messages.to_vec();
         let mut dropped = 0;
         let mut target = budget;
+        let mut shortest = 0;
         for _ in 0..4 {
             // Blocks of a quarter of the budget: the cut, and so the cached prompt start, stays
             // put for several turns of a long call.
@@ -384,15 +385,14 @@ impl<'m> Engine<'m> {
             if tokens.len() <= budget {
                 return Ok((tokens, dropped));
             }
+            shortest = tokens.len();
             target = target.saturating_sub(tokens.len() - budget);
         }
-        let tokens = self.prompt_tokens(&kept)?;
         Err(UpstreamError::Status {
             upstream: self.name.clone(),
             status: 400,
             message: format!(
-                "the prompt is {} tokens even without its older turns; the local model's context is {} per conversation",
-                tokens.len(),
+                "the prompt is {shortest} tokens even without its older turns; the local model's context is {} per conversation",
                 self.context_tokens
             ),
             code: Some("context_length_exceeded".into()),
