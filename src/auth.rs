@@ -1,5 +1,7 @@
-//! Bearer keys. FaceTo-AI always sends `Authorization: Bearer <key>`, a bare `Bearer` when the
-//! room has no key, so with no keys configured anything is accepted.
+//! API keys. FaceTo-AI always sends `Authorization: Bearer <key>`, a bare `Bearer` when the
+//! room has no key, so with no keys configured anything is accepted. Other dialects send the key
+//! raw in `Authorization` (MAVI) or in `X-Api-Key` (Reka); any of them is read, on any route: a
+//! key is checked the same wherever it arrives.
 
 use axum::http::{header, HeaderMap};
 use subtle::ConstantTimeEq;
@@ -11,18 +13,33 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyId(pub usize);
 
-pub fn check(keys: &[Secret], headers: &HeaderMap) -> Result<Option<KeyId>, ApiError> {
+/// The key a caller presented: `Authorization: Bearer <key>`, a raw `Authorization: <key>`, or
+/// `X-Api-Key: <key>`. A bare `Bearer` presents none.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let value = value.trim();
+        return match value.split_once(' ') {
+            Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => Some(key.trim()),
+            Some(_) => None,
+            None if value.eq_ignore_ascii_case("bearer") || value.is_empty() => None,
+            None => Some(value),
+        };
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+pub fn check(keys: &[Secret], presented: Option<&str>) -> Result<Option<KeyId>, ApiError> {
     if keys.is_empty() {
         return Ok(None);
     }
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, key) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
-        })
-        .ok_or(ApiError::Unauthorized)?;
+    let presented = presented.ok_or(ApiError::Unauthorized)?;
     // Compare against every key, without stopping at a match, so timing says nothing about which.
     let mut found = None;
     for (i, key) in keys.iter().enumerate() {
@@ -44,19 +61,34 @@ mod tests {
         h
     }
 
+    fn check_with(keys: &[Secret], auth: &str) -> Result<Option<KeyId>, ApiError> {
+        let headers = with(auth);
+        check(keys, presented_key(&headers))
+    }
+
     #[test]
     fn open_when_no_keys() {
-        assert_eq!(check(&[], &with("Bearer")).unwrap(), None);
-        assert_eq!(check(&[], &HeaderMap::new()).unwrap(), None);
+        assert_eq!(check_with(&[], "Bearer").unwrap(), None);
+        assert_eq!(check(&[], presented_key(&HeaderMap::new())).unwrap(), None);
     }
 
     #[test]
     fn keys_are_checked() {
         let keys = [Secret::new("k1"), Secret::new("k2")];
-        assert_eq!(check(&keys, &with("Bearer k2")).unwrap(), Some(KeyId(1)));
-        assert_eq!(check(&keys, &with("bearer  k1 ")).unwrap(), Some(KeyId(0)));
-        assert!(check(&keys, &with("Bearer")).is_err());
-        assert!(check(&keys, &with("Bearer k3")).is_err());
-        assert!(check(&keys, &HeaderMap::new()).is_err());
+        assert_eq!(check_with(&keys, "Bearer k2").unwrap(), Some(KeyId(1)));
+        assert_eq!(check_with(&keys, "bearer  k1 ").unwrap(), Some(KeyId(0)));
+        assert!(check_with(&keys, "Bearer").is_err());
+        assert!(check_with(&keys, "Bearer k3").is_err());
+        assert!(check(&keys, presented_key(&HeaderMap::new())).is_err());
+    }
+
+    #[test]
+    fn a_key_is_read_from_each_dialects_header() {
+        let keys = [Secret::new("k1")];
+        assert_eq!(check_with(&keys, "k1").unwrap(), Some(KeyId(0)));
+        assert!(check_with(&keys, "Basic k1").is_err());
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", HeaderValue::from_static("k1"));
+        assert_eq!(check(&keys, presented_key(&h)).unwrap(), Some(KeyId(0)));
     }
 }

@@ -29,6 +29,22 @@ pub fn count(bpe: &CoreBPE, m: &Message) -> usize {
         + m.name
             .as_deref()
             .map_or(0, |n| PER_NAME + bpe.encode_ordinary(n).len())
+        + m.tool_calls
+            .iter()
+            .map(|c| bpe.encode_ordinary(&c.name).len() + bpe.encode_ordinary(&c.arguments).len())
+            .sum::<usize>()
+}
+
+/// Tokens of `text` as `model`'s tokenizer counts them (an estimate for non-OpenAI models).
+pub fn count_text(model: Option<&str>, text: &str) -> usize {
+    encoding(model).encode_ordinary(text).len()
+}
+
+/// The prompt's tokens as OpenAI counts them, reply priming included: the usage to report when
+/// the upstream reported none.
+pub fn count_prompt(model: Option<&str>, messages: &[Message]) -> usize {
+    let bpe = encoding(model);
+    messages.iter().map(|m| count(bpe, m)).sum::<usize>() + REPLY_PRIMING
 }
 
 /// Drops the oldest droppable turns until the prompt plus `max_tokens` fits in `context_tokens`,
@@ -64,6 +80,9 @@ fn drop_before(
         i += 1;
         keep
     });
+    if before != messages.len() {
+        drop_orphaned_tool_results(messages);
+    }
     before - messages.len()
 }
 
@@ -129,6 +148,24 @@ pub fn fit_in_blocks(
         }
     }
     drop_before(messages, cut, droppable)
+}
+
+/// A tool result whose calling assistant turn was dropped: an OpenAI upstream refuses the whole
+/// request over one, so it goes with its call.
+fn drop_orphaned_tool_results(messages: &mut Vec<Message>) {
+    if !messages.iter().any(|m| m.role == Role::Tool) {
+        return;
+    }
+    let called: std::collections::HashSet<String> = messages
+        .iter()
+        .flat_map(|m| m.tool_calls.iter().map(|c| c.id.clone()))
+        .collect();
+    messages.retain(|m| {
+        m.role != Role::Tool
+            || m.tool_call_id
+                .as_ref()
+                .is_some_and(|id| called.contains(id))
+    });
 }
 
 #[cfg(test)]

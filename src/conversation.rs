@@ -1,13 +1,18 @@
 //! The conversation as every dialect hands it to the core: plain roles, text content, optional
-//! speaker names. Dialect quirks (FaceTo-AI's `steam`, OpenAI's content parts) end at `validate`.
+//! speaker names, and OpenAI's tool calls (an assistant turn that called tools, a `tool` turn
+//! with a result). Dialect quirks (FaceTo-AI's `steam`, OpenAI's content parts) end in the
+//! routes that decode them.
 
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Role {
     System,
+    #[default]
     User,
     Assistant,
+    /// A tool's result, answering an assistant turn's tool call.
+    Tool,
 }
 
 impl Role {
@@ -16,6 +21,7 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
@@ -26,11 +32,23 @@ impl fmt::Display for Role {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Message {
     pub role: Role,
     pub content: String,
     pub name: Option<String>,
+    /// Tools an assistant turn called.
+    pub tool_calls: Vec<ToolCall>,
+    /// Which call a `tool` turn answers.
+    pub tool_call_id: Option<String>,
+}
+
+/// One function call made by the model: its id, the function's name, the JSON arguments as text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
 }
 
 impl Message {
@@ -38,7 +56,7 @@ impl Message {
         Self {
             role,
             content: content.into(),
-            name: None,
+            ..Self::default()
         }
     }
 }

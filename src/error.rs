@@ -1,5 +1,7 @@
-//! Every failure a caller can see, and the one place that decides its HTTP status and body.
-//! Bodies are one line of OpenAI's error shape, `{"error":{"message","type","code"}}`: the real
+//! Every failure a caller can see, and the one place that decides its HTTP status, its stable
+//! code and the sentence a caller reads. Each error has a [`ErrorKind`]; each dialect renders
+//! kinds in its own envelope (`respond` does the status and headers, the dialect the body).
+//! OpenAI's envelope, `{"error":{"message","type","code"}}` on one line, is the default: the real
 //! FaceTo-AI client recognises it (and `context_length_exceeded`) when it reads a failed answer.
 
 use std::time::Duration;
@@ -31,8 +33,40 @@ pub enum ApiError {
     },
     #[error("no upstream is configured or available")]
     NoUpstream,
-    #[error("{0}")]
+    #[error("the server is shutting down; try again shortly")]
+    ShuttingDown,
+    #[error("{}", upstream_message(.0))]
     Upstream(#[from] UpstreamError),
+}
+
+/// What kind of failure, for dialects to map onto their own codes and envelopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is wrong: a field, the body, its size.
+    InvalidRequest,
+    Unauthorized,
+    /// What the request names (a persona, a model, a video) does not exist.
+    NotFound,
+    RateLimited,
+    /// Too busy right now (stream cap, a full local queue, shutting down, no upstream).
+    Unavailable,
+    /// The upstream failed or could not be reached.
+    Upstream,
+    /// The upstream took too long.
+    Timeout,
+}
+
+/// An upstream's own message is passed on only when it is about the caller's request (a prompt
+/// too long for the model, say); anything else stays in the log line.
+fn upstream_message(e: &UpstreamError) -> String {
+    match e {
+        UpstreamError::Status { message, .. }
+            if e.status() == StatusCode::BAD_REQUEST && !message.is_empty() =>
+        {
+            message.clone()
+        }
+        _ => e.caller_message().to_string(),
+    }
 }
 
 impl ApiError {
@@ -50,14 +84,37 @@ impl ApiError {
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::UnknownPersona(_) => StatusCode::NOT_FOUND,
-            Self::Overloaded { .. } | Self::NoUpstream => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded { .. } | Self::NoUpstream | Self::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream(e) => e.status(),
         }
     }
 
-    /// OpenAI's `type` and `code` fields.
-    fn kind(&self) -> (&str, &str) {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::BadRequest { .. } | Self::BodyTooLarge { .. } | Self::BodyTimeout(_) => {
+                ErrorKind::InvalidRequest
+            }
+            Self::Unauthorized => ErrorKind::Unauthorized,
+            Self::UnknownPersona(_) => ErrorKind::NotFound,
+            Self::RateLimited { .. } => ErrorKind::RateLimited,
+            Self::Overloaded { .. } | Self::NoUpstream | Self::ShuttingDown => {
+                ErrorKind::Unavailable
+            }
+            Self::Upstream(e) => match e.status() {
+                StatusCode::TOO_MANY_REQUESTS => ErrorKind::RateLimited,
+                StatusCode::BAD_REQUEST => ErrorKind::InvalidRequest,
+                StatusCode::GATEWAY_TIMEOUT => ErrorKind::Timeout,
+                StatusCode::SERVICE_UNAVAILABLE => ErrorKind::Unavailable,
+                _ => ErrorKind::Upstream,
+            },
+        }
+    }
+
+    /// OpenAI's `type` and `code` fields; the code is also the outcome in logs and metrics.
+    pub fn openai_type_and_code(&self) -> (&str, &str) {
         match self {
             Self::BadRequest { .. } => ("invalid_request_error", "invalid_request"),
             Self::BodyTooLarge { .. } => ("invalid_request_error", "body_too_large"),
@@ -67,11 +124,25 @@ impl ApiError {
             Self::Overloaded { .. } => ("server_error", "overloaded"),
             Self::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
             Self::NoUpstream => ("server_error", "no_upstream"),
+            Self::ShuttingDown => ("server_error", "shutting_down"),
             Self::Upstream(e) => e.kind(),
         }
     }
 
-    fn retry_after(&self) -> Option<Duration> {
+    /// The stable code: what a program branches on, and the outcome in logs and metrics.
+    pub fn code(&self) -> &str {
+        self.openai_type_and_code().1
+    }
+
+    /// The request field at fault, when there is one.
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            Self::BadRequest { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Overloaded { retry_after } | Self::RateLimited { retry_after, .. } => {
                 Some(*retry_after)
@@ -81,36 +152,46 @@ impl ApiError {
         }
     }
 
-    /// The one-line JSON body, newline-terminated so a line reader sees all of it.
-    pub fn body(&self) -> String {
-        let (kind, code) = self.kind();
+    /// OpenAI's envelope as a JSON value.
+    pub fn openai_json(&self) -> serde_json::Value {
+        let (kind, code) = self.openai_type_and_code();
         let mut error = json!({ "message": self.to_string(), "type": kind, "code": code });
-        if let Self::BadRequest { field, .. } = self {
-            error["param"] = json!(field);
+        if let Some(param) = self.param() {
+            error["param"] = json!(param);
         }
-        let mut line = json!({ "error": error }).to_string();
+        json!({ "error": error })
+    }
+
+    /// OpenAI's envelope on one line, newline-terminated so a line reader sees all of it.
+    pub fn body(&self) -> String {
+        let mut line = self.openai_json().to_string();
         line.push('\n');
         line
     }
 
     /// Short label for logs and metrics.
     pub fn outcome(&self) -> &str {
-        self.kind().1
+        self.code()
     }
-}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status(), self.body()).into_response();
+    /// A response with this error's status and `Retry-After`, and `body` in a dialect's envelope.
+    pub fn respond(&self, status: StatusCode, body: String) -> Response {
+        let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
         if let Some(after) = self.retry_after() {
-            let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+            let secs = after.as_secs_f64().ceil().clamp(1.0, 86_400.0) as u64;
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.respond(self.status(), self.body())
     }
 }

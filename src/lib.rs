@@ -1,42 +1,49 @@
-//! chatapi: the server a FaceTo-AI room owner registers as the room's "ChatAPI".
+//! chatapi: the server a FaceTo-AI room owner registers as the room's "ChatAPI", and a gateway
+//! that speaks other dialects over the same personas and upstreams.
 //!
 //! A request travels one way through these modules:
 //!
-//! - `routes` — the HTTP surface. `routes::chatapi` reads FaceTo-AI's `{"messages":[...]}` and
-//!   answers `data: {"content":"..."}` events; `routes::ops` serves health, readiness, metrics.
-//! - `auth`, `limits` — bearer keys; rate limits per key and per IP. Checked before anything else.
-//! - `validate` — the body becomes a list of `conversation::Message`, or a 4xx naming the field.
+//! - `routes` — the HTTP surface, one module per dialect. Each only decodes its request (for
+//!   ChatAPI, `routes::chatapi::request`), picks its encoder (`routes::chatapi::Framing`) and
+//!   renders errors in its envelope. `routes::incoming` reads the key and caller address,
+//!   `routes::body` reads bodies within each route's limits; `routes::ops` serves health,
+//!   readiness and metrics.
+//! - `answer` — the core every dialect shares, with no HTTP in it: `answer::admission` (per-IP
+//!   limit, `auth` key check, per-key limit), then `answer::start` (persona, stream slot, context
+//!   budget, upstream open with failover); `answer::collect` reads a whole answer for dialects
+//!   that do not stream.
 //! - `persona` — the owner's system prompt, sampling knobs and name rules; `context` drops the
 //!   oldest turns when a long call would overflow the model's window.
-//! - `upstream` — tries the configured OpenAI-compatible backends in order (retries, back-off,
-//!   circuit breaker) until one produces a first token; yields a stream of text deltas.
-//! - `relay` — turns that stream into the response body: timeouts, keep-alive pings, a clean
-//!   `[DONE]` whatever happens; `wire` is the exact byte framing.
+//! - `upstream` — the configured backends (`remote` OpenAI-compatible APIs, the embedded `local`
+//!   model), tried in order with retries, back-off and a circuit breaker; each answer is a stream
+//!   of `upstream::Event`s (text, tool-call pieces, finish reason, usage).
+//! - `relay` — turns that stream into the response body through a dialect's `relay::Encoder`:
+//!   timeouts, keep-alive pings, shutdown and hang-up are the relay's, the bytes the encoder's.
 //!
 //! Beside the path: `server` (the accept loop and phased shutdown), `config` (layered TOML + env,
 //! unknown keys rejected), `state` (the swappable runtime and shared limits), `error` (every
-//! failure's status and JSON body, in one place), `record` + `metrics` + `telemetry` (one log line
-//! per request, Prometheus), `signals` (shutdown), `reload` (SIGHUP and config-file changes).
+//! failure's status, kind and code, in one place), `access_log` + `metrics` (one log line per
+//! request, Prometheus), `logging` (log output set-up), `signals` (shutdown), `reload` (SIGHUP
+//! and config-file changes), `limits` (rate limiters and the stream cap).
 
+pub mod access_log;
+pub mod answer;
 pub mod auth;
 pub mod config;
 pub mod context;
 pub mod conversation;
 pub mod error;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod persona;
-pub mod record;
 pub mod relay;
 pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod signals;
 pub mod state;
-pub mod telemetry;
 pub mod upstream;
-pub mod validate;
-pub mod wire;
 
 pub use config::Config;
 pub use server::serve;

@@ -96,21 +96,23 @@ impl RateLimits {
         }
     }
 
-    /// `peer` is the TCP peer; behind a trusted proxy the caller is found in `headers`.
-    pub fn check(
-        &self,
-        key: Option<KeyId>,
-        peer: Option<IpAddr>,
-        headers: &HeaderMap,
-    ) -> Result<(), ApiError> {
-        if let (Some(limiter), Some(peer)) = (&self.per_ip, peer) {
-            let ip = client_ip(peer, headers, &self.trusted_proxies);
-            check(limiter, &ip, "IP address")?;
+    /// The caller's address: `peer` itself, or behind a trusted proxy the one it forwarded.
+    pub fn caller_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        client_ip(peer, headers, &self.trusted_proxies)
+    }
+
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+        match &self.per_ip {
+            Some(limiter) => check(limiter, &ip, "IP address"),
+            None => Ok(()),
         }
-        if let (Some(limiter), Some(key)) = (&self.per_key, key) {
-            check(limiter, &key, "API key")?;
+    }
+
+    pub fn check_key(&self, key: KeyId) -> Result<(), ApiError> {
+        match &self.per_key {
+            Some(limiter) => check(limiter, &key, "API key"),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Forget callers not seen lately, so the tables do not grow with every address ever seen.

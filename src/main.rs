@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use chatapi::telemetry::{self, LogFormat};
+use chatapi::logging::{self, LogFormat};
 use chatapi::{AppState, Config};
 
 #[derive(Parser)]
@@ -38,7 +38,7 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Held for the whole run: dropping it flushes the log writer thread.
-    let _log_guard = telemetry::init(cli.log_format);
+    let _log_guard = logging::init(cli.log_format);
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::record::Record;
+use crate::access_log::Record;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 

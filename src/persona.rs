@@ -2,10 +2,20 @@
 //! system prompt first, the caller's system messages kept or dropped, speaker names made valid
 //! for OpenAI, every sampling knob, and the context budget (see `context`).
 
-use crate::config::{Persona, SystemMessages};
+use crate::config::{CallerParam, Persona, SystemMessages};
 use crate::context;
 use crate::conversation::{Message, Role};
-use crate::upstream::{ChatRequest, Sampling};
+use crate::upstream::{ChatRequest, Extras, Sampling};
+
+/// What a caller asked for beyond the conversation (OpenAI's request fields). The persona decides
+/// which of them count (`caller_may_set`), and its own values win where it sets them.
+#[derive(Debug, Clone, Default)]
+pub struct CallerOptions {
+    pub sampling: Sampling,
+    pub extras: Extras,
+    /// The caller reads token usage: ask the upstream for it.
+    pub include_usage: bool,
+}
 
 /// What applying a persona did, for the request's log line.
 #[derive(Debug, Default, Clone, Copy)]
@@ -13,7 +23,11 @@ pub struct Applied {
     pub dropped_turns: usize,
 }
 
-pub fn apply(persona: &Persona, caller: Vec<Message>) -> (ChatRequest, Applied) {
+pub fn apply(
+    persona: &Persona,
+    caller: Vec<Message>,
+    options: CallerOptions,
+) -> (ChatRequest, Applied) {
     let mut messages = Vec::with_capacity(caller.len() + 1);
     if let Some(prompt) = persona.system_prompt.as_deref().filter(|p| !p.is_empty()) {
         messages.push(Message::new(Role::System, prompt));
@@ -28,12 +42,54 @@ pub fn apply(persona: &Persona, caller: Vec<Message>) -> (ChatRequest, Applied) 
             }),
     );
     let model = persona.model.clone();
+    let CallerOptions {
+        sampling: asked,
+        extras,
+        include_usage,
+    } = options;
+    // The persona's value if it sets one, else the caller's if the persona leaves it to them.
+    let may = |param| persona.caller_may_set(param);
+    let sampling = Sampling {
+        temperature: persona
+            .temperature
+            .or(asked.temperature.filter(|_| may(CallerParam::Temperature))),
+        top_p: persona
+            .top_p
+            .or(asked.top_p.filter(|_| may(CallerParam::TopP))),
+        n: persona.n.or(asked.n.filter(|_| may(CallerParam::N))),
+        max_tokens: persona
+            .max_tokens
+            .or(asked.max_tokens.filter(|_| may(CallerParam::MaxTokens))),
+        presence_penalty: persona.presence_penalty.or(asked
+            .presence_penalty
+            .filter(|_| may(CallerParam::PresencePenalty))),
+        frequency_penalty: persona.frequency_penalty.or(asked
+            .frequency_penalty
+            .filter(|_| may(CallerParam::FrequencyPenalty))),
+        stop: persona
+            .stop
+            .clone()
+            .or(asked.stop.filter(|_| may(CallerParam::Stop))),
+        seed: persona
+            .seed
+            .or(asked.seed.filter(|_| may(CallerParam::Seed))),
+    };
+    let tools = may(CallerParam::Tools);
+    let extras = Extras {
+        tools: extras.tools.filter(|_| tools),
+        tool_choice: extras.tool_choice.filter(|_| tools),
+        parallel_tool_calls: extras.parallel_tool_calls.filter(|_| tools),
+        response_format: extras
+            .response_format
+            .filter(|_| may(CallerParam::ResponseFormat)),
+        user: extras.user.filter(|_| may(CallerParam::User)),
+    };
     let dropped_turns = if persona.context_tokens > 0 {
         context::fit(
             &mut messages,
             model.as_deref(),
             persona.context_tokens,
-            persona.max_tokens.unwrap_or(0),
+            sampling.max_tokens.unwrap_or(0),
         )
     } else {
         0
@@ -41,16 +97,9 @@ pub fn apply(persona: &Persona, caller: Vec<Message>) -> (ChatRequest, Applied) 
     let request = ChatRequest {
         messages,
         model,
-        sampling: Sampling {
-            temperature: persona.temperature,
-            top_p: persona.top_p,
-            n: persona.n,
-            max_tokens: persona.max_tokens,
-            presence_penalty: persona.presence_penalty,
-            frequency_penalty: persona.frequency_penalty,
-            stop: persona.stop.clone(),
-            seed: persona.seed,
-        },
+        sampling,
+        extras,
+        include_usage,
     };
     (request, Applied { dropped_turns })
 }
@@ -76,11 +125,49 @@ pub fn openai_name(name: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_persona_decides_what_a_caller_may_set() {
+        let caller = vec![msg(Role::User, "hi", None)];
+        let asked = CallerOptions {
+            sampling: Sampling {
+                temperature: Some(1.5),
+                top_p: Some(0.5),
+                seed: Some(7),
+                ..Sampling::default()
+            },
+            extras: Extras {
+                user: Some("u1".into()),
+                ..Extras::default()
+            },
+            include_usage: true,
+        };
+        let p = Persona {
+            temperature: Some(0.2),
+            caller_may_set: Some(vec![CallerParam::TopP, CallerParam::Temperature]),
+            ..Persona::default()
+        };
+        let (req, _) = apply(&p, caller, asked);
+        assert_eq!(
+            req.sampling.temperature,
+            Some(0.2),
+            "the persona's own value wins"
+        );
+        assert_eq!(
+            req.sampling.top_p,
+            Some(0.5),
+            "allowed and unset: the caller's"
+        );
+        assert_eq!(req.sampling.seed, None, "not allowed");
+        assert_eq!(req.extras.user, None, "not allowed");
+        assert!(req.include_usage);
+    }
+
     fn msg(role: Role, content: &str, name: Option<&str>) -> Message {
         Message {
             role,
             content: content.into(),
             name: name.map(Into::into),
+            ..Message::default()
         }
     }
 
@@ -104,14 +191,14 @@ mod tests {
             temperature: Some(0.2),
             ..Persona::default()
         };
-        let (req, _) = apply(&p, caller.clone());
+        let (req, _) = apply(&p, caller.clone(), CallerOptions::default());
         assert_eq!(req.messages.len(), 4);
         assert_eq!(req.messages[0], msg(Role::System, "Be brief.", None));
         assert_eq!(req.messages[1].name.as_deref(), Some("Ann_Lee"));
         assert_eq!(req.sampling.temperature, Some(0.2));
 
         p.system_messages = SystemMessages::Drop;
-        let (req, _) = apply(&p, caller);
+        let (req, _) = apply(&p, caller, CallerOptions::default());
         assert_eq!(req.messages.len(), 3);
         assert!(req.messages[1..].iter().all(|m| m.role != Role::System));
     }

@@ -1,23 +1,24 @@
-//! The response stream: upstream deltas in, ChatAPI events out. Whatever happens once the first
-//! byte has gone out — the upstream errors, stalls, is cut, sends garbage, a deadline passes, the
-//! server shuts down — the caller gets the text so far, the persona's `on_error_text` if any, and
-//! `data: [DONE]`. While there is nothing to say, `: ping` comments keep proxies from cutting the
-//! line. Dropping the stream (the caller hung up) drops the upstream request with it.
+//! The response stream: upstream events in, a dialect's bytes out. The relay owns the timers
+//! (keep-alive pings, the idle limit, the total deadline), shutdown and hang-up; the dialect's
+//! [`Encoder`] owns the bytes (its event framing, its ping, how it ends a failed stream, its end
+//! marker). Whatever happens once the first byte has gone out — the upstream errors, stalls, is
+//! cut, sends garbage, a deadline passes, the server shuts down — the caller gets what was said
+//! so far, the encoder's way of saying it failed, and the end marker. Dropping the stream (the
+//! caller hung up) drops the upstream request with it.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::time::{sleep_until, Instant as TokioInstant};
 use tokio_util::sync::CancellationToken;
 
-use crate::limits::StreamSlot;
-use crate::record::Record;
-use crate::upstream::{Opened, UpstreamError};
-use crate::wire::{Framing, PING};
+use crate::access_log::Record;
+use crate::answer::Started;
+use crate::upstream::{Event, Opened, UpstreamError};
 
 pub type OpenFuture = Pin<Box<dyn Future<Output = Result<Opened, UpstreamError>> + Send>>;
 
@@ -28,18 +29,42 @@ pub enum Start {
     Waiting(OpenFuture),
 }
 
-pub struct Relay {
-    pub framing: Framing,
-    pub keepalive: Duration,
-    pub idle: Duration,
-    /// Whole-answer limit, counted from when the request arrived (`record.started()`).
-    pub total: Duration,
-    pub on_error_text: Option<String>,
-    pub hard_stop: CancellationToken,
-    pub record: Record,
-    /// Held for as long as the stream is open: the concurrency cap counts streams, not requests.
-    pub slot: StreamSlot,
+/// Why a stream that had begun did not end normally: for the encoder's last words.
+#[derive(Debug, Clone, Copy)]
+pub struct Failure<'a> {
+    /// A stable code (`upstream_timeout`, `upstream_cut`, `shutdown`...), as in the log line.
+    pub code: &'a str,
+    /// One sentence a caller can read; upstream internals stay in the log.
+    pub message: &'a str,
+    /// The persona's `on_error_text`, for dialects that speak it.
+    pub on_error_text: Option<&'a str>,
+    /// The server is shutting down: not the upstream's fault, and not the persona's to excuse.
+    pub shutdown: bool,
 }
+
+/// A dialect's streaming wire format. The relay calls `begin` once, `event` for each upstream
+/// event, `ping` while there is nothing to say, `failed` if the answer did not complete, and
+/// `end` last, always.
+pub trait Encoder: Send + 'static {
+    /// Bytes that open the stream (a dialect's "response created" event); none by default.
+    fn begin(&mut self) -> Option<Bytes> {
+        None
+    }
+    /// One upstream event; `None` when this dialect carries nothing for it.
+    fn event(&mut self, event: Event) -> Option<Bytes>;
+    /// Keeps a quiet line open; every SSE reader ignores a comment.
+    fn ping(&self) -> Bytes {
+        Bytes::from_static(PING)
+    }
+    /// How this dialect says the answer broke off after it had begun.
+    fn failed(&mut self, failure: Failure<'_>) -> Option<Bytes>;
+    /// The end marker.
+    fn end(&mut self) -> Bytes;
+}
+
+/// An SSE comment: keeps proxies from cutting a quiet stream; every SSE reader (FaceTo-AI's
+/// included, which discards the line after it anyway) ignores it.
+pub const PING: &[u8] = b": ping\n\n";
 
 enum Step<T> {
     Item(T),
@@ -47,17 +72,36 @@ enum Step<T> {
     Stop,
 }
 
-pub fn stream(relay: Relay, start: Start) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
-    let Relay {
-        framing,
-        keepalive,
-        idle,
-        total,
-        on_error_text,
-        hard_stop,
-        mut record,
+/// What ended the stream early: the outcome for the log line and the caller's sentence.
+struct Ended {
+    outcome: String,
+    message: &'static str,
+}
+
+impl Ended {
+    fn upstream(e: &UpstreamError) -> Self {
+        Self {
+            outcome: e.kind().1.to_string(),
+            message: e.caller_message(),
+        }
+    }
+}
+
+pub fn stream<E: Encoder>(
+    started: Started,
+    mut encoder: E,
+    mut record: Record,
+    hard_stop: CancellationToken,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+    let Started {
+        start,
         slot,
-    } = relay;
+        timeouts,
+        keepalive,
+        on_error_text,
+        ..
+    } = started;
+    let (idle, total) = (timeouts.idle, timeouts.total);
     let deadline = record.started() + total;
     let deadline_at = TokioInstant::from_std(deadline);
     async_stream::stream! {
@@ -66,7 +110,10 @@ pub fn stream(relay: Relay, start: Start) -> impl Stream<Item = Result<Bytes, In
         let stop = hard_stop.cancelled_owned();
         tokio::pin!(stop);
         let mut last_write = Instant::now();
-        let mut failed = false;
+        let mut failed: Option<Ended> = None;
+        if let Some(bytes) = encoder.begin() {
+            yield Ok(bytes);
+        }
 
         let opened = match start {
             Start::Opened(opened) => Some(opened),
@@ -83,21 +130,22 @@ pub fn stream(relay: Relay, start: Start) -> impl Stream<Item = Result<Bytes, In
                     Step::Item(Err(e)) => {
                         record.finish(e.kind().1);
                         tracing::warn!(request_id = %record.request_id, error = %e, "upstream failed before the first token");
-                        failed = true;
+                        failed = Some(Ended::upstream(&e));
                         break None;
                     }
                     Step::Stop => {
                         record.finish("shutdown");
+                        failed = Some(Ended { outcome: "shutdown".into(), message: SHUTDOWN });
                         break None;
                     }
                     Step::Timer if Instant::now() >= deadline => {
                         record.finish("deadline");
-                        failed = true;
+                        failed = Some(Ended { outcome: "deadline".into(), message: DEADLINE });
                         break None;
                     }
                     Step::Timer => {
                         last_write = Instant::now();
-                        yield Ok(Bytes::from_static(PING));
+                        yield Ok(encoder.ping());
                     }
                 }
             },
@@ -109,10 +157,14 @@ pub fn stream(relay: Relay, start: Start) -> impl Stream<Item = Result<Bytes, In
             record.upstream_wait = opened.waited;
             let mut rest = opened.rest;
             if let Some(first) = opened.first {
-                record.first_token_now();
-                record.deltas += 1;
-                last_write = Instant::now();
-                yield Ok(framing.content(&first));
+                if first.is_content() {
+                    record.first_token_now();
+                    record.deltas += 1;
+                }
+                if let Some(bytes) = encoder.event(first) {
+                    last_write = Instant::now();
+                    yield Ok(bytes);
+                }
             }
             let mut last_chunk = Instant::now();
             // One timer for the whole stream, re-armed only when it fires, so a chunk costs no
@@ -127,12 +179,17 @@ pub fn stream(relay: Relay, start: Start) -> impl Stream<Item = Result<Bytes, In
                     _ = &mut stop => Step::Stop,
                 };
                 match step {
-                    Step::Item(Some(Ok(text))) => {
+                    Step::Item(Some(Ok(event))) => {
                         let now = Instant::now();
                         last_chunk = now;
-                        last_write = now;
-                        record.deltas += 1;
-                        yield Ok(framing.content(&text));
+                        if event.is_content() {
+                            record.first_token_now();
+                            record.deltas += 1;
+                        }
+                        if let Some(bytes) = encoder.event(event) {
+                            last_write = now;
+                            yield Ok(bytes);
+                        }
                     }
                     Step::Item(Some(Err(e))) => {
                         tracing::warn!(request_id = %record.request_id, error = %e, "upstream failed mid-answer");
@@ -140,7 +197,7 @@ pub fn stream(relay: Relay, start: Start) -> impl Stream<Item = Result<Bytes, In
                             crate::metrics::upstream_error(upstream, e.kind().1);
                         }
                         record.finish(e.kind().1);
-                        failed = true;
+                        failed = Some(Ended::upstream(&e));
                         break;
                     }
                     Step::Item(None) => {
@@ -149,6 +206,7 @@ pub fn stream(relay: Relay, start: Start) -> impl Stream<Item = Result<Bytes, In
                     }
                     Step::Stop => {
                         record.finish("shutdown");
+                        failed = Some(Ended { outcome: "shutdown".into(), message: SHUTDOWN });
                         break;
                     }
                     Step::Timer => {
@@ -156,18 +214,18 @@ pub fn stream(relay: Relay, start: Start) -> impl Stream<Item = Result<Bytes, In
                         if now >= deadline {
                             tracing::warn!(request_id = %record.request_id, error = %UpstreamError::Deadline(total), "answer cut short");
                             record.finish("deadline");
-                            failed = true;
+                            failed = Some(Ended { outcome: "deadline".into(), message: DEADLINE });
                             break;
                         }
                         if now.duration_since(last_chunk) >= idle {
                             tracing::warn!(request_id = %record.request_id, idle = ?idle, "upstream stalled mid-answer");
                             record.finish("upstream_idle");
-                            failed = true;
+                            failed = Some(Ended { outcome: "upstream_idle".into(), message: IDLE });
                             break;
                         }
                         if now.duration_since(last_write) >= keepalive {
                             last_write = now;
-                            yield Ok(Bytes::from_static(PING));
+                            yield Ok(encoder.ping());
                         }
                         let next = (last_chunk + idle).min(last_write + keepalive);
                         timer.as_mut().reset(TokioInstant::from_std(next).min(deadline_at));
@@ -175,11 +233,21 @@ pub fn stream(relay: Relay, start: Start) -> impl Stream<Item = Result<Bytes, In
                 }
             }
         }
-        if failed {
-            if let Some(text) = on_error_text.as_deref().filter(|t| !t.is_empty()) {
-                yield Ok(framing.content(text));
+        if let Some(ended) = &failed {
+            let failure = Failure {
+                code: &ended.outcome,
+                message: ended.message,
+                on_error_text: on_error_text.as_deref().filter(|t| !t.is_empty()),
+                shutdown: ended.outcome == "shutdown",
+            };
+            if let Some(bytes) = encoder.failed(failure) {
+                yield Ok(bytes);
             }
         }
-        yield Ok(framing.done());
+        yield Ok(encoder.end());
     }
 }
+
+const SHUTDOWN: &str = "The server is shutting down; the answer was cut short.";
+const DEADLINE: &str = "The answer did not finish within the time allowed.";
+const IDLE: &str = "The model stopped sending in the middle of the answer.";

@@ -1,8 +1,13 @@
-//! HTTP surface. Each dialect is a module that only translates its wire format to and from the
-//! shared core; `ops` holds the endpoints for operators (health, readiness, metrics).
+//! HTTP surface. Each dialect is a module that only decodes its requests, picks its encoder and
+//! renders errors in its envelope; the core (`answer`) does the rest. What every route shares:
+//! `incoming` (request id, key, caller address), `body` (size- and time-limited reads), `sse`
+//! (streaming response headers). `ops` holds the endpoints for operators.
 
-mod chatapi;
+pub mod body;
+pub mod chatapi;
+pub mod incoming;
 mod ops;
+pub mod sse;
 
 use axum::http::HeaderName;
 use axum::routing::{get, post};

@@ -1,23 +1,28 @@
-//! Upstreams: where answers come from. `remote` speaks to any OpenAI-compatible API; this module
-//! holds the pieces every backend shares (the request, the delta stream, the error) and
-//! [`Upstreams`], which tries the configured backends in order with retries, back-off and a
-//! circuit breaker until one of them produces a first token.
+//! Upstreams: where answers come from. `remote` speaks to any OpenAI-compatible API, `local` is
+//! the embedded model; this module holds what every backend shares (the request, the error; the
+//! event stream lives in `event`) and [`Upstreams`], which tries the configured backends in order
+//! with retries, back-off and a circuit breaker until one of them produces a first event.
 
 mod breaker;
+mod event;
 #[cfg(feature = "local")]
 pub mod local;
 mod remote;
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use rand::Rng;
+
+use async_openai::types::chat::{
+    ChatCompletionToolChoiceOption, ChatCompletionTools, ResponseFormat,
+};
 
 use crate::config::{Config, RetryConfig, Timeouts, UpstreamKind};
 use crate::conversation::Message;
 use breaker::Breaker;
+pub use event::{Event, EventStream, FinishReason, ToolCallDelta, Usage};
 pub use remote::Remote;
 
 /// Sampling knobs, passed through untouched; `None` leaves the upstream's own default.
@@ -33,17 +38,29 @@ pub struct Sampling {
     pub seed: Option<i64>,
 }
 
+/// OpenAI request fields beyond sampling, from callers that speak OpenAI: passed to remote
+/// upstreams as they are; the embedded model honours none of them (see `Upstreams::check`).
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub tools: Option<Vec<ChatCompletionTools>>,
+    pub tool_choice: Option<ChatCompletionToolChoiceOption>,
+    pub parallel_tool_calls: Option<bool>,
+    pub response_format: Option<ResponseFormat>,
+    pub user: Option<String>,
+}
+
 /// What the persona hands to an upstream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ChatRequest {
     pub messages: Vec<Message>,
     /// The persona's model; `None` means the upstream's configured model.
     pub model: Option<String>,
     pub sampling: Sampling,
+    pub extras: Extras,
+    /// Ask the upstream to report token usage (`stream_options.include_usage`). Off for callers
+    /// that do not read usage, so their upstream request is exactly what it always was.
+    pub include_usage: bool,
 }
-
-/// The text deltas of one answer, in order. Dropping it drops the upstream request.
-pub type DeltaStream = Pin<Box<dyn Stream<Item = Result<String, UpstreamError>> + Send>>;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
@@ -139,6 +156,26 @@ impl UpstreamError {
         }
     }
 
+    /// One sentence for the caller: what went wrong, never which upstream or what it said (that
+    /// goes to the log line).
+    pub fn caller_message(&self) -> &'static str {
+        match self {
+            Self::Connect { .. } => "The model's server could not be reached.",
+            Self::FirstTokenTimeout { .. } => "The model did not start answering in time.",
+            Self::Idle { .. } => "The model stopped sending in the middle of the answer.",
+            Self::Deadline(_) => "The answer did not finish within the time allowed.",
+            Self::Status { status: 429, .. } => {
+                "The model's server is rate limiting; try again shortly."
+            }
+            Self::Status { .. } => "The model's server refused the request.",
+            Self::Malformed { .. } => "The model's server sent an answer that could not be read.",
+            Self::Cut { .. } | Self::Transport { .. } => {
+                "The connection to the model's server broke."
+            }
+            Self::Busy { .. } => "The model is busy; try again shortly.",
+        }
+    }
+
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Status { retry_after, .. } => *retry_after,
@@ -155,11 +192,11 @@ enum Verdict {
     Final,
 }
 
-/// An answer that has started: its first delta is in hand (or the upstream finished with none).
+/// An answer that has started: its first event is in hand (or the upstream finished with none).
 pub struct Opened {
     pub upstream: Arc<str>,
-    pub first: Option<String>,
-    pub rest: DeltaStream,
+    pub first: Option<Event>,
+    pub rest: EventStream,
     /// Attempts that failed before this one (retries and failovers).
     pub failed_attempts: u32,
     /// Time spent waiting on upstreams for this first delta, failed attempts included.
@@ -173,7 +210,46 @@ enum Backend {
     Local(Arc<local::Local>),
 }
 
+/// What a request asks for that the embedded model cannot do.
+fn unsupported_locally(request: &ChatRequest) -> Option<(&'static str, &'static str)> {
+    const NOT_LOCAL: &str = "is not supported by the embedded model";
+    let e = &request.extras;
+    if e.tools.as_ref().is_some_and(|t| !t.is_empty()) || e.tool_choice.is_some() {
+        return Some(("tools", NOT_LOCAL));
+    }
+    if request
+        .messages
+        .iter()
+        .any(|m| m.role == crate::conversation::Role::Tool || !m.tool_calls.is_empty())
+    {
+        return Some((
+            "messages",
+            "with tool calls or tool results are not supported by the embedded model",
+        ));
+    }
+    if request.sampling.n.is_some_and(|n| n > 1) {
+        return Some(("n", "above 1 is not supported by the embedded model"));
+    }
+    if matches!(&e.response_format, Some(f) if *f != ResponseFormat::Text) {
+        return Some(("response_format", NOT_LOCAL));
+    }
+    None
+}
+
 impl Backend {
+    fn is_local(&self) -> bool {
+        match self {
+            Backend::Remote(_) => false,
+            #[cfg(feature = "local")]
+            Backend::Local(_) => true,
+        }
+    }
+
+    /// A backend that cannot honour the request is passed over in failover.
+    fn serves(&self, request: &ChatRequest) -> bool {
+        !self.is_local() || unsupported_locally(request).is_none()
+    }
+
     fn name(&self) -> &Arc<str> {
         match self {
             Backend::Remote(r) => r.name(),
@@ -186,7 +262,7 @@ impl Backend {
         &self,
         request: &ChatRequest,
         timeouts: &Timeouts,
-    ) -> Result<DeltaStream, UpstreamError> {
+    ) -> Result<EventStream, UpstreamError> {
         match self {
             Backend::Remote(r) => r.start(request, timeouts.connect).await,
             #[cfg(feature = "local")]
@@ -289,6 +365,17 @@ impl Upstreams {
         self.members.is_empty()
     }
 
+    /// Whether some configured upstream can honour everything `request` asks for. The embedded
+    /// model has no tools, one choice, and no structured output; asking it for any of them is the
+    /// caller's error (a field named), never silently dropped. `Err((field, problem))`.
+    pub fn check(&self, request: &ChatRequest) -> Result<(), (&'static str, &'static str)> {
+        let unsupported = unsupported_locally(request);
+        match unsupported {
+            Some(problem) if self.members.iter().all(|m| m.backend.is_local()) => Err(problem),
+            _ => Ok(()),
+        }
+    }
+
     pub fn health(&self) -> Vec<UpstreamHealth> {
         self.members
             .iter()
@@ -299,7 +386,7 @@ impl Upstreams {
             .collect()
     }
 
-    /// Tries each upstream in order until one produces its first delta. Before that point nothing
+    /// Tries each upstream in order until one produces its first event. Before that point nothing
     /// has reached the caller, so a failure can still be retried or failed over; the first
     /// retryable error is not final until every upstream has had its turn.
     pub async fn open(
@@ -313,14 +400,14 @@ impl Upstreams {
         // While every breaker is open, try them anyway: refusing all traffic would be worse.
         let all_open = self.members.iter().all(|m| !m.breaker.allows());
         for member in &self.members {
-            if !all_open && !member.breaker.allows() {
+            if (!all_open && !member.breaker.allows()) || !member.backend.serves(request) {
                 continue;
             }
             if failed_attempts > 0 {
                 crate::metrics::failover();
             }
             for attempt in 0..=self.retry.attempts {
-                match first_delta(&member.backend, request, timeouts).await {
+                match first_event(&member.backend, request, timeouts).await {
                     Ok((first, rest)) => {
                         member.breaker.success();
                         return Ok(Opened {
@@ -378,12 +465,12 @@ impl Upstreams {
     }
 }
 
-/// Starts one attempt and waits, within `timeouts.first_token`, for its first non-empty delta.
-async fn first_delta(
+/// Starts one attempt and waits, within `timeouts.first_token`, for its first event.
+async fn first_event(
     backend: &Backend,
     request: &ChatRequest,
     timeouts: &Timeouts,
-) -> Result<(Option<String>, DeltaStream), UpstreamError> {
+) -> Result<(Option<Event>, EventStream), UpstreamError> {
     let limit = timeouts.first_token;
     let attempt = async {
         let mut stream = backend.start(request, timeouts).await?;

@@ -2,7 +2,7 @@
 //! OpenRouter...). The request body is async-openai's `CreateChatCompletionRequest`, so every
 //! sampling field is spelled the way OpenAI spells it. The transport is ours: reqwest with
 //! TCP_NODELAY, SSE framing by `eventsource-stream`, and a borrowed parse of each chunk that keeps
-//! only `choices[0].delta.content`. async-openai's own streaming client was not used because it
+//! the first choice's text, tool calls and finish reason, and the usage. async-openai's own streaming client was not used because it
 //! moves every chunk through a spawned task and an unbounded channel (a hop per chunk on the hot
 //! path) and drops the `Retry-After` header that failover needs.
 
@@ -11,17 +11,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_openai::types::chat::{
+    ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
     ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent,
     ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
-    ChatCompletionRequestSystemMessageContent, ChatCompletionRequestUserMessage,
-    ChatCompletionRequestUserMessageContent, CreateChatCompletionRequest, StopConfiguration,
+    ChatCompletionRequestSystemMessageContent, ChatCompletionRequestToolMessage,
+    ChatCompletionRequestToolMessageContent, ChatCompletionRequestUserMessage,
+    ChatCompletionRequestUserMessageContent, ChatCompletionStreamOptions,
+    CreateChatCompletionRequest, FunctionCall, StopConfiguration,
 };
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 
-use super::{ChatRequest, DeltaStream, UpstreamError};
+use super::{ChatRequest, Event, EventStream, FinishReason, ToolCallDelta, UpstreamError, Usage};
 use crate::config::UpstreamConfig;
 use crate::conversation::{Message, Role};
 
@@ -126,7 +129,7 @@ impl Remote {
         &self,
         request: &ChatRequest,
         connect: Duration,
-    ) -> Result<DeltaStream, UpstreamError> {
+    ) -> Result<EventStream, UpstreamError> {
         let client = self
             .clients
             .for_connect(connect)
@@ -152,7 +155,7 @@ impl Remote {
         if !response.status().is_success() {
             return Err(status_error(self.name.clone(), response).await);
         }
-        Ok(deltas(self.name.clone(), response))
+        Ok(events(self.name.clone(), response))
     }
 
     #[allow(deprecated)] // `max_tokens` and `seed`: still what most OpenAI-compatible servers read.
@@ -174,6 +177,17 @@ impl Remote {
             frequency_penalty: s.frequency_penalty,
             stop: s.stop.clone().map(StopConfiguration::StringArray),
             seed: s.seed,
+            tools: request.extras.tools.clone(),
+            tool_choice: request.extras.tool_choice.clone(),
+            parallel_tool_calls: request.extras.parallel_tool_calls,
+            response_format: request.extras.response_format.clone(),
+            user: request.extras.user.clone(),
+            stream_options: request
+                .include_usage
+                .then_some(ChatCompletionStreamOptions {
+                    include_usage: Some(true),
+                    ..Default::default()
+                }),
             ..Default::default()
         }
     }
@@ -191,14 +205,34 @@ fn openai_message(m: &Message) -> ChatCompletionRequestMessage {
             name,
         }),
         Role::Assistant => {
+            let tool_calls = (!m.tool_calls.is_empty()).then(|| {
+                m.tool_calls
+                    .iter()
+                    .map(|c| {
+                        ChatCompletionMessageToolCalls::Function(ChatCompletionMessageToolCall {
+                            id: c.id.clone(),
+                            function: FunctionCall {
+                                name: c.name.clone(),
+                                arguments: c.arguments.clone(),
+                            },
+                        })
+                    })
+                    .collect()
+            });
+            // An assistant turn that only called tools has no content, not an empty one.
+            let content = (!m.content.is_empty() || tool_calls.is_none())
+                .then(|| ChatCompletionRequestAssistantMessageContent::Text(m.content.clone()));
             ChatCompletionRequestMessage::Assistant(ChatCompletionRequestAssistantMessage {
-                content: Some(ChatCompletionRequestAssistantMessageContent::Text(
-                    m.content.clone(),
-                )),
+                content,
                 name,
+                tool_calls,
                 ..Default::default()
             })
         }
+        Role::Tool => ChatCompletionRequestMessage::Tool(ChatCompletionRequestToolMessage {
+            content: ChatCompletionRequestToolMessageContent::Text(m.content.clone()),
+            tool_call_id: m.tool_call_id.clone().unwrap_or_default(),
+        }),
     }
 }
 
@@ -271,12 +305,14 @@ async fn status_error(upstream: Arc<str>, mut response: reqwest::Response) -> Up
     }
 }
 
-/// The part of a chat completion chunk we read. Borrowed, so a chunk costs no allocation beyond
-/// the one `choices` vector and the delta text that leaves this module.
+/// The part of a chat completion chunk we read. Borrowed, so a text chunk costs no allocation
+/// beyond the one `choices` vector and the delta text that leaves this module.
 #[derive(Deserialize)]
 struct Chunk<'a> {
     #[serde(default, borrow)]
     choices: Vec<Choice<'a>>,
+    #[serde(default)]
+    usage: Option<ChunkUsage>,
     #[serde(default)]
     error: Option<ErrorDetail>,
 }
@@ -287,25 +323,71 @@ struct Choice<'a> {
     index: u32,
     #[serde(default, borrow)]
     delta: Option<Delta<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct Delta<'a> {
     #[serde(default, borrow)]
     content: Option<Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCallChunk>>,
 }
 
-/// What one SSE event meant.
-#[derive(Debug, PartialEq)]
-enum Event {
-    Text(String),
-    Nothing,
-    Done,
+#[derive(Deserialize)]
+struct ToolCallChunk {
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<FunctionChunk>,
 }
 
-fn parse_event(upstream: &Arc<str>, data: &str) -> Result<Event, UpstreamError> {
+#[derive(Deserialize)]
+struct FunctionChunk {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChunkUsage {
+    #[serde(default)]
+    prompt_tokens: u32,
+    #[serde(default)]
+    completion_tokens: u32,
+}
+
+/// What one SSE event held, in the order it is passed on: text, tool calls, finish, usage.
+#[derive(Debug, Default, PartialEq)]
+struct Parsed {
+    done: bool,
+    text: Option<String>,
+    tool_calls: Vec<ToolCallDelta>,
+    finish: Option<FinishReason>,
+    usage: Option<Usage>,
+}
+
+impl Parsed {
+    fn into_events(self) -> impl Iterator<Item = Event> {
+        self.text
+            .map(Event::Text)
+            .into_iter()
+            .chain(self.tool_calls.into_iter().map(Event::ToolCall))
+            .chain(self.finish.map(Event::Finish))
+            .chain(self.usage.map(Event::Usage))
+    }
+}
+
+fn parse_event(upstream: &Arc<str>, data: &str) -> Result<Parsed, UpstreamError> {
     if data == "[DONE]" {
-        return Ok(Event::Done);
+        return Ok(Parsed {
+            done: true,
+            ..Parsed::default()
+        });
     }
     let chunk: Chunk<'_> = serde_json::from_str(data).map_err(|e| UpstreamError::Malformed {
         upstream: upstream.clone(),
@@ -320,26 +402,55 @@ fn parse_event(upstream: &Arc<str>, data: &str) -> Result<Event, UpstreamError> 
             retry_after: None,
         });
     }
-    // With n > 1 only the first choice is spoken.
-    let text = chunk
-        .choices
-        .into_iter()
-        .find(|c| c.index == 0)
-        .and_then(|c| c.delta)
-        .and_then(|d| d.content)
-        .filter(|t| !t.is_empty());
-    Ok(text.map_or(Event::Nothing, |t| Event::Text(t.into_owned())))
+    let mut parsed = Parsed {
+        usage: chunk.usage.map(|u| Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+        }),
+        ..Parsed::default()
+    };
+    // With n > 1 only the first choice is passed on.
+    if let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) {
+        parsed.finish = choice.finish_reason.map(|r| FinishReason::parse(&r));
+        if let Some(delta) = choice.delta {
+            parsed.text = delta.content.filter(|t| !t.is_empty()).map(Cow::into_owned);
+            parsed.tool_calls = delta
+                .tool_calls
+                .unwrap_or_default()
+                .into_iter()
+                .map(|call| {
+                    let (name, arguments) = call
+                        .function
+                        .map(|f| (f.name, f.arguments.unwrap_or_default()))
+                        .unwrap_or_default();
+                    ToolCallDelta {
+                        index: call.index,
+                        id: call.id,
+                        name,
+                        arguments,
+                    }
+                })
+                .collect();
+        }
+    }
+    Ok(parsed)
 }
 
-fn deltas(upstream: Arc<str>, response: reqwest::Response) -> DeltaStream {
-    let mut events = response.bytes_stream().eventsource();
+fn events(upstream: Arc<str>, response: reqwest::Response) -> EventStream {
+    let mut sse = response.bytes_stream().eventsource();
     Box::pin(async_stream::stream! {
+        // An upstream that said why it finished and then closed without `[DONE]` has finished.
+        let mut finished = false;
         loop {
-            match events.next().await {
+            match sse.next().await {
                 Some(Ok(event)) => match parse_event(&upstream, &event.data) {
-                    Ok(Event::Text(text)) => yield Ok(text),
-                    Ok(Event::Nothing) => {}
-                    Ok(Event::Done) => break,
+                    Ok(parsed) if parsed.done => break,
+                    Ok(parsed) => {
+                        finished |= parsed.finish.is_some();
+                        for event in parsed.into_events() {
+                            yield Ok(event);
+                        }
+                    }
                     Err(e) => {
                         yield Err(e);
                         break;
@@ -352,6 +463,7 @@ fn deltas(upstream: Arc<str>, response: reqwest::Response) -> DeltaStream {
                     });
                     break;
                 }
+                None if finished => break,
                 None => {
                     yield Err(UpstreamError::Cut { upstream: upstream.clone() });
                     break;
@@ -365,33 +477,43 @@ fn deltas(upstream: Arc<str>, response: reqwest::Response) -> DeltaStream {
 mod tests {
     use super::*;
 
-    fn parse(data: &str) -> Result<Event, UpstreamError> {
+    fn parse(data: &str) -> Result<Parsed, UpstreamError> {
         parse_event(&Arc::from("t"), data)
+    }
+
+    fn text(data: &str) -> Option<String> {
+        parse(data).unwrap().text
     }
 
     #[test]
     fn chunk_parsing() {
         assert_eq!(
-            parse(r#"{"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi \"there\"\n"},"finish_reason":null}]}"#).unwrap(),
-            Event::Text("Hi \"there\"\n".into())
+            text(
+                r#"{"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi \"there\"\n"},"finish_reason":null}]}"#
+            ),
+            Some("Hi \"there\"\n".into())
         );
         assert_eq!(
             parse(r#"{"choices":[{"index":0,"delta":{"role":"assistant"}}]}"#).unwrap(),
-            Event::Nothing
+            Parsed::default()
         );
         assert_eq!(
-            parse(r#"{"choices":[{"index":0,"delta":{"content":""}}]}"#).unwrap(),
-            Event::Nothing
+            text(r#"{"choices":[{"index":0,"delta":{"content":""}}]}"#),
+            None
         );
         assert_eq!(
-            parse(r#"{"choices":[{"index":1,"delta":{"content":"b"}},{"index":0,"delta":{"content":"a"}}]}"#).unwrap(),
-            Event::Text("a".into())
+            text(
+                r#"{"choices":[{"index":1,"delta":{"content":"b"}},{"index":0,"delta":{"content":"a"}}]}"#
+            ),
+            Some("a".into())
         );
         assert_eq!(
-            parse(r#"{"choices":[],"usage":{"total_tokens":3}}"#).unwrap(),
-            Event::Nothing
+            parse(r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#)
+                .unwrap()
+                .usage,
+            Some(Usage { prompt_tokens: 3, completion_tokens: 2 })
         );
-        assert_eq!(parse("[DONE]").unwrap(), Event::Done);
+        assert!(parse("[DONE]").unwrap().done);
         assert!(matches!(
             parse("{not json"),
             Err(UpstreamError::Malformed { .. })
@@ -400,5 +522,21 @@ mod tests {
             parse(r#"{"error":{"message":"overloaded","code":"server_error"}}"#),
             Err(UpstreamError::Status { .. })
         ));
+    }
+
+    #[test]
+    fn finish_and_tool_calls_are_read() {
+        let p = parse(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#).unwrap();
+        assert_eq!(p.finish, Some(FinishReason::Length));
+        let p = parse(r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"ci"}}]}}]}"#).unwrap();
+        assert_eq!(
+            p.into_events().collect::<Vec<_>>(),
+            vec![Event::ToolCall(ToolCallDelta {
+                index: 0,
+                id: Some("call_1".into()),
+                name: Some("weather".into()),
+                arguments: "{\"ci".into(),
+            })]
+        );
     }
 }

@@ -24,6 +24,17 @@ pub enum Step {
     Hang,
     /// Close the connection abruptly, without `[DONE]` or the chunked terminator.
     Cut,
+    /// One piece of a tool call, as OpenAI streams them.
+    ToolCall {
+        index: u32,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    },
+    /// The finish chunk with this reason (instead of the usual `stop` at the end).
+    Finish(String),
+    /// End the stream here, cleanly (the chunked terminator), without `data: [DONE]`.
+    EndWithoutDone,
 }
 
 #[derive(Debug, Clone)]
@@ -210,8 +221,13 @@ async fn write_chunk(w: &mut OwnedWriteHalf, data: &str) -> std::io::Result<()> 
     w.write_all(framed.as_bytes()).await
 }
 
-/// Plays `reply`; `true` when it ran to its natural end.
-async fn play(w: &mut OwnedWriteHalf, reply: Reply) -> std::io::Result<bool> {
+/// The usage an OpenAI upstream reports when asked (`stream_options.include_usage`): a fixed
+/// prompt count and one token per text step.
+pub const FAKE_PROMPT_TOKENS: u32 = 11;
+
+/// Plays `reply`; `true` when it ran to its natural end. `include_usage`: the request asked for
+/// a usage chunk, which then comes before `[DONE]`, as OpenAI sends it.
+async fn play(w: &mut OwnedWriteHalf, reply: Reply, include_usage: bool) -> std::io::Result<bool> {
     match reply {
         Reply::Hang => {
             std::future::pending::<()>().await;
@@ -220,7 +236,7 @@ async fn play(w: &mut OwnedWriteHalf, reply: Reply) -> std::io::Result<bool> {
         Reply::Close => Ok(true),
         Reply::Delayed(d, inner) => {
             tokio::time::sleep(d).await;
-            Box::pin(play(w, *inner)).await
+            Box::pin(play(w, *inner, include_usage)).await
         }
         Reply::Status {
             code,
@@ -246,10 +262,38 @@ async fn play(w: &mut OwnedWriteHalf, reply: Reply) -> std::io::Result<bool> {
                 &chunk_event(json!({"role": "assistant", "content": ""}), None),
             )
             .await?;
+            let mut finished = false;
+            let mut texts = 0u32;
             for step in steps {
                 match step {
                     Step::Text(t) => {
+                        texts += 1;
                         write_chunk(w, &chunk_event(json!({"content": t}), None)).await?
+                    }
+                    Step::ToolCall {
+                        index,
+                        id,
+                        name,
+                        arguments,
+                    } => {
+                        let mut call =
+                            json!({"index": index, "function": {"arguments": arguments}});
+                        if let Some(id) = id {
+                            call["id"] = json!(id);
+                            call["type"] = json!("function");
+                        }
+                        if let Some(name) = name {
+                            call["function"]["name"] = json!(name);
+                        }
+                        write_chunk(w, &chunk_event(json!({"tool_calls": [call]}), None)).await?
+                    }
+                    Step::Finish(reason) => {
+                        finished = true;
+                        write_chunk(w, &chunk_event(json!({}), Some(&reason))).await?
+                    }
+                    Step::EndWithoutDone => {
+                        w.write_all(b"0\r\n\r\n").await?;
+                        return Ok(true);
                     }
                     Step::Raw(r) => write_chunk(w, &r).await?,
                     Step::Delay(d) => tokio::time::sleep(d).await,
@@ -259,7 +303,15 @@ async fn play(w: &mut OwnedWriteHalf, reply: Reply) -> std::io::Result<bool> {
                     Step::Cut => return Ok(true),
                 }
             }
-            write_chunk(w, &chunk_event(json!({}), Some("stop"))).await?;
+            if !finished {
+                write_chunk(w, &chunk_event(json!({}), Some("stop"))).await?;
+            }
+            if include_usage {
+                let usage = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                    "model": "fake-model", "choices": [], "usage": {"prompt_tokens": FAKE_PROMPT_TOKENS,
+                    "completion_tokens": texts, "total_tokens": FAKE_PROMPT_TOKENS + texts}});
+                write_chunk(w, &format!("data: {usage}\n\n")).await?;
+            }
             write_chunk(w, "data: [DONE]\n\n").await?;
             w.write_all(b"0\r\n\r\n").await?;
             Ok(true)
@@ -276,6 +328,7 @@ async fn serve(
     let Some(request) = read_request(&mut socket).await else {
         return;
     };
+    let include_usage = request.body["stream_options"]["include_usage"] == json!(true);
     shared.received.lock().unwrap().push(request);
     count.send_modify(|c| *c += 1);
     let reply = shared
@@ -288,7 +341,7 @@ async fn serve(
     // Watch the read side while the reply plays: EOF there is the caller hanging up.
     let mut byte = [0u8; 1];
     tokio::select! {
-        done = play(&mut w, reply) => {
+        done = play(&mut w, reply, include_usage) => {
             if matches!(done, Ok(true)) {
                 let _ = w.shutdown().await;
             }

@@ -137,8 +137,12 @@ impl TempFile {
         Self(path)
     }
 
+    /// Replaces the file atomically (write beside it, then rename), as editors and Kubernetes
+    /// do: a watcher never sees it truncated and half-written.
     pub fn rewrite(&self, text: &str) {
-        std::fs::write(&self.0, text).unwrap();
+        let next = self.0.with_extension("next");
+        std::fs::write(&next, text).unwrap();
+        std::fs::rename(&next, &self.0).unwrap();
     }
 }
 

@@ -22,6 +22,7 @@ fn request(prompt: &str, max_tokens: u32) -> ChatRequest {
             max_tokens: Some(max_tokens),
             ..Sampling::default()
         },
+        ..ChatRequest::default()
     }
 }
 
@@ -33,7 +34,7 @@ async fn generate(local: &Local, req: &ChatRequest) -> (Duration, usize, Duratio
     let mut last = started;
     let mut n = 0;
     while let Some(item) = stream.next().await {
-        if item.is_ok() {
+        if item.is_ok_and(|event| event.is_content()) {
             n += 1;
             last = Instant::now();
             first.get_or_insert(last);

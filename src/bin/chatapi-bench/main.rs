@@ -4,6 +4,8 @@
 //! FastAPI + openai-SDK ChatAPI peer against the same mock, and drives them all with its own
 //! client, interleaving the paths in one run so the differences are what each layer adds.
 //! Writes `results.md` and `results.json` to `--out`. `--smoke` runs every scenario in seconds.
+//! Layout: `procs` starts and watches the processes, `scenarios` produces raw samples, `report`
+//! formats; this file holds the command line and turns samples into the report's rows.
 // A measuring tool, not the server: failing loudly on a broken set-up is what it should do.
 #![allow(
     clippy::print_stdout,
@@ -16,23 +18,20 @@ mod load;
 #[cfg(feature = "local")]
 mod local;
 mod mock;
+mod procs;
 mod report;
+mod scenarios;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, Mutex, Semaphore};
 
-use load::Target;
 use mock::Spec;
+use procs::{nofile_limit, rss_of, start_peer, Chatapi, Mock, GAP};
 use report::{pct, Row};
+use scenarios::{cancellation, gaps, hold, throughput, ttft};
 
 #[derive(Parser)]
 #[command(about = "Streaming benchmark for chatapi")]
@@ -75,16 +74,16 @@ enum Sub {
     },
 }
 
-struct Sizes {
-    ttft_rounds: usize,
-    ttft_clients: usize,
-    ttft_client_rounds: usize,
-    gap_streams: usize,
-    gap_chunks: usize,
-    tput_clients: usize,
-    tput_secs: u64,
-    hold_streams: usize,
-    cancels: usize,
+pub struct Sizes {
+    pub ttft_rounds: usize,
+    pub ttft_clients: usize,
+    pub ttft_client_rounds: usize,
+    pub gap_streams: usize,
+    pub gap_chunks: usize,
+    pub tput_clients: usize,
+    pub tput_secs: u64,
+    pub hold_streams: usize,
+    pub cancels: usize,
 }
 
 impl Sizes {
@@ -115,377 +114,6 @@ impl Sizes {
             }
         }
     }
-}
-
-const GAP: Duration = Duration::from_millis(20);
-
-struct Mock {
-    _child: Child,
-    addr: String,
-    hangups: Mutex<mpsc::UnboundedReceiver<Instant>>,
-}
-
-impl Mock {
-    async fn start() -> Mock {
-        let exe = std::env::current_exe().expect("own path");
-        let mut child = Command::new(exe)
-            .arg("mock")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("mock starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("mock says where it listens");
-        let addr = first.trim_start_matches("LISTEN ").to_string();
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok(Some(_)) = lines.next_line().await {
-                let _ = tx.send(Instant::now());
-            }
-        });
-        Mock {
-            _child: child,
-            addr,
-            hangups: Mutex::new(rx),
-        }
-    }
-
-    fn target(&self, spec: Spec) -> Target {
-        Target {
-            url: format!("http://{}/v1/chat/completions", self.addr),
-            body: Bytes::from(
-                json!({"model": spec.model(), "stream": true, "messages": [
-                    {"role": "system", "content": "You are a benchmark."},
-                    {"role": "user", "content": "Say something."}]})
-                .to_string(),
-            ),
-        }
-    }
-
-    async fn next_hangup(&self) -> Option<Instant> {
-        let mut rx = self.hangups.lock().await;
-        tokio::time::timeout(Duration::from_secs(2), rx.recv())
-            .await
-            .ok()
-            .flatten()
-    }
-
-    /// Waits for `n` hang-ups already on their way (streams just closed), so the next one timed
-    /// is the one we cause.
-    async fn absorb_hangups(&self, n: usize) {
-        let mut rx = self.hangups.lock().await;
-        for _ in 0..n {
-            if tokio::time::timeout(Duration::from_secs(5), rx.recv())
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-    }
-}
-
-fn chatapi_body() -> Bytes {
-    Bytes::from(
-        json!({"messages": [
-            {"role": "assistant", "content": "Hi, how can I help?", "name": "Ava"},
-            {"role": "system", "content": "You are currently talking to ann"},
-            {"role": "user", "content": "Say something.", "name": "Ann Lee"}], "steam": true})
-        .to_string(),
-    )
-}
-
-struct Chatapi {
-    child: Child,
-    addr: String,
-    _config: PathBuf,
-}
-
-impl Chatapi {
-    async fn start(bin: &Path, mock: &Mock, sizes: &Sizes, h2c: bool) -> Chatapi {
-        let spec = |chunks, gap, hold| Spec {
-            chunks,
-            gap,
-            ttft: Duration::ZERO,
-            hold,
-        };
-        let config = format!(
-            r#"[server]
-listen = "127.0.0.1:0"
-keepalive = "30s"
-[local]
-enabled = false
-[limits]
-max_concurrent_streams = 50000
-[timeouts]
-total = "300s"
-idle = "300s"
-first_token = "60s"
-[[upstreams]]
-name = "mock"
-base_url = "http://{addr}/v1"
-model = "{default}"
-http2_prior_knowledge = {h2c}
-[personas.default]
-system_prompt = "You are a benchmark."
-[personas.gap]
-system_prompt = "You are a benchmark."
-model = "{gap}"
-[personas.hold]
-system_prompt = "You are a benchmark."
-model = "{hold}"
-"#,
-            addr = mock.addr,
-            default = spec(20, Duration::ZERO, false).model(),
-            gap = spec(sizes.gap_chunks, GAP, false).model(),
-            hold = spec(1, Duration::ZERO, true).model(),
-        );
-        let path = std::env::temp_dir().join(format!(
-            "chatapi-bench-{}-{}.toml",
-            std::process::id(),
-            if h2c { "h2c" } else { "h1" }
-        ));
-        std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(bin)
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("chatapi exited during start-up");
-            if let Some(rest) = line.split("listen=").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep reading its log (one line per request) so the pipe never blocks it.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Chatapi {
-            child,
-            addr,
-            _config: path,
-        }
-    }
-
-    fn target(&self, persona: &str) -> Target {
-        let path = if persona == "default" {
-            "/chat".to_string()
-        } else {
-            format!("/chat/{persona}")
-        };
-        Target {
-            url: format!("http://{}{}", self.addr, path),
-            body: chatapi_body(),
-        }
-    }
-
-    fn rss_bytes(&self) -> u64 {
-        let pid = self.child.id().unwrap_or(0);
-        rss_of(pid)
-    }
-}
-
-/// This process's open-file limit (children inherit it).
-fn nofile_limit() -> usize {
-    std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
-        })
-        .unwrap_or(1024)
-}
-
-fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024
-}
-
-struct Peer {
-    child: Child,
-    target: Target,
-}
-
-async fn start_peer(cmd: &str, mock: &Mock) -> Option<Peer> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let cmd = cmd
-        .replace("{port}", &port.to_string())
-        .replace("{upstream}", &format!("http://{}/v1", mock.addr));
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(format!("exec {cmd}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .ok()?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(Peer {
-        child,
-        target: Target {
-            url: format!("http://127.0.0.1:{port}/chat"),
-            body: chatapi_body(),
-        },
-    })
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(1024)
-        .build()
-        .unwrap()
-}
-
-/// Time to first content event for each target, interleaved: every client sends one request to
-/// each target in turn (rotating which goes first), so drift in machine load hits all alike.
-async fn ttft(targets: &[Target], clients: usize, rounds: usize) -> Vec<Vec<Duration>> {
-    let c = client();
-    let mut tasks = Vec::new();
-    for worker in 0..clients {
-        let (c, targets) = (c.clone(), targets.to_vec());
-        tasks.push(tokio::spawn(async move {
-            let mut out = vec![Vec::new(); targets.len()];
-            for round in 0..rounds {
-                for k in 0..targets.len() {
-                    let i = (round + worker + k) % targets.len();
-                    if let Some(t) = load::stream(&c, &targets[i], false).await.ttft {
-                        out[i].push(t);
-                    }
-                }
-            }
-            out
-        }));
-    }
-    let mut all = vec![Vec::new(); targets.len()];
-    for t in tasks {
-        for (i, v) in t.await.unwrap().into_iter().enumerate() {
-            all[i].extend(v);
-        }
-    }
-    all
-}
-
-/// Gaps between content events over `streams` concurrent streams.
-async fn gaps(target: &Target, streams: usize) -> (Vec<Duration>, usize) {
-    let c = client();
-    let mut tasks = Vec::new();
-    for _ in 0..streams {
-        let (c, t) = (c.clone(), target.clone());
-        tasks.push(tokio::spawn(
-            async move { load::stream(&c, &t, true).await },
-        ));
-    }
-    let mut all = Vec::new();
-    let mut complete = 0;
-    for t in tasks {
-        let timing = t.await.unwrap();
-        complete += usize::from(timing.ok);
-        all.extend(timing.gaps);
-    }
-    (all, complete)
-}
-
-/// Content events and requests per second with `clients` clients looping for `secs`.
-async fn throughput(target: &Target, clients: usize, secs: u64) -> (f64, f64) {
-    let c = client();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (c, t) = (c.clone(), target.clone());
-        tasks.push(tokio::spawn(async move {
-            let (mut events, mut requests) = (0usize, 0usize);
-            while Instant::now() < deadline {
-                let timing = load::stream(&c, &t, false).await;
-                events += timing.events;
-                requests += usize::from(timing.ok);
-            }
-            (events, requests)
-        }));
-    }
-    let started = Instant::now();
-    let (mut events, mut requests) = (0, 0);
-    for t in tasks {
-        let (e, r) = t.await.unwrap();
-        events += e;
-        requests += r;
-    }
-    let secs = started.elapsed().as_secs_f64().max(secs as f64);
-    (events as f64 / secs, requests as f64 / secs)
-}
-
-/// Holds `n` streams open at once; returns how many opened, then closes them.
-async fn hold(target: &Target, n: usize, during: impl FnOnce() -> u64) -> (usize, u64) {
-    let c = client();
-    let gate = Arc::new(Semaphore::new(256));
-    let mut tasks = Vec::new();
-    for _ in 0..n {
-        let (c, t, gate) = (c.clone(), target.clone(), gate.clone());
-        tasks.push(tokio::spawn(async move {
-            let _permit = gate.acquire().await;
-            load::open(&c, &t).await
-        }));
-    }
-    let mut open = Vec::with_capacity(n);
-    for t in tasks {
-        if let Some(s) = t.await.unwrap() {
-            open.push(s);
-        }
-    }
-    let measured = during();
-    let count = open.len();
-    drop(open);
-    (count, measured)
-}
-
-/// Time from dropping a stream to the mock seeing its upstream request closed.
-async fn cancellation(mock: &Mock, target: &Target, n: usize) -> Vec<Duration> {
-    let c = client();
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let Some(stream) = load::open(&c, target).await else {
-            continue;
-        };
-        let left = Instant::now();
-        drop(stream);
-        if let Some(seen) = mock.next_hangup().await {
-            out.push(seen.saturating_duration_since(left));
-        }
-    }
-    out
 }
 
 fn machine() -> String {

@@ -1,7 +1,8 @@
 //! The generation thread. It owns the llama.cpp model and context; requests arrive on a bounded
 //! queue and each occupies one sequence of a shared context, so several conversations advance in
 //! one `decode` call per token (batched decoding: more tokens per second in total than one at a
-//! time, since each step reads the weights once for all of them).
+//! time, since each step reads the weights once for all of them). What each sequence decodes, and
+//! how much of a cached prompt it keeps, is `prompt`'s decision.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,14 +15,15 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
+use super::prompt::{self, Prompter};
 use super::text::{SamplerPlan, StopFilter, Utf8Assembler};
 use super::{Job, LocalError, LocalSettings, LocalStats};
-use crate::conversation::{Message, Role};
-use crate::upstream::UpstreamError;
+use crate::conversation::Message;
+use crate::upstream::{Event, FinishReason, UpstreamError, Usage};
 
 /// Prompt tokens decoded per step, shared by all sequences being prefilled.
 const BATCH_TOKENS: usize = 512;
@@ -41,38 +43,6 @@ fn backend() -> Result<&'static LlamaBackend, String> {
         .map_err(Clone::clone)
 }
 
-/// The roles and contents the model's chat template receives.
-pub fn template_messages(messages: &[Message]) -> Vec<(&'static str, String)> {
-    messages
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                Role::System => "system",
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            (role, m.content.replace('\0', ""))
-        })
-        .collect()
-}
-
-/// The exact prompt text the model sees for `messages`: its own chat template, applied by
-/// llama.cpp, ending with the opening of the assistant's turn.
-fn apply_template(
-    model: &LlamaModel,
-    template: &LlamaChatTemplate,
-    messages: &[Message],
-) -> Result<String, String> {
-    let messages = template_messages(messages)
-        .into_iter()
-        .map(|(role, content)| LlamaChatMessage::new(role.to_string(), content))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    model
-        .apply_chat_template(template, &messages, true)
-        .map_err(|e| e.to_string())
-}
-
 /// Loads `model_path` and renders `messages` with its template: for tests and for operators
 /// checking what a model is given.
 pub fn render_prompt(
@@ -90,7 +60,7 @@ pub fn render_prompt(
     let template = model
         .chat_template(None)
         .map_err(|e| error(e.to_string()))?;
-    apply_template(&model, &template, messages).map_err(error)
+    prompt::apply_template(&model, &template, messages).map_err(error)
 }
 
 /// Starts the engine thread and waits until the model is loaded. The thread ends when `stop` is
@@ -172,6 +142,8 @@ enum Phase {
 
 struct Slot {
     job: Job,
+    /// The whole prompt's length, reused tokens included, for the answer's usage.
+    prompt_tokens: u32,
     phase: Phase,
     /// The tokens in this sequence's KV cache, in position order (reused ones first).
     decoded: Vec<LlamaToken>,
@@ -199,6 +171,7 @@ impl Prepared {
     fn into_slot(self, job: Job, reused: Vec<LlamaToken>) -> Slot {
         Slot {
             job,
+            prompt_tokens: self.tokens.len() as u32,
             phase: Phase::Prefill {
                 tokens: self.tokens,
                 done: reused.len(),
@@ -219,7 +192,7 @@ impl Prepared {
 struct Engine<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
-    template: LlamaChatTemplate,
+    prompter: Prompter<'m>,
     slots: Vec<Option<Slot>>,
     /// What the KV cache of each free sequence still holds from its last answer: the start of the
     /// next prompt of the same call, which then need not be decoded again.
@@ -227,8 +200,6 @@ struct Engine<'m> {
     stats: Arc<LocalStats>,
     context_tokens: u32,
     reuse_cache: bool,
-    /// Tokens the chat template adds around one message's text (measured from the template).
-    framing: usize,
     name: Arc<str>,
 }
 
@@ -237,16 +208,14 @@ impl<'m> Engine<'m> {
         name: Arc<str>,
         model: &'m LlamaModel,
         ctx: LlamaContext<'m>,
-        template: LlamaChatTemplate,
+        template: llama_cpp_2::model::LlamaChatTemplate,
         settings: &LocalSettings,
         stats: Arc<LocalStats>,
     ) -> Self {
-        let framing = message_framing(model, &template);
         Self {
             model,
             ctx,
-            template,
-            framing,
+            prompter: Prompter::new(name.clone(), model, template, settings.context_tokens),
             slots: (0..settings.parallel).map(|_| None).collect(),
             cached: (0..settings.parallel).map(|_| Vec::new()).collect(),
             stats,
@@ -332,8 +301,9 @@ impl<'m> Engine<'m> {
         // A long call must keep working: history gives way before the answer's room shrinks
         // below a quarter of the context.
         let reserve = (plan.max_tokens as usize).min(room / 4).max(1);
-        let (tokens, dropped) =
-            self.fit_prompt(&job.request.messages, room.saturating_sub(reserve))?;
+        let (tokens, dropped) = self
+            .prompter
+            .fit(&job.request.messages, room.saturating_sub(reserve))?;
         if dropped > 0 {
             tracing::info!(upstream = %self.name, dropped_turns = dropped, "oldest turns dropped to fit the local model's context");
         }
@@ -346,57 +316,6 @@ impl<'m> Engine<'m> {
             tokens,
             max_tokens,
             stops,
-        })
-    }
-
-    fn prompt_tokens(&self, messages: &[Message]) -> Result<Vec<LlamaToken>, UpstreamError> {
-        let prompt = apply_template(self.model, &self.template, messages).map_err(|e| {
-            UpstreamError::Transport {
-                upstream: self.name.clone(),
-                detail: format!("chat template failed: {e}"),
-            }
-        })?;
-        Ok(self.model.vocab().tokenize(prompt.as_bytes(), true, true))
-    }
-
-    /// The prompt's tokens, at most `budget` of them: the oldest turns are dropped, in blocks
-    /// (`context::fit_in_blocks`) so that the cached start of the prompt stays valid for several
-    /// turns, counted with the model's own tokenizer. Each turn is costed as its text plus the
-    /// template's framing, then the real prompt is checked, and the budget tightened by any
-    /// shortfall, a few times at most.
-    fn fit_prompt(
-        &self,
-        messages: &[Message],
-        budget: usize,
-    ) -> Result<(Vec<LlamaToken>, usize), UpstreamError> {
-        let vocab = self.model.vocab();
-        let text_tokens = |m: &Message| vocab.tokenize(m.content.as_bytes(), false, false).len();
-        let mut kept = messages.to_vec();
-        let mut dropped = 0;
-        let mut target = budget;
-        let mut shortest = 0;
-        for _ in 0..4 {
-            // Blocks of a quarter of the budget: the cut, and so the cached prompt start, stays
-            // put for several turns of a long call.
-            dropped += crate::context::fit_in_blocks(&mut kept, target, budget / 4, |m| {
-                text_tokens(m) + self.framing
-            });
-            let tokens = self.prompt_tokens(&kept)?;
-            if tokens.len() <= budget {
-                return Ok((tokens, dropped));
-            }
-            shortest = tokens.len();
-            target = target.saturating_sub(tokens.len() - budget);
-        }
-        Err(UpstreamError::Status {
-            upstream: self.name.clone(),
-            status: 400,
-            message: format!(
-                "the prompt is {shortest} tokens even without its older turns; the local model's context is {} per conversation",
-                self.context_tokens
-            ),
-            code: Some("context_length_exceeded".into()),
-            retry_after: None,
         })
     }
 
@@ -420,20 +339,15 @@ impl<'m> Engine<'m> {
     }
 
     /// Picks the free sequence whose cache shares the longest start with `tokens`, cuts its cache
-    /// back to that shared start, and returns it with the tokens that stay. At least the last
-    /// prompt token is always decoded again: sampling needs its logits.
+    /// back to that shared start, and returns it with the tokens that stay.
     fn reuse(&mut self, tokens: &[LlamaToken]) -> (usize, Vec<LlamaToken>) {
         let reuse_cache = self.reuse_cache;
         let shared = |cached: &[LlamaToken]| {
-            if !reuse_cache {
-                return 0;
+            if reuse_cache {
+                prompt::reusable(cached, tokens)
+            } else {
+                0
             }
-            cached
-                .iter()
-                .zip(tokens)
-                .take_while(|(a, b)| a == b)
-                .count()
-                .min(tokens.len().saturating_sub(1))
         };
         // With nothing shared anywhere, an empty sequence is taken before another call's cache.
         let Some(seq) = (0..self.slots.len())
@@ -546,7 +460,7 @@ impl<'m> Engine<'m> {
                 vocab.token_to_piece_into(token, &mut slot.piece, false, None);
                 let text = slot.utf8.push(&slot.piece);
                 let (text, stopped) = slot.stops.push(&text);
-                if !text.is_empty() && slot.job.out.send(Ok(text)).is_err() {
+                if !text.is_empty() && slot.job.out.send(Ok(Event::Text(text))).is_err() {
                     self.release(seq);
                     continue;
                 }
@@ -557,31 +471,22 @@ impl<'m> Engine<'m> {
                 // (after a real stop the filter holds nothing).
                 let rest = slot.stops.finish();
                 if !rest.is_empty() {
-                    let _ = slot.job.out.send(Ok(rest));
+                    let _ = slot.job.out.send(Ok(Event::Text(rest)));
                 }
+                let reason = if finished {
+                    FinishReason::Stop
+                } else {
+                    FinishReason::Length
+                };
+                let _ = slot.job.out.send(Ok(Event::Finish(reason)));
+                let _ = slot.job.out.send(Ok(Event::Usage(Usage {
+                    prompt_tokens: slot.prompt_tokens,
+                    completion_tokens: slot.generated,
+                })));
                 // Dropping the sender ends the caller's stream: the answer is complete.
                 self.release(seq);
             }
         }
-    }
-}
-
-/// Tokens the template adds around one message: the difference one more message makes to the
-/// rendered prompt, less that message's own text. 8 (ChatML's size) if the template cannot say.
-fn message_framing(model: &LlamaModel, template: &LlamaChatTemplate) -> usize {
-    let tokens = |messages: &[Message]| {
-        apply_template(model, template, messages)
-            .map(|p| model.vocab().tokenize(p.as_bytes(), true, true).len())
-    };
-    let one = [Message::new(Role::User, "hello")];
-    let two = [
-        Message::new(Role::User, "hello"),
-        Message::new(Role::Assistant, "hello"),
-    ];
-    let text = model.vocab().tokenize(b"hello", false, false).len();
-    match (tokens(&one), tokens(&two)) {
-        (Ok(a), Ok(b)) if b > a + text => b - a - text,
-        _ => 8,
     }
 }
 
@@ -605,27 +510,4 @@ fn sampler(plan: &SamplerPlan, model: &LlamaModel) -> LlamaSampler {
         }
     }
     LlamaSampler::chain_simple(chain)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn template_roles() {
-        let m = vec![
-            Message::new(Role::System, "be brief"),
-            Message::new(Role::User, "hi\0"),
-            Message::new(Role::Assistant, "hello"),
-        ];
-        let t = template_messages(&m);
-        assert_eq!(
-            t,
-            vec![
-                ("system", "be brief".to_string()),
-                ("user", "hi".to_string()),
-                ("assistant", "hello".to_string())
-            ]
-        );
-    }
 }

@@ -5,6 +5,7 @@
 //! that hangs up closes its channel, and the engine drops that sequence before its next token.
 
 mod engine;
+mod prompt;
 pub mod text;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{ChatRequest, DeltaStream, UpstreamError};
+use super::{ChatRequest, Event, EventStream, UpstreamError};
 use crate::config::LocalConfig;
 
 /// The command that puts the default model there.
@@ -102,7 +103,7 @@ impl LocalStats {
 /// One answer to produce: the conversation, how to sample, and where the text goes.
 pub struct Job {
     pub request: ChatRequest,
-    pub out: mpsc::UnboundedSender<Result<String, UpstreamError>>,
+    pub out: mpsc::UnboundedSender<Result<Event, UpstreamError>>,
 }
 
 /// One loaded model and its engine thread. Dropping it stops the engine and waits for the thread
@@ -182,7 +183,7 @@ impl Local {
         &*self.name == name && &self.settings == settings
     }
 
-    pub async fn start(&self, request: &ChatRequest) -> Result<DeltaStream, UpstreamError> {
+    pub async fn start(&self, request: &ChatRequest) -> Result<EventStream, UpstreamError> {
         let (out, mut rx) = mpsc::unbounded_channel();
         let job = Job {
             request: request.clone(),

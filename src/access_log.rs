@@ -10,6 +10,8 @@ use crate::metrics;
 pub struct Record {
     pub request_id: String,
     pub persona: String,
+    /// Which front door the request came through (`chatapi`, `openai`...).
+    pub dialect: &'static str,
     pub upstream: Option<Arc<str>>,
     pub status: u16,
     started: Instant,
@@ -24,10 +26,11 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn new(request_id: String, persona: &str) -> Self {
+    pub fn new(request_id: String, persona: &str, dialect: &'static str) -> Self {
         Self {
             request_id,
             persona: persona.to_string(),
+            dialect,
             upstream: None,
             status: 200,
             started: Instant::now(),
@@ -55,6 +58,22 @@ impl Record {
             self.outcome = Some(outcome.into());
         }
     }
+
+    /// Labels the request with `persona` if it is configured, else `unknown`: a caller must not
+    /// be able to mint metric series by inventing names.
+    pub fn label_persona(&mut self, config: &crate::config::Config, persona: &str) {
+        self.persona = if config.personas.contains_key(persona) {
+            persona.to_string()
+        } else {
+            "unknown".to_string()
+        };
+    }
+
+    /// The request was refused or failed before its answer began.
+    pub fn fail(&mut self, error: &crate::error::ApiError) {
+        self.status = error.status().as_u16();
+        self.finish(error.outcome());
+    }
 }
 
 /// Milliseconds to the microsecond: `29.243`, not `29.242561000000002`, in the log line.
@@ -70,6 +89,7 @@ impl Drop for Record {
         let ttft_ms = self.first_token.map(millis);
         tracing::info!(
             request_id = %self.request_id,
+            dialect = self.dialect,
             persona = %self.persona,
             upstream,
             status = self.status,

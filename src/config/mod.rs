@@ -1,18 +1,25 @@
 //! Configuration: `config/default.toml` (compiled in), then the operator's file, then
 //! `CHATAPI__SECTION__KEY` environment variables, then `OPENAI_API_KEY` / `OPENAI_BASE_URL` for an
-//! upstream that does not name its own. Every struct rejects unknown keys, and the layers are
-//! checked one at a time so that an error names the layer (file or environment) it came from.
+//! upstream that does not name its own. Every struct rejects unknown keys. This module holds the
+//! types; `load` layers the sources (each checked on its own, so an error names the layer it
+//! came from), `validate` checks what serde cannot, `secret` keeps keys out of logs.
+
+mod load;
+mod secret;
+mod validate;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use load::OpenAiEnv;
+pub use secret::Secret;
+
 /// The defaults, with every option commented. Kept as a file so operators can read it.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// The persona `POST /chat` serves.
 pub const DEFAULT_PERSONA: &str = "default";
@@ -257,242 +264,40 @@ pub struct Persona {
     pub context_tokens: u32,
     #[serde(default)]
     pub timeouts: TimeoutOverrides,
+    /// Which OpenAI request fields a caller may set, where its dialect carries them (the OpenAI
+    /// routes); unset: all of them. The persona's own values win wherever it sets one.
+    #[serde(default)]
+    pub caller_may_set: Option<Vec<CallerParam>>,
 }
 
-/// A value that must never reach a log line or `check-config`'s output.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
+/// An OpenAI request field a persona may leave to its callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerParam {
+    Temperature,
+    TopP,
+    N,
+    /// `max_tokens` and `max_completion_tokens`.
+    MaxTokens,
+    PresencePenalty,
+    FrequencyPenalty,
+    Stop,
+    Seed,
+    ResponseFormat,
+    /// `tools`, `tool_choice` and `parallel_tool_calls`.
+    Tools,
+    User,
 }
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "\"\""
-        } else {
-            "<redacted>"
-        })
+impl Persona {
+    pub fn caller_may_set(&self, param: CallerParam) -> bool {
+        self.caller_may_set
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(&param))
     }
 }
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(if self.0.is_empty() { "" } else { "<redacted>" })
-    }
-}
-
-/// What the process environment contributes beyond `CHATAPI__*`; a parameter so tests need not
-/// touch the real environment.
-#[derive(Debug, Clone, Default)]
-pub struct OpenAiEnv {
-    pub api_key: Option<String>,
-    pub base_url: Option<String>,
-}
-
-impl OpenAiEnv {
-    pub fn from_process() -> Self {
-        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        Self {
-            api_key: get("OPENAI_API_KEY"),
-            base_url: get("OPENAI_BASE_URL"),
-        }
-    }
-}
-
-const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
 impl Config {
-    /// The full start-up (and reload) path: every layer, then validation.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let env: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("CHATAPI__"))
-            .collect();
-        Self::load_from(file, &env, &OpenAiEnv::from_process())
-    }
-
-    pub fn load_from(
-        file: Option<&Path>,
-        env: &[(String, String)],
-        openai: &OpenAiEnv,
-    ) -> Result<Self, ConfigError> {
-        use config::{Config as Layers, Environment, File, FileFormat};
-
-        let defaults = File::from_str(DEFAULT_TOML, FileFormat::Toml);
-        let mut layers = Layers::builder().add_source(defaults);
-        Self::deserialize_layers(layers.clone())
-            .map_err(|e| ConfigError::Defaults(e.to_string()))?;
-
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-            layers = layers.add_source(File::from_str(&text, FileFormat::Toml));
-            Self::deserialize_layers(layers.clone()).map_err(|e| ConfigError::File {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        }
-
-        if !env.is_empty() {
-            let source = Environment::with_prefix("CHATAPI")
-                .separator("__")
-                .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("auth.keys")
-                .with_list_parse_key("limits.trusted_proxies")
-                .source(Some(env.iter().cloned().collect()));
-            layers = layers.add_source(source);
-        }
-        let mut config = Self::deserialize_layers(layers)
-            .map_err(|e| ConfigError::Environment(e.to_string()))?;
-        config.fill_from_openai_env(openai);
-        config.validate()?;
-        Ok(config)
-    }
-
-    fn deserialize_layers(
-        layers: config::ConfigBuilder<config::builder::DefaultState>,
-    ) -> Result<Self, config::ConfigError> {
-        layers.build()?.try_deserialize()
-    }
-
-    fn fill_from_openai_env(&mut self, openai: &OpenAiEnv) {
-        if self.upstreams.is_empty() {
-            if let Some(key) = &openai.api_key {
-                self.upstreams.push(UpstreamConfig {
-                    name: "openai".into(),
-                    kind: UpstreamKind::Remote,
-                    base_url: Some(
-                        openai
-                            .base_url
-                            .clone()
-                            .unwrap_or_else(|| OPENAI_BASE_URL.into()),
-                    ),
-                    api_key: Secret::new(key.clone()),
-                    model: Some("gpt-4o-mini".into()),
-                    headers: BTreeMap::new(),
-                    http2_prior_knowledge: false,
-                });
-            } else if self.local.enabled && cfg!(feature = "local") {
-                self.upstreams.push(UpstreamConfig {
-                    name: "local".into(),
-                    kind: UpstreamKind::Local,
-                    base_url: None,
-                    api_key: Secret::default(),
-                    model: None,
-                    headers: BTreeMap::new(),
-                    http2_prior_knowledge: false,
-                });
-            }
-            return;
-        }
-        for upstream in &mut self.upstreams {
-            if upstream.api_key.is_empty() {
-                if let Some(key) = &openai.api_key {
-                    upstream.api_key = Secret::new(key.clone());
-                }
-            }
-        }
-    }
-
-    /// Checks what serde cannot: ranges, references between sections, well-formed URLs.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if !self.personas.contains_key(DEFAULT_PERSONA) {
-            return Err(ConfigError::invalid(
-                "personas",
-                "a persona named `default` is required (it serves POST /chat)",
-            ));
-        }
-        for (name, p) in &self.personas {
-            validate_persona(name, p)?;
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for (i, u) in self.upstreams.iter().enumerate() {
-            let key = |field: &str| format!("upstreams[{i}].{field}");
-            if u.name.is_empty() {
-                return Err(ConfigError::invalid(key("name"), "must not be empty"));
-            }
-            if !seen.insert(u.name.as_str()) {
-                return Err(ConfigError::invalid(
-                    key("name"),
-                    format!("`{}` is used by two upstreams", u.name),
-                ));
-            }
-            if u.kind == UpstreamKind::Local {
-                if !cfg!(feature = "local") {
-                    return Err(ConfigError::invalid(
-                        key("kind"),
-                        "this chatapi was built without the `local` feature",
-                    ));
-                }
-                if u.base_url.is_some() || !u.api_key.is_empty() || !u.headers.is_empty() {
-                    return Err(ConfigError::invalid(
-                        key("kind"),
-                        "a local upstream takes no base_url, api_key or headers (see [local])",
-                    ));
-                }
-                continue;
-            }
-            let Some(base_url) = &u.base_url else {
-                return Err(ConfigError::invalid(key("base_url"), "is required"));
-            };
-            let url = reqwest::Url::parse(base_url)
-                .map_err(|e| ConfigError::invalid(key("base_url"), format!("`{base_url}`: {e}")))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(ConfigError::invalid(
-                    key("base_url"),
-                    format!("`{base_url}`: scheme must be http or https"),
-                ));
-            }
-            for (h, v) in &u.headers {
-                reqwest::header::HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
-                    ConfigError::invalid(key("headers"), format!("`{h}` is not a header name"))
-                })?;
-                reqwest::header::HeaderValue::from_str(v).map_err(|_| {
-                    ConfigError::invalid(key("headers"), format!("value of `{h}` is not valid"))
-                })?;
-            }
-            if u.model.is_none() && self.personas.values().any(|p| p.model.is_none()) {
-                return Err(ConfigError::invalid(
-                    key("model"),
-                    "required while a persona names no model of its own",
-                ));
-            }
-        }
-        let l = &self.limits;
-        l.trusted_proxy_nets()?;
-        if l.max_body_bytes == 0 || l.max_messages == 0 || l.max_concurrent_streams == 0 {
-            return Err(ConfigError::invalid(
-                "limits",
-                "max_body_bytes, max_messages and max_concurrent_streams must be above 0",
-            ));
-        }
-        for (field, d) in [
-            ("timeouts.connect", self.timeouts.connect),
-            ("timeouts.first_token", self.timeouts.first_token),
-            ("timeouts.idle", self.timeouts.idle),
-            ("timeouts.total", self.timeouts.total),
-            ("server.keepalive", self.server.keepalive),
-        ] {
-            if d.is_zero() {
-                return Err(ConfigError::invalid(field, "must be longer than 0s"));
-            }
-        }
-        Ok(())
-    }
-
     /// Every connect timeout a request may use: the global one and each persona's own, sorted,
     /// without repeats.
     pub fn connect_timeouts(&self) -> Vec<Duration> {
@@ -510,60 +315,11 @@ impl Config {
     }
 }
 
-fn validate_persona(name: &str, p: &Persona) -> Result<(), ConfigError> {
-    let key = |field: &str| format!("personas.{name}.{field}");
-    let in_range = |field: &str, v: Option<f32>, lo: f32, hi: f32| match v {
-        Some(x) if !(lo..=hi).contains(&x) => Err(ConfigError::invalid(
-            key(field),
-            format!("{x} is outside {lo}..={hi}"),
-        )),
-        _ => Ok(()),
-    };
-    in_range("temperature", p.temperature, 0.0, 2.0)?;
-    in_range("top_p", p.top_p, 0.0, 1.0)?;
-    in_range("presence_penalty", p.presence_penalty, -2.0, 2.0)?;
-    in_range("frequency_penalty", p.frequency_penalty, -2.0, 2.0)?;
-    if p.n == Some(0) {
-        return Err(ConfigError::invalid(key("n"), "must be at least 1"));
-    }
-    if p.max_tokens == Some(0) {
-        return Err(ConfigError::invalid(
-            key("max_tokens"),
-            "must be at least 1",
-        ));
-    }
-    if let Some(stop) = &p.stop {
-        if stop.len() > 4 || stop.iter().any(String::is_empty) {
-            return Err(ConfigError::invalid(
-                key("stop"),
-                "at most 4 sequences, none empty",
-            ));
-        }
-    }
-    let t = &p.timeouts;
-    for (field, d) in [
-        ("timeouts.connect", t.connect),
-        ("timeouts.first_token", t.first_token),
-        ("timeouts.idle", t.idle),
-        ("timeouts.total", t.total),
-    ] {
-        if d.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::invalid(key(field), "must be longer than 0s"));
-        }
-    }
-    if p.context_tokens > 0 && p.max_tokens.unwrap_or(0) >= p.context_tokens {
-        return Err(ConfigError::invalid(
-            key("context_tokens"),
-            "must be larger than max_tokens",
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::time::Duration;
 
     fn file(text: &str) -> tempfile_lite::TempFile {
         tempfile_lite::TempFile::with(text)

@@ -1,14 +1,13 @@
-//! The ChatAPI framing that FaceTo-AI parses: for each delta exactly `data: {"content":"..."}`
-//! followed by one empty line, then `data: [DONE]`. Its reader keeps one line, discards the next,
-//! and wants `data: ` WITH the space; anything else on the wire shifts its line pairing and loses
-//! text. `compact` drops the space, matching the ChatAPI document's own example for clients
-//! written from it.
+//! The ChatAPI framing that FaceTo-AI parses: for each text delta exactly
+//! `data: {"content":"..."}` followed by one empty line, then `data: [DONE]`. Its reader keeps one
+//! line, discards the next, and wants `data: ` WITH the space; anything else on the wire shifts
+//! its line pairing and loses text. `compact` drops the space, matching the ChatAPI document's own
+//! example for clients written from it. Tool calls, finish reasons and usage have no place here.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// An SSE comment: keeps proxies from cutting a quiet stream; every SSE reader (FaceTo-AI's
-/// included, which discards the line after it anyway) ignores it.
-pub const PING: &[u8] = b": ping\n\n";
+use crate::relay::{Encoder, Failure};
+use crate::upstream::Event;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Framing {
@@ -44,6 +43,28 @@ impl Framing {
         buf.put_slice(self.prefix);
         buf.put_slice(b"[DONE]\n\n");
         buf.freeze()
+    }
+}
+
+impl Encoder for Framing {
+    fn event(&mut self, event: Event) -> Option<Bytes> {
+        match event {
+            Event::Text(text) => Some(self.content(&text)),
+            Event::ToolCall(_) | Event::Finish(_) | Event::Usage(_) => None,
+        }
+    }
+
+    /// The persona's `on_error_text`, spoken as the last sentence, so the avatar does not stop
+    /// mid-air; nothing at shutdown.
+    fn failed(&mut self, failure: Failure<'_>) -> Option<Bytes> {
+        match failure.on_error_text {
+            Some(text) if !failure.shutdown => Some(self.content(text)),
+            _ => None,
+        }
+    }
+
+    fn end(&mut self) -> Bytes {
+        self.done()
     }
 }
 

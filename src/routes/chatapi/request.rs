@@ -1,5 +1,5 @@
-//! Turns a request body into a [`Message`] list, or an error that names the field and the problem.
-//! Nothing reaches an upstream unless this accepts the whole request.
+//! Decodes a ChatAPI request body into a [`Message`] list, or an error that names the field and
+//! the problem. Nothing reaches an upstream unless this accepts the whole request.
 //!
 //! Accepted on purpose, because the real FaceTo-AI client sends them: unknown top-level keys
 //! (`steam`, `stream`), a `system` message anywhere, empty assistant content, repeated roles,
@@ -87,6 +87,7 @@ fn message(i: usize, value: Value) -> Result<Message, ApiError> {
         role,
         content,
         name,
+        ..Message::default()
     })
 }
 

@@ -1,0 +1,35 @@
+//! Who may ask, and how often: the per-IP rate limit (before the key, so a flood of bad keys is
+//! limited too), the key, then the key's own rate limit. The stream cap is taken later, by
+//! `answer::start`, once the request body is in: a slow body must not hold a stream slot.
+//! Routes find the key and the caller's address in their own headers; nothing here is HTTP.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::auth::{self, KeyId};
+use crate::error::ApiError;
+use crate::state::Runtime;
+
+/// An admitted caller, and the runtime (config, upstreams, limits) its whole request uses: a
+/// reload while it is answered does not change what it started with.
+pub struct Caller {
+    pub runtime: Arc<Runtime>,
+    pub key: Option<KeyId>,
+}
+
+/// `presented`: the key the caller sent, in whatever header its dialect uses. `ip`: the caller's
+/// address (behind a trusted proxy, the one it forwarded); `None` when served without one.
+pub fn admit(
+    runtime: Arc<Runtime>,
+    presented: Option<&str>,
+    ip: Option<IpAddr>,
+) -> Result<Caller, ApiError> {
+    if let Some(ip) = ip {
+        runtime.rate_limits.check_ip(ip)?;
+    }
+    let key = auth::check(&runtime.config.auth.keys, presented)?;
+    if let Some(key) = key {
+        runtime.rate_limits.check_key(key)?;
+    }
+    Ok(Caller { runtime, key })
+}

@@ -1,0 +1,119 @@
+//! The shared core every dialect stands on: a caller already admitted (`admission`) and a
+//! conversation already decoded go in; an answer that has started comes out. In between: the
+//! persona (prompt, sampling, context budget), the stream slot, and opening an upstream with
+//! failover. No HTTP types live here: routes decode, the core answers, `relay` (streaming) or
+//! `collect` (whole answers) turn the result into what each dialect's caller reads.
+
+pub mod admission;
+pub mod collect;
+
+use std::time::Duration;
+
+use tracing::Instrument;
+
+use crate::access_log::Record;
+use crate::config::Timeouts;
+use crate::conversation::Message;
+use crate::error::ApiError;
+use crate::limits::StreamSlot;
+use crate::persona::{self, CallerOptions};
+use crate::relay::{OpenFuture, Start};
+use crate::state::AppState;
+pub use admission::Caller;
+
+/// What a dialect decoded from its request: whose voice answers, the conversation so far, and
+/// what else the caller asked for.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    /// The persona's name (`default`, or the one a route or an OpenAI `model` names).
+    pub persona: String,
+    pub messages: Vec<Message>,
+    pub options: CallerOptions,
+}
+
+/// An answer that has begun (or is about to): everything the relay or the collector needs.
+pub struct Started {
+    pub(crate) start: Start,
+    /// Held for as long as the answer lasts: the concurrency cap counts answers, not requests.
+    pub(crate) slot: StreamSlot,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) keepalive: Duration,
+    /// Spoken as a last sentence when the answer fails after it started (ChatAPI).
+    pub(crate) on_error_text: Option<String>,
+    /// What the prompt was, when the caller reads usage: the fallback count if the upstream
+    /// reports none.
+    pub usage: Option<UsageBasis>,
+}
+
+/// The prompt an answer was given, to count its usage when the upstream did not.
+pub struct UsageBasis {
+    model: Option<String>,
+    messages: Vec<Message>,
+}
+
+impl UsageBasis {
+    /// Usage as OpenAI's tokenizer counts it: the prompt, and `completion` (the answer's text).
+    pub fn estimate(&self, completion: &str) -> crate::upstream::Usage {
+        let model = self.model.as_deref();
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        crate::upstream::Usage {
+            prompt_tokens: clamp(crate::context::count_prompt(model, &self.messages)),
+            completion_tokens: clamp(crate::context::count_text(model, completion)),
+        }
+    }
+}
+
+/// Everything up to the first event: persona, stream slot, context budget, upstream. Waits for
+/// the upstream's first event at most `server.keepalive`, so the caller's status can still say
+/// how the upstream failed; past that the answer is handed over still waiting (`Start::Waiting`)
+/// and the relay keeps the line alive with pings.
+pub async fn start(
+    state: &AppState,
+    caller: &Caller,
+    ask: Ask,
+    record: &mut Record,
+) -> Result<Started, ApiError> {
+    let runtime = caller.runtime.clone();
+    let config = &runtime.config;
+    let persona = config
+        .personas
+        .get(&ask.persona)
+        .ok_or_else(|| ApiError::UnknownPersona(ask.persona.clone()))?;
+    let slot = state
+        .streams()
+        .try_open(config.limits.max_concurrent_streams)?;
+    let (request, applied) = persona::apply(persona, ask.messages, ask.options);
+    record.dropped_turns = applied.dropped_turns;
+    if runtime.upstreams.is_empty() {
+        return Err(ApiError::NoUpstream);
+    }
+    runtime
+        .upstreams
+        .check(&request)
+        .map_err(|(field, problem)| ApiError::bad_request(field, problem))?;
+    let usage = request.include_usage.then(|| UsageBasis {
+        model: request.model.clone(),
+        messages: request.messages.clone(),
+    });
+
+    let timeouts = config.timeouts.with(&persona.timeouts);
+    let keepalive = config.server.keepalive;
+    let upstreams = runtime.clone();
+    let mut open: OpenFuture = Box::pin(
+        async move { upstreams.upstreams.open(&request, &timeouts).await }
+            .instrument(tracing::Span::current()),
+    );
+    let hold = keepalive.min(timeouts.total);
+    let start = tokio::select! {
+        opened = &mut open => Start::Opened(opened?),
+        _ = tokio::time::sleep(hold) => Start::Waiting(open),
+    };
+    Ok(Started {
+        start,
+        slot,
+        timeouts,
+        keepalive,
+        on_error_text: persona.on_error_text.clone(),
+        usage,
+    })
+}

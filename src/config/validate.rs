@@ -1,0 +1,142 @@
+//! What serde cannot check: ranges, references between sections, well-formed URLs and
+//! headers. A config that fails here is rejected whole, at start-up or on reload.
+
+use super::{Config, ConfigError, Persona, UpstreamKind, DEFAULT_PERSONA};
+
+impl Config {
+    /// Checks what serde cannot: ranges, references between sections, well-formed URLs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.personas.contains_key(DEFAULT_PERSONA) {
+            return Err(ConfigError::invalid(
+                "personas",
+                "a persona named `default` is required (it serves POST /chat)",
+            ));
+        }
+        for (name, p) in &self.personas {
+            validate_persona(name, p)?;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, u) in self.upstreams.iter().enumerate() {
+            let key = |field: &str| format!("upstreams[{i}].{field}");
+            if u.name.is_empty() {
+                return Err(ConfigError::invalid(key("name"), "must not be empty"));
+            }
+            if !seen.insert(u.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    key("name"),
+                    format!("`{}` is used by two upstreams", u.name),
+                ));
+            }
+            if u.kind == UpstreamKind::Local {
+                if !cfg!(feature = "local") {
+                    return Err(ConfigError::invalid(
+                        key("kind"),
+                        "this chatapi was built without the `local` feature",
+                    ));
+                }
+                if u.base_url.is_some() || !u.api_key.is_empty() || !u.headers.is_empty() {
+                    return Err(ConfigError::invalid(
+                        key("kind"),
+                        "a local upstream takes no base_url, api_key or headers (see [local])",
+                    ));
+                }
+                continue;
+            }
+            let Some(base_url) = &u.base_url else {
+                return Err(ConfigError::invalid(key("base_url"), "is required"));
+            };
+            let url = reqwest::Url::parse(base_url)
+                .map_err(|e| ConfigError::invalid(key("base_url"), format!("`{base_url}`: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::invalid(
+                    key("base_url"),
+                    format!("`{base_url}`: scheme must be http or https"),
+                ));
+            }
+            for (h, v) in &u.headers {
+                reqwest::header::HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                    ConfigError::invalid(key("headers"), format!("`{h}` is not a header name"))
+                })?;
+                reqwest::header::HeaderValue::from_str(v).map_err(|_| {
+                    ConfigError::invalid(key("headers"), format!("value of `{h}` is not valid"))
+                })?;
+            }
+            if u.model.is_none() && self.personas.values().any(|p| p.model.is_none()) {
+                return Err(ConfigError::invalid(
+                    key("model"),
+                    "required while a persona names no model of its own",
+                ));
+            }
+        }
+        let l = &self.limits;
+        l.trusted_proxy_nets()?;
+        if l.max_body_bytes == 0 || l.max_messages == 0 || l.max_concurrent_streams == 0 {
+            return Err(ConfigError::invalid(
+                "limits",
+                "max_body_bytes, max_messages and max_concurrent_streams must be above 0",
+            ));
+        }
+        for (field, d) in [
+            ("timeouts.connect", self.timeouts.connect),
+            ("timeouts.first_token", self.timeouts.first_token),
+            ("timeouts.idle", self.timeouts.idle),
+            ("timeouts.total", self.timeouts.total),
+            ("server.keepalive", self.server.keepalive),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::invalid(field, "must be longer than 0s"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_persona(name: &str, p: &Persona) -> Result<(), ConfigError> {
+    let key = |field: &str| format!("personas.{name}.{field}");
+    let in_range = |field: &str, v: Option<f32>, lo: f32, hi: f32| match v {
+        Some(x) if !(lo..=hi).contains(&x) => Err(ConfigError::invalid(
+            key(field),
+            format!("{x} is outside {lo}..={hi}"),
+        )),
+        _ => Ok(()),
+    };
+    in_range("temperature", p.temperature, 0.0, 2.0)?;
+    in_range("top_p", p.top_p, 0.0, 1.0)?;
+    in_range("presence_penalty", p.presence_penalty, -2.0, 2.0)?;
+    in_range("frequency_penalty", p.frequency_penalty, -2.0, 2.0)?;
+    if p.n == Some(0) {
+        return Err(ConfigError::invalid(key("n"), "must be at least 1"));
+    }
+    if p.max_tokens == Some(0) {
+        return Err(ConfigError::invalid(
+            key("max_tokens"),
+            "must be at least 1",
+        ));
+    }
+    if let Some(stop) = &p.stop {
+        if stop.len() > 4 || stop.iter().any(String::is_empty) {
+            return Err(ConfigError::invalid(
+                key("stop"),
+                "at most 4 sequences, none empty",
+            ));
+        }
+    }
+    let t = &p.timeouts;
+    for (field, d) in [
+        ("timeouts.connect", t.connect),
+        ("timeouts.first_token", t.first_token),
+        ("timeouts.idle", t.idle),
+        ("timeouts.total", t.total),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::invalid(key(field), "must be longer than 0s"));
+        }
+    }
+    if p.context_tokens > 0 && p.max_tokens.unwrap_or(0) >= p.context_tokens {
+        return Err(ConfigError::invalid(
+            key("context_tokens"),
+            "must be larger than max_tokens",
+        ));
+    }
+    Ok(())
+}
