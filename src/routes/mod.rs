@@ -6,6 +6,7 @@
 pub mod body;
 pub mod chatapi;
 pub mod incoming;
+pub mod openai;
 mod ops;
 pub mod sse;
 
@@ -22,6 +23,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/chat", post(chatapi::chat_default))
         .route("/chat/{persona}", post(chatapi::chat_persona))
+        .route("/v1/chat/completions", post(openai::chat::completions))
+        .route("/v1/responses", post(openai::responses::create))
+        .route("/v1/models", get(openai::models::list))
+        .route("/v1/models/{id}", get(openai::models::get))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -487,3 +487,44 @@ async fn first_event(
             after: limit,
         })?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::{Message, Role, ToolCall};
+
+    fn asking(edit: impl FnOnce(&mut ChatRequest)) -> Option<&'static str> {
+        let mut request = ChatRequest {
+            messages: vec![Message::new(Role::User, "hi")],
+            ..ChatRequest::default()
+        };
+        edit(&mut request);
+        unsupported_locally(&request).map(|(field, _)| field)
+    }
+
+    #[test]
+    fn the_embedded_model_refuses_what_it_cannot_honour_by_name() {
+        assert_eq!(asking(|_| {}), None);
+        assert_eq!(asking(|r| r.sampling.n = Some(1)), None);
+        assert_eq!(asking(|r| r.sampling.n = Some(2)), Some("n"));
+        assert_eq!(
+            asking(|r| r.extras.tools = Some(vec![serde_json::from_value(
+                serde_json::json!({"type": "function", "function": {"name": "f"}})
+            )
+            .unwrap()])),
+            Some("tools")
+        );
+        assert_eq!(
+            asking(|r| r.messages[0].tool_calls = vec![ToolCall::default()]),
+            Some("messages")
+        );
+        assert_eq!(
+            asking(|r| r.extras.response_format = Some(ResponseFormat::JsonObject)),
+            Some("response_format")
+        );
+        assert_eq!(
+            asking(|r| r.extras.response_format = Some(ResponseFormat::Text)),
+            None
+        );
+    }
+}

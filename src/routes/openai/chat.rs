@@ -1,0 +1,287 @@
+//! `POST /v1/chat/completions`, streaming or not, as OpenAI's SDKs expect it. A stream is
+//! `chat.completion.chunk` events with one `id`: the first delta carries the role, text and
+//! tool-call pieces follow as the upstream sends them, the last chunk carries `finish_reason`,
+//! the usage chunk follows when `stream_options.include_usage` asks, then `data: [DONE]`. A
+//! stream that breaks after it began ends with an `{"error":{...}}` event (the SDKs raise it as
+//! an `APIError`) and `[DONE]`. A whole answer is a `chat.completion` with `usage`.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use super::decode::{self, ChatCompletionBody};
+use super::{error_response, new_id, unix_now};
+use crate::answer::{self, collect, Ask, UsageBasis};
+use crate::relay::{self, Encoder, Failure};
+use crate::routes::incoming::Incoming;
+use crate::state::AppState;
+use crate::upstream::{Event, FinishReason, ToolCallDelta, Usage};
+
+const DIALECT: &str = "openai";
+
+pub async fn completions(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut record = incoming.record(DIALECT, "");
+    let span = tracing::info_span!("chat", request_id = %incoming.request_id, dialect = DIALECT);
+    let started = async {
+        let caller = incoming.admit()?;
+        let limits = &caller.runtime.config.limits;
+        let bytes =
+            crate::routes::body::read(body, &headers, limits.max_body_bytes, limits.body_timeout)
+                .await?;
+        let ask = decode::json::<ChatCompletionBody>(&bytes)?.into_ask(limits.max_messages)?;
+        record.label_persona(&caller.runtime.config, &ask.persona);
+        let model = ask.persona.clone();
+        let (stream, stream_usage) = (ask.stream, ask.stream_usage);
+        let core_ask = Ask {
+            persona: ask.persona,
+            messages: ask.messages,
+            options: ask.options,
+        };
+        let started = answer::start(&state, &caller, core_ask, &mut record).await?;
+        Ok((started, model, stream, stream_usage))
+    }
+    .instrument(span)
+    .await;
+    match started {
+        Ok((mut started, model, true, stream_usage)) => {
+            let encoder = ChunkEncoder::new(&model, stream_usage, started.usage.take());
+            super::super::sse::response(relay::stream(
+                started,
+                encoder,
+                record,
+                state.hard_stop().clone(),
+            ))
+        }
+        Ok((mut started, model, false, _)) => {
+            let basis = started.usage.take();
+            match collect::whole(started, &mut record, state.hard_stop()).await {
+                Ok(whole) => Json(completion(&model, whole, basis.as_ref())).into_response(),
+                Err(error) => error_response(&error),
+            }
+        }
+        Err(error) => {
+            record.fail(&error);
+            error_response(&error)
+        }
+    }
+}
+
+/// A whole `chat.completion`.
+fn completion(model: &str, whole: collect::Whole, basis: Option<&UsageBasis>) -> Value {
+    let usage = whole
+        .usage
+        .or_else(|| basis.map(|b| b.estimate(&whole.text)))
+        .unwrap_or_default();
+    let finish = whole
+        .finish_reason
+        .unwrap_or(if whole.tool_calls.is_empty() {
+            FinishReason::Stop
+        } else {
+            FinishReason::ToolCalls
+        });
+    let mut message = json!({
+        "role": "assistant",
+        "content": (!whole.text.is_empty() || whole.tool_calls.is_empty()).then_some(&whole.text),
+        "refusal": null,
+    });
+    if !whole.tool_calls.is_empty() {
+        message["tool_calls"] = whole
+            .tool_calls
+            .iter()
+            .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+            .collect();
+    }
+    json!({
+        "id": new_id("chatcmpl"),
+        "object": "chat.completion",
+        "created": unix_now(),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish.as_str()}],
+        "usage": usage_json(usage),
+    })
+}
+
+pub fn usage_json(u: Usage) -> Value {
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens(),
+    })
+}
+
+/// Streams `chat.completion.chunk` events. Each chunk is the same JSON head (id, created, model)
+/// built once, then the choice; a text chunk costs one buffer and the text's escaping.
+pub struct ChunkEncoder {
+    /// `data: {"id":...,"model":...,` — everything before `"choices"`.
+    head: Bytes,
+    finished: bool,
+    /// Usage is sent last, after the finish chunk, when the caller asked for it.
+    stream_usage: bool,
+    usage: Option<Usage>,
+    /// For counting usage when the upstream reports none: the prompt, and the text so far.
+    basis: Option<UsageBasis>,
+    text: String,
+}
+
+impl ChunkEncoder {
+    pub fn new(model: &str, stream_usage: bool, basis: Option<UsageBasis>) -> Self {
+        let head = format!(
+            "data: {{\"id\":{},\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":{},",
+            Value::from(new_id("chatcmpl")),
+            unix_now(),
+            Value::from(model),
+        );
+        Self {
+            head: Bytes::from(head),
+            finished: false,
+            stream_usage,
+            usage: None,
+            basis: basis.filter(|_| stream_usage),
+            text: String::new(),
+        }
+    }
+
+    /// One chunk whose `choices` (or whatever follows the head) is `rest`, a JSON fragment.
+    fn chunk(&self, rest: impl FnOnce(&mut BytesMut)) -> Bytes {
+        let mut buf = BytesMut::with_capacity(self.head.len() + 96);
+        buf.put_slice(&self.head);
+        rest(&mut buf);
+        buf.put_slice(b"}\n\n");
+        buf.freeze()
+    }
+
+    fn delta(&self, delta: Value, finish: Option<&str>) -> Bytes {
+        let choices =
+            json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
+        self.chunk(|b| {
+            b.put_slice(b"\"choices\":");
+            b.put_slice(choices.to_string().as_bytes());
+        })
+    }
+
+    fn text_chunk(&self, text: &str) -> Bytes {
+        self.chunk(|b| {
+            b.put_slice(b"\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+            let mut w = b.writer();
+            // Writing a &str into memory cannot fail.
+            let _ = serde_json::to_writer(&mut w, text);
+            w.into_inner()
+                .put_slice(b"},\"logprobs\":null,\"finish_reason\":null}]");
+        })
+    }
+
+    fn tool_chunk(&self, call: &ToolCallDelta) -> Bytes {
+        let mut piece = json!({"index": call.index, "function": {"arguments": call.arguments}});
+        if let Some(id) = &call.id {
+            piece["id"] = json!(id);
+            piece["type"] = json!("function");
+        }
+        if let Some(name) = &call.name {
+            piece["function"]["name"] = json!(name);
+        }
+        self.delta(json!({"tool_calls": [piece]}), None)
+    }
+}
+
+impl Encoder for ChunkEncoder {
+    fn begin(&mut self) -> Option<Bytes> {
+        Some(self.delta(json!({"role": "assistant", "content": ""}), None))
+    }
+
+    fn event(&mut self, event: Event) -> Option<Bytes> {
+        match event {
+            Event::Text(text) => {
+                if self.basis.is_some() {
+                    self.text.push_str(&text);
+                }
+                Some(self.text_chunk(&text))
+            }
+            Event::ToolCall(call) => Some(self.tool_chunk(&call)),
+            Event::Finish(reason) => {
+                self.finished = true;
+                Some(self.delta(json!({}), Some(reason.as_str())))
+            }
+            Event::Usage(usage) => {
+                self.usage = Some(usage);
+                None
+            }
+        }
+    }
+
+    fn failed(&mut self, failure: Failure<'_>) -> Option<Bytes> {
+        // The stream did not finish: no finish chunk, no usage, only the error.
+        self.finished = true;
+        self.stream_usage = false;
+        let error = json!({"error": {"message": failure.message, "type": "server_error", "code": failure.code}});
+        Some(Bytes::from(format!("data: {error}\n\n")))
+    }
+
+    fn end(&mut self) -> Bytes {
+        let mut out = BytesMut::new();
+        if !self.finished {
+            // The upstream ended cleanly without saying why: it stopped.
+            out.put_slice(&self.delta(json!({}), Some("stop")));
+        }
+        if self.stream_usage {
+            let usage = self
+                .usage
+                .or_else(|| self.basis.as_ref().map(|b| b.estimate(&self.text)))
+                .unwrap_or_default();
+            out.put_slice(&self.chunk(|b| {
+                b.put_slice(b"\"choices\":[],\"usage\":");
+                b.put_slice(usage_json(usage).to_string().as_bytes());
+            }));
+        }
+        out.put_slice(b"data: [DONE]\n\n");
+        out.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(bytes: &Bytes) -> Vec<Value> {
+        std::str::from_utf8(bytes)
+            .unwrap()
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn chunks_share_an_id_and_end_with_finish_usage_and_done() {
+        let mut e = ChunkEncoder::new("tutor", true, None);
+        let first = data(&e.begin().unwrap())[0].clone();
+        assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
+        let text = data(&e.event(Event::Text("Hi \"x\"".into())).unwrap())[0].clone();
+        assert_eq!(text["choices"][0]["delta"]["content"], "Hi \"x\"");
+        assert_eq!(text["id"], first["id"]);
+        assert_eq!(text["model"], "tutor");
+        assert_eq!(text["object"], "chat.completion.chunk");
+        assert!(e
+            .event(Event::Usage(Usage {
+                prompt_tokens: 4,
+                completion_tokens: 2
+            }))
+            .is_none());
+        let end = e.end();
+        assert!(end.ends_with(b"data: [DONE]\n\n"));
+        let tail = data(&end);
+        assert_eq!(tail[0]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(tail[1]["usage"]["total_tokens"], 6);
+        assert_eq!(tail[1]["choices"], json!([]));
+    }
+}

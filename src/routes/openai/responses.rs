@@ -1,0 +1,582 @@
+//! `POST /v1/responses`, OpenAI's Responses API, text in and text out. A whole answer is a
+//! `response` object; a stream is the event sequence the official SDKs' `responses.stream`
+//! helper accepts: `response.created`, `response.in_progress`, `response.output_item.added`,
+//! `response.content_part.added`, `response.output_text.delta`..., `response.output_text.done`,
+//! `response.content_part.done`, `response.output_item.done`, `response.completed` (or
+//! `response.failed` when the answer breaks off). [`ResponsesEncoder`] and [`response_object`]
+//! are shared with the video dialects that answer in this shape (Mavera).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use super::decode::{self, check_ranges, content_text, Content};
+use super::{error_response, new_id, unix_now};
+use crate::answer::{self, collect, Ask, UsageBasis};
+use crate::conversation::{Message, Role};
+use crate::error::ApiError;
+use crate::persona::CallerOptions;
+use crate::relay::{self, Encoder, Failure};
+use crate::routes::incoming::Incoming;
+use crate::state::AppState;
+use crate::upstream::{Event, Extras, FinishReason, Sampling, Usage};
+
+const DIALECT: &str = "openai-responses";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResponsesBody {
+    model: String,
+    input: Input,
+    #[serde(default)]
+    instructions: Option<String>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    temperature: Option<f32>,
+    #[serde(default)]
+    top_p: Option<f32>,
+    #[serde(default)]
+    max_output_tokens: Option<u32>,
+    #[serde(default)]
+    user: Option<String>,
+    // Accepted, without effect: chatapi stores nothing, has one tier, and answers in text.
+    #[serde(default, rename = "metadata")]
+    _metadata: Option<Value>,
+    #[serde(default, rename = "store")]
+    _store: Option<bool>,
+    #[serde(default, rename = "service_tier")]
+    _service_tier: Option<Value>,
+    #[serde(default, rename = "truncation")]
+    _truncation: Option<Value>,
+    #[serde(default, rename = "parallel_tool_calls")]
+    _parallel_tool_calls: Option<bool>,
+    #[serde(default)]
+    text: Option<TextOptions>,
+    // Known, not supported: refused by name.
+    #[serde(default)]
+    tools: Option<Vec<Value>>,
+    #[serde(default)]
+    tool_choice: Option<Value>,
+    #[serde(default)]
+    previous_response_id: Option<Value>,
+    #[serde(default)]
+    conversation: Option<Value>,
+    #[serde(default)]
+    reasoning: Option<Value>,
+    #[serde(default)]
+    include: Option<Value>,
+    #[serde(default)]
+    background: Option<bool>,
+    #[serde(default)]
+    prompt: Option<Value>,
+    #[serde(default)]
+    top_logprobs: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Input {
+    Text(String),
+    Items(Vec<InputItem>),
+}
+
+#[derive(Debug, Deserialize)]
+struct InputItem {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TextOptions {
+    #[serde(default)]
+    format: Option<Value>,
+    #[serde(default, rename = "verbosity")]
+    _verbosity: Option<Value>,
+}
+
+/// A Responses request, decoded: the conversation (instructions first), the options, streaming.
+pub struct ResponsesAsk {
+    pub persona: String,
+    pub messages: Vec<Message>,
+    pub options: CallerOptions,
+    pub stream: bool,
+}
+
+impl ResponsesBody {
+    fn into_ask(self, max_messages: usize) -> Result<ResponsesAsk, ApiError> {
+        let refused = [
+            (
+                "tools",
+                self.tools.as_ref().is_some_and(|t| !t.is_empty()) || self.tool_choice.is_some(),
+            ),
+            (
+                "previous_response_id",
+                self.previous_response_id.is_some() || self.conversation.is_some(),
+            ),
+            ("reasoning", self.reasoning.is_some()),
+            ("include", self.include.is_some()),
+            ("background", self.background.unwrap_or(false)),
+            ("prompt", self.prompt.is_some()),
+            ("top_logprobs", self.top_logprobs.is_some()),
+        ];
+        if let Some((field, _)) = refused.iter().find(|(_, set)| *set) {
+            return Err(ApiError::bad_request(
+                *field,
+                "is not supported by chatapi; leave it out",
+            ));
+        }
+        if let Some(format) = self.text.as_ref().and_then(|t| t.format.as_ref()) {
+            if format.get("type").and_then(Value::as_str) != Some("text") {
+                return Err(ApiError::bad_request(
+                    "text.format",
+                    "only `text` is supported",
+                ));
+            }
+        }
+        if self.model.is_empty() {
+            return Err(ApiError::bad_request("model", "must name a persona"));
+        }
+        let mut messages = Vec::new();
+        if let Some(instructions) = self.instructions.filter(|i| !i.is_empty()) {
+            messages.push(Message::new(Role::System, instructions));
+        }
+        match self.input {
+            Input::Text(text) => messages.push(Message::new(Role::User, text)),
+            Input::Items(items) => {
+                if items.is_empty() {
+                    return Err(ApiError::bad_request("input", "must not be empty"));
+                }
+                for (i, item) in items.into_iter().enumerate() {
+                    messages.push(input_message(i, item)?);
+                }
+            }
+        }
+        if messages.len() > max_messages {
+            return Err(ApiError::bad_request(
+                "input",
+                format!(
+                    "has {} items, more than the limit of {max_messages}",
+                    messages.len()
+                ),
+            ));
+        }
+        let sampling = Sampling {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            max_tokens: self.max_output_tokens,
+            ..Sampling::default()
+        };
+        check_ranges(&sampling).map_err(|e| match e {
+            ApiError::BadRequest { field, problem } if field == "max_tokens" => {
+                ApiError::bad_request("max_output_tokens", problem)
+            }
+            other => other,
+        })?;
+        Ok(ResponsesAsk {
+            persona: self.model,
+            messages,
+            options: CallerOptions {
+                sampling,
+                extras: Extras {
+                    user: self.user,
+                    ..Extras::default()
+                },
+                // A response always carries its usage.
+                include_usage: true,
+            },
+            stream: self.stream.unwrap_or(false),
+        })
+    }
+}
+
+fn input_message(i: usize, item: InputItem) -> Result<Message, ApiError> {
+    let field = |f: &str| format!("input[{i}].{f}");
+    if let Some(kind) = item.kind.as_deref().filter(|k| *k != "message") {
+        return Err(ApiError::bad_request(
+            field("type"),
+            format!("`{kind}` items are not supported, only messages"),
+        ));
+    }
+    let role = match item.role.as_deref() {
+        Some("system" | "developer") => Role::System,
+        Some("user") => Role::User,
+        Some("assistant") => Role::Assistant,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                field("role"),
+                format!("`{other}` is not one of system, developer, user, assistant"),
+            ))
+        }
+        None => return Err(ApiError::bad_request(field("role"), "is required")),
+    };
+    let content = item
+        .content
+        .ok_or_else(|| ApiError::bad_request(field("content"), "is required"))?;
+    let text = content_text(
+        content,
+        &field("content"),
+        &["input_text", "output_text", "text"],
+    )?;
+    Ok(Message::new(role, text))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut record = incoming.record(DIALECT, "");
+    let span = tracing::info_span!("chat", request_id = %incoming.request_id, dialect = DIALECT);
+    let started = async {
+        let caller = incoming.admit()?;
+        let limits = &caller.runtime.config.limits;
+        let bytes =
+            crate::routes::body::read(body, &headers, limits.max_body_bytes, limits.body_timeout)
+                .await?;
+        let ask = decode::json::<ResponsesBody>(&bytes)?.into_ask(limits.max_messages)?;
+        record.label_persona(&caller.runtime.config, &ask.persona);
+        let (model, stream) = (ask.persona.clone(), ask.stream);
+        let core_ask = Ask {
+            persona: ask.persona,
+            messages: ask.messages,
+            options: ask.options,
+        };
+        let started = answer::start(&state, &caller, core_ask, &mut record).await?;
+        Ok((started, model, stream))
+    }
+    .instrument(span)
+    .await;
+    match started {
+        Ok((mut started, model, true)) => {
+            let encoder = ResponsesEncoder::new(&model, started.usage.take());
+            let stream = relay::stream(started, encoder, record, state.hard_stop().clone());
+            crate::routes::sse::response(stream)
+        }
+        Ok((mut started, model, false)) => {
+            let basis = started.usage.take();
+            match collect::whole(started, &mut record, state.hard_stop()).await {
+                Ok(whole) => {
+                    let usage = whole
+                        .usage
+                        .or_else(|| basis.as_ref().map(|b| b.estimate(&whole.text)))
+                        .unwrap_or_default();
+                    let ids = ResponseIds::new();
+                    let finish = whole.finish_reason.unwrap_or(FinishReason::Stop);
+                    Json(response_object(
+                        &ids,
+                        &model,
+                        Status::Done(&finish),
+                        &whole.text,
+                        Some(usage),
+                    ))
+                    .into_response()
+                }
+                Err(error) => error_response(&error),
+            }
+        }
+        Err(error) => {
+            record.fail(&error);
+            error_response(&error)
+        }
+    }
+}
+
+/// The ids one response uses throughout its stream.
+pub struct ResponseIds {
+    pub response: String,
+    pub message: String,
+    pub created_at: u64,
+}
+
+impl ResponseIds {
+    pub fn new() -> Self {
+        Self {
+            response: new_id("resp"),
+            message: new_id("msg"),
+            created_at: unix_now(),
+        }
+    }
+}
+
+impl Default for ResponseIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where a response stands.
+pub enum Status<'a> {
+    InProgress,
+    /// Finished, for this reason (`length` makes it `incomplete`).
+    Done(&'a FinishReason),
+    Failed {
+        code: &'a str,
+        message: &'a str,
+    },
+}
+
+fn output_message(ids: &ResponseIds, text: &str, completed: bool) -> Value {
+    json!({
+        "type": "message",
+        "id": ids.message,
+        "status": if completed { "completed" } else { "in_progress" },
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    })
+}
+
+/// A `response` object, as the API returns it whole and as lifecycle events carry it.
+pub fn response_object(
+    ids: &ResponseIds,
+    model: &str,
+    status: Status<'_>,
+    text: &str,
+    usage: Option<Usage>,
+) -> Value {
+    let (status, output, error, incomplete) = match status {
+        Status::InProgress => ("in_progress", json!([]), Value::Null, Value::Null),
+        Status::Done(FinishReason::Length) => (
+            "incomplete",
+            json!([output_message(ids, text, true)]),
+            Value::Null,
+            json!({"reason": "max_output_tokens"}),
+        ),
+        Status::Done(_) => (
+            "completed",
+            json!([output_message(ids, text, true)]),
+            Value::Null,
+            Value::Null,
+        ),
+        Status::Failed { code, message } => (
+            "failed",
+            json!([]),
+            json!({"code": code, "message": message}),
+            Value::Null,
+        ),
+    };
+    json!({
+        "id": ids.response,
+        "object": "response",
+        "created_at": ids.created_at,
+        "status": status,
+        "error": error,
+        "incomplete_details": incomplete,
+        "instructions": null,
+        "max_output_tokens": null,
+        "model": model,
+        "output": output,
+        "parallel_tool_calls": false,
+        "previous_response_id": null,
+        "reasoning": {"effort": null, "summary": null},
+        "store": false,
+        "temperature": null,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "none",
+        "tools": [],
+        "top_p": null,
+        "truncation": "disabled",
+        "usage": usage.map(|u| json!({
+            "input_tokens": u.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": u.completion_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": u.total_tokens(),
+        })),
+        "user": null,
+        "metadata": {},
+    })
+}
+
+/// The Responses event stream, one output message with one text part.
+pub struct ResponsesEncoder {
+    ids: ResponseIds,
+    model: String,
+    sequence: u64,
+    text: String,
+    finish: Option<FinishReason>,
+    usage: Option<Usage>,
+    basis: Option<UsageBasis>,
+    failed: bool,
+}
+
+impl ResponsesEncoder {
+    pub fn new(model: &str, basis: Option<UsageBasis>) -> Self {
+        Self {
+            ids: ResponseIds::new(),
+            model: model.to_string(),
+            sequence: 0,
+            text: String::new(),
+            finish: None,
+            usage: None,
+            basis,
+            failed: false,
+        }
+    }
+
+    /// One `event:` + `data:` pair; `fields` gain `type` and `sequence_number`.
+    fn sse_event(&mut self, kind: &str, mut fields: Value) -> String {
+        fields["type"] = json!(kind);
+        fields["sequence_number"] = json!(self.sequence);
+        self.sequence += 1;
+        format!("event: {kind}\ndata: {fields}\n\n")
+    }
+
+    fn part(&self, text: &str) -> Value {
+        json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+    }
+}
+
+impl Encoder for ResponsesEncoder {
+    fn begin(&mut self) -> Option<Bytes> {
+        let created = response_object(&self.ids, &self.model, Status::InProgress, "", None);
+        let mut out = self.sse_event("response.created", json!({"response": created}));
+        out += &self.sse_event("response.in_progress", json!({"response": created}));
+        let mut item = output_message(&self.ids, "", false);
+        item["content"] = json!([]);
+        out += &self.sse_event(
+            "response.output_item.added",
+            json!({"output_index": 0, "item": item}),
+        );
+        let part = self.part("");
+        out += &self.sse_event(
+            "response.content_part.added",
+            json!({"item_id": self.ids.message, "output_index": 0, "content_index": 0, "part": part}),
+        );
+        Some(Bytes::from(out))
+    }
+
+    fn event(&mut self, event: Event) -> Option<Bytes> {
+        match event {
+            Event::Text(delta) => {
+                self.text.push_str(&delta);
+                let fields = json!({"item_id": self.ids.message, "output_index": 0, "content_index": 0, "delta": delta, "logprobs": []});
+                Some(Bytes::from(
+                    self.sse_event("response.output_text.delta", fields),
+                ))
+            }
+            // Tools are refused at the door; nothing else arrives here.
+            Event::ToolCall(_) => None,
+            Event::Finish(reason) => {
+                self.finish = Some(reason);
+                None
+            }
+            Event::Usage(usage) => {
+                self.usage = Some(usage);
+                None
+            }
+        }
+    }
+
+    fn failed(&mut self, failure: Failure<'_>) -> Option<Bytes> {
+        self.failed = true;
+        let status = Status::Failed {
+            code: failure.code,
+            message: failure.message,
+        };
+        let response = response_object(&self.ids, &self.model, status, &self.text, None);
+        Some(Bytes::from(
+            self.sse_event("response.failed", json!({"response": response})),
+        ))
+    }
+
+    fn end(&mut self) -> Bytes {
+        if self.failed {
+            return Bytes::new();
+        }
+        let text = std::mem::take(&mut self.text);
+        let (id, part) = (self.ids.message.clone(), self.part(&text));
+        let mut out = self.sse_event(
+            "response.output_text.done",
+            json!({"item_id": id, "output_index": 0, "content_index": 0, "text": text, "logprobs": []}),
+        );
+        out += &self.sse_event(
+            "response.content_part.done",
+            json!({"item_id": id, "output_index": 0, "content_index": 0, "part": part}),
+        );
+        let item = output_message(&self.ids, &text, true);
+        out += &self.sse_event(
+            "response.output_item.done",
+            json!({"output_index": 0, "item": item}),
+        );
+        let usage = self
+            .usage
+            .or_else(|| self.basis.as_ref().map(|b| b.estimate(&text)));
+        let finish = self.finish.take().unwrap_or(FinishReason::Stop);
+        let response = response_object(&self.ids, &self.model, Status::Done(&finish), &text, usage);
+        let kind = if finish == FinishReason::Length {
+            "response.incomplete"
+        } else {
+            "response.completed"
+        };
+        out += &self.sse_event(kind, json!({"response": response}));
+        Bytes::from(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(bytes: &Bytes) -> Vec<(String, Value)> {
+        std::str::from_utf8(bytes)
+            .unwrap()
+            .split("\n\n")
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                let (kind, data) = e.split_once('\n').unwrap();
+                let kind = kind.strip_prefix("event: ").unwrap().to_string();
+                let data = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+                (kind, data)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stream_is_the_lifecycle_the_sdk_expects() {
+        let mut e = ResponsesEncoder::new("default", None);
+        let mut all = events(&e.begin().unwrap());
+        all.extend(events(&e.event(Event::Text("Hel".into())).unwrap()));
+        all.extend(events(&e.event(Event::Text("lo".into())).unwrap()));
+        e.event(Event::Usage(Usage {
+            prompt_tokens: 3,
+            completion_tokens: 2,
+        }));
+        all.extend(events(&e.end()));
+        let kinds: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        for (i, (kind, data)) in all.iter().enumerate() {
+            assert_eq!(data["type"], kind.as_str());
+            assert_eq!(data["sequence_number"], i);
+        }
+        let done = &all.last().unwrap().1["response"];
+        assert_eq!(done["output"][0]["content"][0]["text"], "Hello");
+        assert_eq!(done["usage"]["total_tokens"], 5);
+        assert_eq!(done["id"], all[0].1["response"]["id"]);
+    }
+}
