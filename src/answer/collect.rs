@@ -33,7 +33,7 @@ impl Whole {
     fn add(&mut self, event: Event) {
         match event {
             Event::Text(text) => self.text.push_str(&text),
-            Event::ToolCall(delta) => self.add_tool_call(delta),
+            Event::ToolCall(delta) => self.add_tool_call(*delta),
             Event::Finish(reason) => self.finish_reason = Some(reason),
             Event::Usage(usage) => self.usage = Some(usage),
         }
@@ -144,12 +144,12 @@ mod tests {
     fn tool_call_pieces_join_into_calls() {
         let mut w = Whole::default();
         let piece = |index, id: Option<&str>, name: Option<&str>, args: &str| {
-            Event::ToolCall(ToolCallDelta {
+            Event::ToolCall(Box::new(ToolCallDelta {
                 index,
                 id: id.map(Into::into),
                 name: name.map(Into::into),
                 arguments: args.into(),
-            })
+            }))
         };
         w.add(piece(0, Some("call_a"), Some("weather"), ""));
         w.add(piece(0, None, None, "{\"city\":"));
