@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark, one command: builds chatapi and chatapi-bench in release, sets up the FastAPI
-# peer and llama-cpp-python in a virtualenv (bench/.venv), then writes
-# bench/out/results.{md,json} (streaming) and bench/out/local.{md,json} (embedded model).
+# peer, LiteLLM's proxy and llama-cpp-python in a virtualenv (bench/.venv), then writes
+# bench/out/results.{md,json} (streaming), bench/out/gateways.{md,json} (the OpenAI route against
+# LiteLLM and the peer) and bench/out/local.{md,json} (embedded model).
 # Extra arguments go to the streaming run (e.g. --smoke, --streams 5000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,14 @@ else
   echo "bench: no Python virtualenv for the FastAPI peer; running without it" >&2
 fi
 target/release/chatapi-bench --chatapi target/release/chatapi "${peer[@]}" "$@"
+
+# The OpenAI route beside LiteLLM's proxy (one worker) on the same mock.
+litellm=()
+if [ -x bench/.venv/bin/python ] && { [ -x bench/.venv/bin/litellm ] ||
+  bench/.venv/bin/python -m pip install -q 'litellm[proxy]==1.108.7'; }; then
+  litellm=(--litellm bench/.venv/bin/litellm)
+fi
+target/release/chatapi-bench --chatapi target/release/chatapi "${peer[@]}" gateways "${litellm[@]}"
 
 # The embedded model against llama.cpp itself (llama-cpp-python, compiled here with the same CPU
 # features as .cargo/config.toml's x86-64-v3, so the comparison is like for like).

@@ -14,6 +14,7 @@
     clippy::panic
 )]
 
+mod gateways;
 mod load;
 #[cfg(feature = "local")]
 mod local;
@@ -59,6 +60,12 @@ struct Cli {
 enum Sub {
     /// Serve the mock upstream (used by the benchmark itself).
     Mock,
+    /// The OpenAI route beside the ChatAPI route, LiteLLM's proxy and the FastAPI peer.
+    Gateways {
+        /// LiteLLM's `litellm` executable (from `pip install 'litellm[proxy]'`).
+        #[arg(long)]
+        litellm: Option<PathBuf>,
+    },
     /// Measure the embedded model (decode rate, first token) against llama.cpp itself.
     #[cfg(feature = "local")]
     Local {
@@ -384,6 +391,14 @@ async fn main() -> std::process::ExitCode {
                     eprintln!("mock: {e}");
                     std::process::ExitCode::FAILURE
                 }
+            };
+        }
+        Some(Sub::Gateways { litellm }) => {
+            let ok = gateways::run(&cli.chatapi, litellm, cli.peer_cmd, &cli.out, cli.smoke).await;
+            return if ok {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
             };
         }
         #[cfg(feature = "local")]

@@ -1,6 +1,7 @@
 //! `POST /v1/chat/completions`, streaming or not, as OpenAI's SDKs expect it. A stream is
-//! `chat.completion.chunk` events with one `id`: the first delta carries the role, text and
-//! tool-call pieces follow as the upstream sends them, the last chunk carries `finish_reason`,
+//! `chat.completion.chunk` events with one `id`: the first delta carries the role (with the
+//! first text, so the first token costs one write, not two), text and tool-call pieces follow as
+//! the upstream sends them, the last chunk carries `finish_reason`,
 //! the usage chunk follows when `stream_options.include_usage` asks, then `data: [DONE]`. A
 //! stream that breaks after it began ends with an `{"error":{...}}` event (the SDKs raise it as
 //! an `APIError`) and `[DONE]`. A whole answer is a `chat.completion` with `usage`.
@@ -124,6 +125,8 @@ pub fn usage_json(u: Usage) -> Value {
 pub struct ChunkEncoder {
     /// `data: {"id":...,"model":...,` — everything before `"choices"`.
     head: Bytes,
+    /// The role goes in the first delta, whatever it carries.
+    role_sent: bool,
     finished: bool,
     /// Usage is sent last, after the finish chunk, when the caller asked for it.
     stream_usage: bool,
@@ -143,6 +146,7 @@ impl ChunkEncoder {
         );
         Self {
             head: Bytes::from(head),
+            role_sent: false,
             finished: false,
             stream_usage,
             usage: None,
@@ -160,7 +164,10 @@ impl ChunkEncoder {
         buf.freeze()
     }
 
-    fn delta(&self, delta: Value, finish: Option<&str>) -> Bytes {
+    fn delta(&mut self, mut delta: Value, finish: Option<&str>) -> Bytes {
+        if !std::mem::replace(&mut self.role_sent, true) {
+            delta["role"] = json!("assistant");
+        }
         let choices =
             json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
         self.chunk(|b| {
@@ -169,9 +176,14 @@ impl ChunkEncoder {
         })
     }
 
-    fn text_chunk(&self, text: &str) -> Bytes {
+    fn text_chunk(&mut self, text: &str) -> Bytes {
+        let open: &[u8] = if std::mem::replace(&mut self.role_sent, true) {
+            b"\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+        } else {
+            b"\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
+        };
         self.chunk(|b| {
-            b.put_slice(b"\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+            b.put_slice(open);
             let mut w = b.writer();
             // Writing a &str into memory cannot fail.
             let _ = serde_json::to_writer(&mut w, text);
@@ -180,7 +192,7 @@ impl ChunkEncoder {
         })
     }
 
-    fn tool_chunk(&self, call: &ToolCallDelta) -> Bytes {
+    fn tool_chunk(&mut self, call: &ToolCallDelta) -> Bytes {
         let mut piece = json!({"index": call.index, "function": {"arguments": call.arguments}});
         if let Some(id) = &call.id {
             piece["id"] = json!(id);
@@ -194,10 +206,6 @@ impl ChunkEncoder {
 }
 
 impl Encoder for ChunkEncoder {
-    fn begin(&mut self) -> Option<Bytes> {
-        Some(self.delta(json!({"role": "assistant", "content": ""}), None))
-    }
-
     fn event(&mut self, event: Event) -> Option<Bytes> {
         match event {
             Event::Text(text) => {
@@ -228,6 +236,10 @@ impl Encoder for ChunkEncoder {
 
     fn end(&mut self) -> Bytes {
         let mut out = BytesMut::new();
+        if !self.role_sent {
+            // Nothing was said at all: the role still comes first, with empty content.
+            out.put_slice(&self.delta(json!({"content": ""}), None));
+        }
         if !self.finished {
             // The upstream ended cleanly without saying why: it stopped.
             out.put_slice(&self.delta(json!({}), Some("stop")));
@@ -264,10 +276,12 @@ mod tests {
     #[test]
     fn chunks_share_an_id_and_end_with_finish_usage_and_done() {
         let mut e = ChunkEncoder::new("tutor", true, None);
-        let first = data(&e.begin().unwrap())[0].clone();
+        assert!(e.begin().is_none());
+        let first = data(&e.event(Event::Text("Hi \"x\"".into())).unwrap())[0].clone();
         assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
-        let text = data(&e.event(Event::Text("Hi \"x\"".into())).unwrap())[0].clone();
-        assert_eq!(text["choices"][0]["delta"]["content"], "Hi \"x\"");
+        assert_eq!(first["choices"][0]["delta"]["content"], "Hi \"x\"");
+        let text = data(&e.event(Event::Text("!".into())).unwrap())[0].clone();
+        assert_eq!(text["choices"][0]["delta"].get("role"), None);
         assert_eq!(text["id"], first["id"]);
         assert_eq!(text["model"], "tutor");
         assert_eq!(text["object"], "chat.completion.chunk");
