@@ -9,9 +9,22 @@ use subtle::ConstantTimeEq;
 use crate::config::Secret;
 use crate::error::ApiError;
 
-/// Which configured key a caller used: its position, so rate limits never hold the key itself.
+/// Which key a caller used, as a keyed hash of it: rate limits never hold the key itself, and a
+/// key keeps its identity (and its rate-limit bucket) when a reload adds or removes others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct KeyId(pub usize);
+pub struct KeyId(pub u64);
+
+impl KeyId {
+    pub fn of(key: &str) -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // Random per process, so the ids say nothing about the keys outside it.
+        static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+            std::sync::OnceLock::new();
+        let mut h = SEED.get_or_init(Default::default).build_hasher();
+        h.write(key.as_bytes());
+        Self(h.finish())
+    }
+}
 
 /// The key a caller presented: `Authorization: Bearer <key>`, a raw `Authorization: <key>`, or
 /// `X-Api-Key: <key>`. A bare `Bearer` presents none.
@@ -41,13 +54,15 @@ pub fn check(keys: &[Secret], presented: Option<&str>) -> Result<Option<KeyId>, 
     }
     let presented = presented.ok_or(ApiError::Unauthorized)?;
     // Compare against every key, without stopping at a match, so timing says nothing about which.
-    let mut found = None;
-    for (i, key) in keys.iter().enumerate() {
-        if bool::from(key.expose().as_bytes().ct_eq(presented.as_bytes())) && found.is_none() {
-            found = Some(KeyId(i));
-        }
+    let mut found = false;
+    for key in keys {
+        found |= bool::from(key.expose().as_bytes().ct_eq(presented.as_bytes()));
     }
-    found.map(Some).ok_or(ApiError::Unauthorized)
+    if found {
+        Ok(Some(KeyId::of(presented)))
+    } else {
+        Err(ApiError::Unauthorized)
+    }
 }
 
 #[cfg(test)]
@@ -75,8 +90,15 @@ mod tests {
     #[test]
     fn keys_are_checked() {
         let keys = [Secret::new("k1"), Secret::new("k2")];
-        assert_eq!(check_with(&keys, "Bearer k2").unwrap(), Some(KeyId(1)));
-        assert_eq!(check_with(&keys, "bearer  k1 ").unwrap(), Some(KeyId(0)));
+        assert_eq!(
+            check_with(&keys, "Bearer k2").unwrap(),
+            Some(KeyId::of("k2"))
+        );
+        assert_eq!(
+            check_with(&keys, "bearer  k1 ").unwrap(),
+            Some(KeyId::of("k1"))
+        );
+        assert_ne!(KeyId::of("k1"), KeyId::of("k2"));
         assert!(check_with(&keys, "Bearer").is_err());
         assert!(check_with(&keys, "Bearer k3").is_err());
         assert!(check(&keys, presented_key(&HeaderMap::new())).is_err());
@@ -85,10 +107,13 @@ mod tests {
     #[test]
     fn a_key_is_read_from_each_dialects_header() {
         let keys = [Secret::new("k1")];
-        assert_eq!(check_with(&keys, "k1").unwrap(), Some(KeyId(0)));
+        assert_eq!(check_with(&keys, "k1").unwrap(), Some(KeyId::of("k1")));
         assert!(check_with(&keys, "Basic k1").is_err());
         let mut h = HeaderMap::new();
         h.insert("x-api-key", HeaderValue::from_static("k1"));
-        assert_eq!(check(&keys, presented_key(&h)).unwrap(), Some(KeyId(0)));
+        assert_eq!(
+            check(&keys, presented_key(&h)).unwrap(),
+            Some(KeyId::of("k1"))
+        );
     }
 }

@@ -25,19 +25,44 @@ fn encoding(model: Option<&str>) -> &'static CoreBPE {
 
 pub fn count(bpe: &CoreBPE, m: &Message) -> usize {
     PER_MESSAGE
-        + bpe.encode_ordinary(&m.content).len()
-        + m.name
-            .as_deref()
-            .map_or(0, |n| PER_NAME + bpe.encode_ordinary(n).len())
+        + tokens(bpe, &m.content)
+        + m.name.as_deref().map_or(0, |n| PER_NAME + tokens(bpe, n))
         + m.tool_calls
             .iter()
-            .map(|c| bpe.encode_ordinary(&c.name).len() + bpe.encode_ordinary(&c.arguments).len())
+            .map(|c| tokens(bpe, &c.name) + tokens(bpe, &c.arguments))
             .sum::<usize>()
+}
+
+/// Text is counted in pieces of at most this many bytes, cut at whitespace where there is some.
+const PIECE_BYTES: usize = 2048;
+
+/// Tokens of `text`, in bounded time. tiktoken merges each word's bytes pairwise, which is
+/// super-linear in the word's length: one 1 MiB word (a body `limits.max_body_bytes` allows)
+/// would hold an async worker for a long time. Counting in pieces bounds the work by the piece
+/// size; a cut inside a word may count a token more or less, which an estimate can afford.
+fn tokens(bpe: &CoreBPE, text: &str) -> usize {
+    let mut total = 0;
+    let mut rest = text;
+    while rest.len() > PIECE_BYTES {
+        let mut cut = PIECE_BYTES;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        // Cut after the last whitespace in the piece, so words stay whole where possible.
+        if let Some(space) = rest[..cut].rfind(char::is_whitespace) {
+            if space > 0 {
+                cut = space;
+            }
+        }
+        total += bpe.encode_ordinary(&rest[..cut]).len();
+        rest = &rest[cut..];
+    }
+    total + bpe.encode_ordinary(rest).len()
 }
 
 /// Tokens of `text` as `model`'s tokenizer counts them (an estimate for non-OpenAI models).
 pub fn count_text(model: Option<&str>, text: &str) -> usize {
-    encoding(model).encode_ordinary(text).len()
+    tokens(encoding(model), text)
 }
 
 /// The prompt's tokens as OpenAI counts them, reply priming included: the usage to report when
@@ -179,6 +204,24 @@ mod tests {
             Role::Assistant
         };
         Message::new(role, format!("turn number {i} with a few more words in it"))
+    }
+
+    #[test]
+    fn long_text_is_counted_in_pieces_without_changing_normal_counts() {
+        let bpe = encoding(None);
+        let prose = "The quick brown fox jumps over the lazy dog. ".repeat(200);
+        let whole = bpe.encode_ordinary(&prose).len();
+        let pieces = tokens(bpe, &prose);
+        // Cut at whitespace: the same words, at most a token per piece apart.
+        assert!(
+            whole.abs_diff(pieces) <= prose.len() / PIECE_BYTES + 1,
+            "{whole} vs {pieces}"
+        );
+        // One 64 KiB word with no spaces, the super-linear case: counted, and close.
+        let word = "ab1".repeat(64 * 1024 / 3);
+        assert!(tokens(bpe, &word) > word.len() / 8);
+        // Multi-byte characters are never cut in half.
+        assert!(tokens(bpe, &"é".repeat(5000)) > 0);
     }
 
     #[test]

@@ -17,9 +17,31 @@ use crate::auth::KeyId;
 use crate::config::LimitsConfig;
 use crate::error::ApiError;
 
+/// One limiter and the quota it was built for, shared with the next runtime when a reload
+/// leaves that quota alone (its buckets then carry over).
+struct Limiter<K: Hash + Eq + Clone> {
+    quota: (u32, u32),
+    limiter: Arc<DefaultKeyedRateLimiter<K>>,
+}
+
+impl<K: Hash + Eq + Clone> Limiter<K> {
+    fn build(per_minute: u32, burst: u32, previous: Option<&Limiter<K>>) -> Option<Self> {
+        if let Some(p) = previous.filter(|p| p.quota == (per_minute, burst)) {
+            return Some(Self {
+                quota: p.quota,
+                limiter: p.limiter.clone(),
+            });
+        }
+        Some(Self {
+            quota: (per_minute, burst),
+            limiter: Arc::new(limiter(per_minute, burst)?),
+        })
+    }
+}
+
 pub struct RateLimits {
-    per_key: Option<DefaultKeyedRateLimiter<KeyId>>,
-    per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    per_key: Option<Limiter<KeyId>>,
+    per_ip: Option<Limiter<IpAddr>>,
     trusted_proxies: Vec<IpNet>,
 }
 
@@ -87,10 +109,20 @@ fn check<K: Hash + Eq + Clone>(
 }
 
 impl RateLimits {
-    pub fn new(config: &LimitsConfig) -> Self {
+    /// `previous`: the limits a reload replaces; a limiter whose quota is unchanged is kept, so
+    /// a reload never hands every caller a fresh burst.
+    pub fn new(config: &LimitsConfig, previous: Option<&RateLimits>) -> Self {
         Self {
-            per_key: limiter(config.per_key_per_minute, config.per_key_burst),
-            per_ip: limiter(config.per_ip_per_minute, config.per_ip_burst),
+            per_key: Limiter::build(
+                config.per_key_per_minute,
+                config.per_key_burst,
+                previous.and_then(|p| p.per_key.as_ref()),
+            ),
+            per_ip: Limiter::build(
+                config.per_ip_per_minute,
+                config.per_ip_burst,
+                previous.and_then(|p| p.per_ip.as_ref()),
+            ),
             // Validated with the rest of the config before a runtime is built.
             trusted_proxies: config.trusted_proxy_nets().unwrap_or_default(),
         }
@@ -103,14 +135,14 @@ impl RateLimits {
 
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
         match &self.per_ip {
-            Some(limiter) => check(limiter, &ip, "IP address"),
+            Some(l) => check(&l.limiter, &ip, "IP address"),
             None => Ok(()),
         }
     }
 
     pub fn check_key(&self, key: KeyId) -> Result<(), ApiError> {
         match &self.per_key {
-            Some(limiter) => check(limiter, &key, "API key"),
+            Some(l) => check(&l.limiter, &key, "API key"),
             None => Ok(()),
         }
     }
@@ -118,10 +150,10 @@ impl RateLimits {
     /// Forget callers not seen lately, so the tables do not grow with every address ever seen.
     pub fn shrink(&self) {
         if let Some(l) = &self.per_key {
-            l.retain_recent();
+            l.limiter.retain_recent();
         }
         if let Some(l) = &self.per_ip {
-            l.retain_recent();
+            l.limiter.retain_recent();
         }
     }
 }

@@ -84,6 +84,9 @@ async fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
     };
     // The bound address, not the configured one: port 0 picks a free port.
     let listen = listener.local_addr().unwrap_or(listen);
+    for warning in state.runtime().config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let upstreams = state.runtime().upstreams.health();
     if upstreams.is_empty() {
         tracing::warn!("no upstream configured: set OPENAI_API_KEY or add [[upstreams]]; /chat answers 503 until then");

@@ -77,7 +77,12 @@ fn fingerprint(path: &std::path::Path) -> Option<(SystemTime, u64)> {
 async fn apply(state: &AppState, trigger: &'static str) {
     let reloading = state.clone();
     match tokio::task::spawn_blocking(move || reloading.reload()).await {
-        Ok(Ok(())) => tracing::info!(trigger, "config reloaded"),
+        Ok(Ok(())) => {
+            tracing::info!(trigger, "config reloaded");
+            for warning in state.runtime().config.warnings() {
+                tracing::warn!("{warning}");
+            }
+        }
         Ok(Err(error)) => {
             tracing::error!(trigger, %error, "config reload rejected; keeping the running config")
         }

@@ -31,7 +31,7 @@ impl Runtime {
     pub fn build(config: Config, previous: Option<&Runtime>) -> Result<Self, StartError> {
         Ok(Self {
             upstreams: Upstreams::from_config(&config, previous.map(|p| &p.upstreams))?,
-            rate_limits: RateLimits::new(&config.limits),
+            rate_limits: RateLimits::new(&config.limits, previous.map(|p| &p.rate_limits)),
             config,
         })
     }
@@ -44,6 +44,9 @@ pub struct AppState {
 
 struct Inner {
     runtime: ArcSwap<Runtime>,
+    /// One reload at a time: SIGHUP and a file change together must not race to build two
+    /// runtimes from the same previous one.
+    reloading: std::sync::Mutex<()>,
     streams: OpenStreams,
     hard_stop: CancellationToken,
     config_path: Option<PathBuf>,
@@ -54,6 +57,7 @@ impl AppState {
         Ok(Self {
             inner: Arc::new(Inner {
                 runtime: ArcSwap::from_pointee(Runtime::build(config, None)?),
+                reloading: std::sync::Mutex::new(()),
                 streams: OpenStreams::default(),
                 hard_stop: CancellationToken::new(),
                 config_path,
@@ -77,6 +81,12 @@ impl AppState {
     /// Re-reads the config file and environment. A config that fails to load or validate is
     /// rejected whole and the running one stays. Open streams keep the runtime they began with.
     pub fn reload(&self) -> Result<(), StartError> {
+        // A reload that panicked left nothing half-applied (the swap is last): go on.
+        let _one_at_a_time = self
+            .inner
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let config = Config::load(self.inner.config_path.as_deref())?;
         let runtime = Runtime::build(config, Some(&self.runtime()))?;
         self.inner.runtime.store(Arc::new(runtime));

@@ -1,6 +1,6 @@
 //! A seconds-long run of the benchmark, so it cannot rot: every scenario runs end to end against
-//! the real binaries, and only loose bounds are checked (CI machines are shared and noisy; the
-//! real numbers come from `scripts/bench.sh`).
+//! the real binaries and reports every figure. No timing is judged here (CI machines are shared
+//! and noisy); the numbers come from `scripts/bench.sh`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
@@ -30,11 +30,24 @@ fn benchmark_smoke_run() {
             .and_then(Value::as_f64)
             .unwrap_or_else(|| panic!("{path} missing in {results}"))
     };
-    assert!(num("/ttft_1_client_ms/chatapi_p50") < 100.0);
-    assert!(num("/cancellation_ms/chatapi_p99") < 100.0);
-    assert!(num("/cancellation_ms/samples") >= 20.0);
-    assert!(num("/throughput/chatapi_events_per_s") > 100.0);
-    assert!(num("/memory/streams_held") >= 200.0);
+    for figure in [
+        "/ttft_1_client_ms/chatapi_p50",
+        "/cancellation_ms/chatapi_p99",
+        "/throughput/chatapi_events_per_s",
+    ] {
+        assert!(
+            num(figure).is_finite() && num(figure) > 0.0,
+            "{figure} in {results}"
+        );
+    }
+    assert!(
+        num("/cancellation_ms/samples") >= 20.0,
+        "every hang-up was seen"
+    );
+    assert!(
+        num("/memory/streams_held") >= 200.0,
+        "every stream was held"
+    );
     assert!(std::fs::read_to_string(out.join("results.md"))
         .unwrap()
         .contains("| metric |"));

@@ -109,9 +109,14 @@ async fn hanging_up_stops_generation() {
     let _serial = one_at_a_time().await;
     // A long answer, and a queue of one: the second request only fits once the first one's
     // sequence is free again, which proves the hang-up stopped generation.
-    let server = Server::start_toml(&model_config(
-        "[personas.default]\nsystem_prompt = \"\"\ntemperature = 0.0\nmax_tokens = 1000\n",
-    ))
+    // One sequence over HTTP too, and a first-token limit shorter than the long answer takes:
+    // the next caller is answered only if the hang-up freed the sequence.
+    let server = Server::start_toml(
+        &model_config(
+            "[personas.default]\nsystem_prompt = \"\"\ntemperature = 0.0\nmax_tokens = 1000\ntimeouts = { first_token = \"6s\" }\n",
+        )
+        .replace("parallel = 2", "parallel = 1"),
+    )
     .await;
     // One sequence and a queue of one: while the first answer generates, a second request waits
     // in the queue and a third is refused. Once the first caller hangs up, the engine must drop
@@ -169,6 +174,7 @@ async fn hanging_up_stops_generation() {
     .await;
     assert_eq!(status, 200);
     assert!(answer.done);
+    assert!(!answer.text().is_empty(), "the freed sequence answered");
 }
 
 /// The model at `MODEL` on one thread, `parallel` sequences, `queue` waiting places.

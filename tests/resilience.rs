@@ -235,15 +235,63 @@ async fn retry_honours_retry_after() {
 #[tokio::test]
 async fn connect_errors_retry_with_backoff_then_fail_over() {
     let dead = dead_base_url();
-    let b = FakeUpstream::start().await;
+    let (a, b) = (FakeUpstream::start().await, FakeUpstream::start().await);
+    a.set_default(Reply::status(500, "server_error", "down"));
+    // Two retries per upstream (the shared test config has none): each is tried three times.
     let server = Server::start_toml(&format!(
-        "{TEST_BASE}[[upstreams]]\nname = \"dead\"\nbase_url = \"{dead}\"\nmodel = \"m\"\n[[upstreams]]\nname = \"b\"\nbase_url = \"{}\"\nmodel = \"m\"\n",
+        "{}[[upstreams]]\nname = \"dead\"\nbase_url = \"{dead}\"\nmodel = \"m\"\n[[upstreams]]\nname = \"a\"\nbase_url = \"{}\"\nmodel = \"m\"\n[[upstreams]]\nname = \"b\"\nbase_url = \"{}\"\nmodel = \"m\"\n",
+        TEST_BASE.replace("attempts = 0", "attempts = 2"),
+        a.base_url,
         b.base_url
     ))
     .await;
     let (status, answer, _) = answer_of(&server).await;
     assert_eq!(status, 200);
     assert_eq!(answer.text(), "Hello there.");
+    assert_eq!(
+        a.received().len(),
+        3,
+        "a 5xx is retried with back-off, then failed over"
+    );
+    assert_eq!(b.received().len(), 1);
+}
+
+/// A reload that leaves an upstream and the limits alone keeps its open circuit and every
+/// caller's rate-limit bucket: reloading is not a way to reset them.
+#[tokio::test]
+async fn a_reload_keeps_breakers_and_rate_buckets_of_what_did_not_change() {
+    let (a, b) = (FakeUpstream::start().await, FakeUpstream::start().await);
+    let server = Server::start(
+        &[&a, &b],
+        "[breaker]\nfailures = 1\ncooldown = \"60s\"\n[auth]\nkeys = [\"k1\"]\n[limits]\nper_key_per_minute = 1\nper_key_burst = 2\n",
+    )
+    .await;
+    a.push(Reply::status(500, "server_error", "down"));
+    let send =
+        || common::faceto_request(&client(), &server.chat_url(), &faceto_body("hi"), "k1").send();
+    assert_eq!(send().await.unwrap().status(), 200, "failed over to b");
+    assert_eq!(readyz(&server).await["upstreams"][0]["available"], false);
+    // A reload that changes only a persona's prompt, and adds a key.
+    server.reload_with(|t| {
+        t.replace("[auth]\nkeys = [\"k1\"]", "[auth]\nkeys = [\"k0\", \"k1\"]")
+            + "[personas.default]\nsystem_prompt = \"New.\"\n"
+    });
+    assert_eq!(
+        readyz(&server).await["upstreams"][0]["available"],
+        false,
+        "the circuit stays open"
+    );
+    assert_eq!(
+        send().await.unwrap().status(),
+        200,
+        "the second of the burst"
+    );
+    assert_eq!(
+        send().await.unwrap().status(),
+        429,
+        "the bucket was not refilled by the reload"
+    );
+    assert_eq!(a.received().len(), 1, "a stays skipped");
 }
 
 #[tokio::test]

@@ -27,6 +27,12 @@ impl OpenAiEnv {
 
 const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
+/// An HTTPS URL on OpenAI's own API host.
+fn is_openai(base_url: &str) -> bool {
+    reqwest::Url::parse(base_url)
+        .is_ok_and(|u| u.scheme() == "https" && u.host_str() == Some("api.openai.com"))
+}
+
 impl Config {
     /// The full start-up (and reload) path: every layer, then validation.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -98,6 +104,7 @@ impl Config {
                     api_key: Secret::new(key.clone()),
                     model: Some("gpt-4o-mini".into()),
                     headers: BTreeMap::new(),
+                    plain_headers: Vec::new(),
                     http2_prior_knowledge: false,
                 });
             } else if self.local.enabled && cfg!(feature = "local") {
@@ -108,13 +115,19 @@ impl Config {
                     api_key: Secret::default(),
                     model: None,
                     headers: BTreeMap::new(),
+                    plain_headers: Vec::new(),
                     http2_prior_knowledge: false,
                 });
             }
             return;
         }
+        // The owner's OpenAI key goes only where OpenAI is: never to a local engine, a plain-HTTP
+        // vLLM or a third party that happens to leave `api_key` empty.
         for upstream in &mut self.upstreams {
-            if upstream.api_key.is_empty() {
+            if upstream.kind == UpstreamKind::Remote
+                && upstream.api_key.is_empty()
+                && upstream.base_url.as_deref().is_some_and(is_openai)
+            {
                 if let Some(key) = &openai.api_key {
                     upstream.api_key = Secret::new(key.clone());
                 }

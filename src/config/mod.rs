@@ -203,7 +203,7 @@ pub struct BreakerConfig {
     pub cooldown: Duration,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     pub name: String,
@@ -216,8 +216,13 @@ pub struct UpstreamConfig {
     pub api_key: Secret,
     #[serde(default)]
     pub model: Option<String>,
+    /// Extra request headers. Their values are secrets (Azure's `api-key` is one), redacted by
+    /// `check-config`, unless named in `plain_headers`.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
+    /// Headers whose values `check-config` may show (`OpenAI-Organization`, say).
+    #[serde(default)]
+    pub plain_headers: Vec<String>,
     /// Speak HTTP/2 without TLS (h2c) from the first byte: many streams share one connection.
     #[serde(default)]
     pub http2_prior_knowledge: bool,
@@ -309,9 +314,30 @@ impl Config {
         all
     }
 
-    /// The effective configuration as TOML, secrets redacted (`chatapi check-config`).
+    /// The effective configuration as TOML, secrets redacted (`chatapi check-config`): keys,
+    /// and upstream header values not listed in that upstream's `plain_headers`.
     pub fn redacted_toml(&self) -> Result<String, toml::ser::Error> {
-        toml::to_string_pretty(self)
+        let mut value = toml::Value::try_from(self)?;
+        let upstreams = value
+            .get_mut("upstreams")
+            .and_then(toml::Value::as_array_mut);
+        for (shown, config) in upstreams.into_iter().flatten().zip(&self.upstreams) {
+            let Some(headers) = shown.get_mut("headers").and_then(toml::Value::as_table_mut) else {
+                continue;
+            };
+            for (name, value) in headers.iter_mut() {
+                if config
+                    .plain_headers
+                    .iter()
+                    .any(|p| p.eq_ignore_ascii_case(name))
+                {
+                    if let Some(real) = config.headers.get(name) {
+                        *value = toml::Value::String(real.expose().to_string());
+                    }
+                }
+            }
+        }
+        toml::to_string_pretty(&value)
     }
 }
 
@@ -486,6 +512,76 @@ mod tests {
         );
         assert!(out.contains("<redacted>"));
         assert!(!format!("{c:?}").contains("sk-hidden"));
+    }
+
+    #[test]
+    fn header_values_are_secrets_unless_marked_plain() {
+        let c = load(
+            "[[upstreams]]\nname = \"azure\"\nbase_url = \"https://x.openai.azure.com/openai/deployments/d?api-version=2024-10-21\"\nmodel = \"m\"\nheaders = { \"api-key\" = \"azure-secret\", \"OpenAI-Organization\" = \"org-visible\" }\nplain_headers = [\"openai-organization\"]\n",
+        )
+        .unwrap();
+        let out = c.redacted_toml().unwrap();
+        assert!(!out.contains("azure-secret"), "{out}");
+        assert!(out.contains("org-visible"), "{out}");
+        assert!(!format!("{c:?}").contains("azure-secret"));
+    }
+
+    #[test]
+    fn the_openai_key_goes_only_where_openai_is() {
+        let openai = OpenAiEnv {
+            api_key: Some("sk-owner".into()),
+            base_url: None,
+        };
+        let f = file("[[upstreams]]\nname = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\nmodel = \"m\"\n[[upstreams]]\nname = \"vllm\"\nbase_url = \"http://10.0.0.5:8000/v1\"\nmodel = \"m\"\n[[upstreams]]\nname = \"local\"\nkind = \"local\"\n");
+        let c = Config::load_from(Some(&f.0), &[], &openai).unwrap();
+        assert_eq!(c.upstreams[0].api_key.expose(), "sk-owner");
+        assert!(
+            c.upstreams[1].api_key.is_empty(),
+            "a third party never gets it"
+        );
+        assert!(c.upstreams[2].api_key.is_empty(), "nor the embedded model");
+        // The README's compose path: config/example.toml with the key set starts.
+        let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+        Config::load_from(Some(&example), &[], &openai).unwrap();
+    }
+
+    #[test]
+    fn an_open_public_server_and_compact_framing_are_warned_about() {
+        let c = Config::load_from(None, &[], &OpenAiEnv::default()).unwrap();
+        assert!(
+            c.warnings().is_empty(),
+            "the defaults: loopback, spaced framing"
+        );
+        let env = vec![
+            (
+                "CHATAPI__SERVER__LISTEN".to_string(),
+                "0.0.0.0:8080".to_string(),
+            ),
+            ("CHATAPI__WIRE__COMPACT".to_string(), "true".to_string()),
+        ];
+        let c = Config::load_from(None, &env, &OpenAiEnv::default()).unwrap();
+        let w = c.warnings().join("\n");
+        assert!(w.contains("auth.keys") && w.contains("wire.compact"), "{w}");
+        let keyed = [
+            env,
+            vec![("CHATAPI__AUTH__KEYS".to_string(), "k".to_string())],
+        ]
+        .concat();
+        let c = Config::load_from(None, &keyed, &OpenAiEnv::default()).unwrap();
+        assert_eq!(c.warnings().len(), 1, "keys set: only compact is left");
+    }
+
+    #[test]
+    fn nonsense_local_settings_are_rejected_by_name() {
+        for (text, key) in [
+            ("[local]\nqueue = 0\n", "local.queue"),
+            ("[local]\ncontext_tokens = 0\n", "local.context_tokens"),
+            ("[local]\nparallel = 0\n", "local.parallel"),
+            ("[local]\ncontext_tokens = 16\n", "local.context_tokens"),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl Config {
                 reqwest::header::HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
                     ConfigError::invalid(key("headers"), format!("`{h}` is not a header name"))
                 })?;
-                reqwest::header::HeaderValue::from_str(v).map_err(|_| {
+                reqwest::header::HeaderValue::from_str(v.expose()).map_err(|_| {
                     ConfigError::invalid(key("headers"), format!("value of `{h}` is not valid"))
                 })?;
             }
@@ -67,6 +67,25 @@ impl Config {
                     "required while a persona names no model of its own",
                 ));
             }
+        }
+        let local = &self.local;
+        for (field, value) in [
+            ("local.context_tokens", local.context_tokens as usize),
+            ("local.parallel", local.parallel as usize),
+            ("local.queue", local.queue),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(field, "must be at least 1"));
+            }
+        }
+        if local.context_tokens < 64 {
+            return Err(ConfigError::invalid(
+                "local.context_tokens",
+                format!(
+                    "{} leaves no room for a prompt and an answer; use 256 or more",
+                    local.context_tokens
+                ),
+            ));
         }
         let l = &self.limits;
         l.trusted_proxy_nets()?;
@@ -88,6 +107,27 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// What is valid but probably a mistake: logged at start-up and after a reload, and listed
+    /// in `/readyz`, so an operator sees it without reading the code.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.auth.keys.is_empty() && !self.server.listen.ip().is_loopback() {
+            warnings.push(format!(
+                "no API keys (auth.keys) while listening on {}: anyone who can reach it can spend your upstreams",
+                self.server.listen
+            ));
+        }
+        if self.wire.compact {
+            warnings.push(
+                "wire.compact is on: the real FaceTo-AI client sets aside every `data:` line without a space and says nothing"
+                    .to_string(),
+            );
+        }
+        warnings
     }
 }
 

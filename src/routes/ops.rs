@@ -27,6 +27,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "status": if ready { "ready" } else { "not_ready" },
         "upstreams": upstreams,
         "open_streams": state.streams().count(),
+        "warnings": runtime.config.warnings(),
     });
     (status, Json(body))
 }

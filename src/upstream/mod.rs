@@ -284,7 +284,11 @@ pub enum BuildError {
 
 struct Member {
     backend: Backend,
-    breaker: Breaker,
+    /// Shared with the next runtime when a reload leaves this upstream (and the breaker's
+    /// settings) unchanged: a reload does not close an open circuit.
+    breaker: Arc<Breaker>,
+    config: crate::config::UpstreamConfig,
+    breaker_settings: (u32, Duration),
 }
 
 /// The configured upstreams, in order, and the policy for moving between them.
@@ -303,9 +307,6 @@ impl Upstreams {
     /// `previous`: the upstreams being replaced (on reload). An embedded model whose name and
     /// settings are unchanged is kept, not loaded again.
     pub fn from_config(config: &Config, previous: Option<&Upstreams>) -> Result<Self, BuildError> {
-        // Only embedded models are carried over.
-        #[cfg(not(feature = "local"))]
-        let _ = previous;
         let connects = config.connect_timeouts();
         let http1 = remote::Clients::build(&connects, false)?;
         let h2c = remote::Clients::build(&connects, true)?;
@@ -338,9 +339,20 @@ impl Upstreams {
                 #[cfg(not(feature = "local"))]
                 UpstreamKind::Local => continue,
             };
+            let breaker_settings = (config.breaker.failures, config.breaker.cooldown);
+            let breaker = previous
+                .and_then(|p| {
+                    p.members
+                        .iter()
+                        .find(|m| m.config == *u && m.breaker_settings == breaker_settings)
+                })
+                .map(|m| m.breaker.clone())
+                .unwrap_or_else(|| Arc::new(Breaker::new(breaker_settings.0, breaker_settings.1)));
             members.push(Member {
                 backend,
-                breaker: Breaker::new(config.breaker.failures, config.breaker.cooldown),
+                breaker,
+                config: u.clone(),
+                breaker_settings,
             });
         }
         Ok(Self {
@@ -400,7 +412,7 @@ impl Upstreams {
         // While every breaker is open, try them anyway: refusing all traffic would be worse.
         let all_open = self.members.iter().all(|m| !m.breaker.allows());
         for member in &self.members {
-            if (!all_open && !member.breaker.allows()) || !member.backend.serves(request) {
+            if !member.backend.serves(request) || (!all_open && !member.breaker.try_call()) {
                 continue;
             }
             if failed_attempts > 0 {
@@ -422,9 +434,15 @@ impl Upstreams {
                         failed_attempts += 1;
                         let verdict = error.verdict();
                         if verdict == Verdict::Final {
+                            member.breaker.neither();
                             return Err(error);
                         }
-                        member.breaker.failure();
+                        // A full local queue says nothing about the engine's health.
+                        if matches!(error, UpstreamError::Busy { .. }) {
+                            member.breaker.neither();
+                        } else {
+                            member.breaker.failure();
+                        }
                         crate::metrics::upstream_error(member.backend.name(), error.kind().1);
                         tracing::warn!(upstream = %member.backend.name(), attempt, %error, "upstream attempt failed");
                         let wait = self.backoff(attempt, error.retry_after());

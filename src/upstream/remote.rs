@@ -63,6 +63,15 @@ impl Clients {
     }
 }
 
+/// `base_url` + `/chat/completions`, keeping its query: Azure OpenAI's deployments take
+/// `?api-version=...`, which a string join would put before the path.
+fn chat_completions_url(base_url: &str) -> Result<reqwest::Url, url::ParseError> {
+    let mut url = reqwest::Url::parse(base_url)?;
+    let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    Ok(url)
+}
+
 fn http_client(
     connect: Duration,
     http2_prior_knowledge: bool,
@@ -101,18 +110,23 @@ impl Remote {
         }
         // Validated at load time; anything that still fails to parse is skipped, not fatal.
         for (k, v) in &config.headers {
-            if let (Ok(k), Ok(v)) = (
+            if let (Ok(name), Ok(mut value)) = (
                 HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(v),
+                HeaderValue::from_str(v.expose()),
             ) {
-                headers.insert(k, v);
+                value.set_sensitive(
+                    !config
+                        .plain_headers
+                        .iter()
+                        .any(|p| p.eq_ignore_ascii_case(k)),
+                );
+                headers.insert(name, value);
             }
         }
         let base_url = config.base_url.as_deref().unwrap_or_default();
-        let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
         Ok(Self {
             name: Arc::from(config.name.as_str()),
-            url: reqwest::Url::parse(&url)?,
+            url: chat_completions_url(base_url)?,
             model: config.model.clone(),
             headers,
             clients,
@@ -269,15 +283,36 @@ impl ErrorDetail {
     }
 }
 
+/// The longest `Retry-After` believed; anything longer is the same as "not now" to a caller.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` as seconds (`7`, `1.5`) or an HTTP date, within `0..=MAX_RETRY_AFTER`. An
+/// upstream's header is never trusted to be sane: `1e300`, `-5`, `NaN` or garbage give `None`
+/// or the cap, never a panic.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        if !secs.is_finite() || secs < 0.0 {
+            return None;
+        }
+        return Some(
+            Duration::try_from_secs_f64(secs).map_or(MAX_RETRY_AFTER, |d| d.min(MAX_RETRY_AFTER)),
+        );
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    let wait = when
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
 async fn status_error(upstream: Arc<str>, mut response: reqwest::Response) -> UpstreamError {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64);
+        .and_then(parse_retry_after);
     let mut body = Vec::new();
     while body.len() < MAX_ERROR_BODY {
         match response.chunk().await {
@@ -442,12 +477,100 @@ fn parse_event(upstream: &Arc<str>, data: &str) -> Result<Parsed, UpstreamError>
 
 fn events(upstream: Arc<str>, response: reqwest::Response) -> EventStream {
     Box::pin(Events {
-        sse: response.bytes_stream().eventsource(),
+        sse: Checked::new(response.bytes_stream()).eventsource(),
         upstream,
         pending: Parsed::default(),
         finished: false,
         ended: false,
     })
+}
+
+/// The longest an upstream's event may grow without a line break: a chunk is a few hundred
+/// bytes, so this is an upstream gone wrong, not a long answer.
+const MAX_LINE_BYTES: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    #[error("{0}")]
+    Transport(reqwest::Error),
+    #[error("the stream is not valid UTF-8")]
+    InvalidUtf8,
+    #[error("a line of over {MAX_LINE_BYTES} bytes")]
+    LineTooLong,
+}
+
+pin_project_lite::pin_project! {
+    /// The upstream's bytes, checked before SSE parsing: invalid UTF-8 and endless lines fail
+    /// at once. (The SSE parser would wait for more bytes to complete either, and the answer
+    /// would stall until the idle timeout.) The bytes themselves pass through untouched.
+    struct Checked<S> {
+        #[pin]
+        bytes: S,
+        // The start of a UTF-8 character split across chunks (at most 3 bytes).
+        partial: Vec<u8>,
+        // Bytes since the last line break.
+        line: usize,
+    }
+}
+
+impl<S> Checked<S> {
+    fn new(bytes: S) -> Self {
+        Self {
+            bytes,
+            partial: Vec::new(),
+            line: 0,
+        }
+    }
+}
+
+/// How many bytes at the end of `bytes` begin a character that is not complete yet, or an error
+/// if `bytes` holds a sequence that can never be valid UTF-8.
+fn utf8_tail(bytes: &[u8]) -> Result<usize, ChunkError> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Ok(0),
+        Err(e) if e.error_len().is_none() => Ok(bytes.len() - e.valid_up_to()),
+        Err(_) => Err(ChunkError::InvalidUtf8),
+    }
+}
+
+impl<S> futures_util::Stream for Checked<S>
+where
+    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>>,
+{
+    type Item = Result<bytes::Bytes, ChunkError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.project();
+        let chunk = match futures_util::ready!(this.bytes.poll_next(cx)) {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => return Poll::Ready(Some(Err(ChunkError::Transport(e)))),
+            None => return Poll::Ready(None),
+        };
+        // The bytes that begin a character the next chunk completes (at most 3).
+        let partial = if this.partial.is_empty() {
+            utf8_tail(&chunk).map(|tail| chunk[chunk.len() - tail..].to_vec())
+        } else {
+            let mut joined = std::mem::take(this.partial);
+            joined.extend_from_slice(&chunk);
+            utf8_tail(&joined).map(|tail| joined[joined.len() - tail..].to_vec())
+        };
+        match partial {
+            Ok(partial) => *this.partial = partial,
+            Err(e) => return Poll::Ready(Some(Err(e))),
+        }
+        match chunk.iter().rposition(|b| *b == b'\n') {
+            Some(at) => *this.line = chunk.len() - at - 1,
+            None => *this.line += chunk.len(),
+        }
+        if *this.line > MAX_LINE_BYTES {
+            return Poll::Ready(Some(Err(ChunkError::LineTooLong)));
+        }
+        Poll::Ready(Some(Ok(chunk)))
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -467,10 +590,11 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<S, E> futures_util::Stream for Events<S>
+impl<S> futures_util::Stream for Events<S>
 where
-    S: futures_util::Stream<Item = Result<eventsource_stream::Event, E>>,
-    E: std::fmt::Display,
+    S: futures_util::Stream<
+        Item = Result<eventsource_stream::Event, eventsource_stream::EventStreamError<ChunkError>>,
+    >,
 {
     type Item = Result<Event, UpstreamError>;
 
@@ -500,7 +624,13 @@ where
                     }
                     Err(e) => Some(e),
                 },
-                Some(Err(e)) => Some(UpstreamError::Transport {
+                Some(Err(eventsource_stream::EventStreamError::Transport(
+                    ChunkError::Transport(e),
+                ))) => Some(UpstreamError::Transport {
+                    upstream: this.upstream.clone(),
+                    detail: e.to_string(),
+                }),
+                Some(Err(e)) => Some(UpstreamError::Malformed {
                     upstream: this.upstream.clone(),
                     detail: e.to_string(),
                 }),
@@ -569,6 +699,63 @@ mod tests {
             parse(r#"{"error":{"message":"overloaded","code":"server_error"}}"#),
             Err(UpstreamError::Status { .. })
         ));
+    }
+
+    #[test]
+    fn utf8_split_across_chunks_is_fine_and_garbage_is_not() {
+        assert_eq!(utf8_tail("héllo".as_bytes()).unwrap(), 0);
+        let e = "é".as_bytes();
+        assert_eq!(
+            utf8_tail(&[b'a', e[0]]).unwrap(),
+            1,
+            "the start of a split character"
+        );
+        assert!(utf8_tail(&[b'a', 0xff, b'b']).is_err());
+        assert!(
+            utf8_tail(&[0xc3, b'a']).is_err(),
+            "a broken sequence, not a split one"
+        );
+    }
+
+    #[test]
+    fn the_endpoint_keeps_the_base_urls_query() {
+        let url = |b: &str| chat_completions_url(b).unwrap().to_string();
+        assert_eq!(
+            url("https://api.openai.com/v1"),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            url("http://h:8000/v1/"),
+            "http://h:8000/v1/chat/completions"
+        );
+        assert_eq!(
+            url("https://x.openai.azure.com/openai/deployments/gpt4o?api-version=2024-10-21"),
+            "https://x.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21"
+        );
+    }
+
+    #[test]
+    fn absurd_retry_after_values_never_panic() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after(" 1.5 "),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_retry_after("1e300"), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            parse_retry_after("99999999999999999999"),
+            Some(MAX_RETRY_AFTER)
+        );
+        for bad in ["-5", "NaN", "inf", "-inf", "", "soon", "1e"] {
+            assert_eq!(parse_retry_after(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO),
+            "a date in the past: now"
+        );
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        assert!(parse_retry_after(&later).is_some_and(|d| d <= Duration::from_secs(30)));
     }
 
     #[test]

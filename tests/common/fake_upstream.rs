@@ -19,6 +19,8 @@ pub enum Step {
     Text(String),
     /// Bytes written as they are (a malformed chunk, an `error` event...).
     Raw(String),
+    /// Bytes that need not be text at all (invalid UTF-8).
+    Bytes(Vec<u8>),
     Delay(Duration),
     /// Stop answering but keep the connection open.
     Hang,
@@ -296,6 +298,11 @@ async fn play(w: &mut OwnedWriteHalf, reply: Reply, include_usage: bool) -> std:
                         return Ok(true);
                     }
                     Step::Raw(r) => write_chunk(w, &r).await?,
+                    Step::Bytes(b) => {
+                        w.write_all(format!("{:x}\r\n", b.len()).as_bytes()).await?;
+                        w.write_all(&b).await?;
+                        w.write_all(b"\r\n").await?;
+                    }
                     Step::Delay(d) => tokio::time::sleep(d).await,
                     Step::Hang => {
                         std::future::pending::<()>().await;
