@@ -23,6 +23,8 @@ pub struct Record {
     pub outcome: Option<String>,
     /// Time spent waiting on the upstream, so the overhead metric can leave it out.
     pub upstream_wait: Duration,
+    /// A retry of a request id whose upstream failure was answered again without going upstream.
+    pub repeated: bool,
 }
 
 impl Record {
@@ -40,6 +42,7 @@ impl Record {
             dropped_turns: 0,
             outcome: None,
             upstream_wait: Duration::ZERO,
+            repeated: false,
         }
     }
 
@@ -98,6 +101,7 @@ impl Drop for Record {
             duration_ms = millis(duration),
             failed_attempts = self.failed_attempts,
             dropped_turns = self.dropped_turns,
+            repeated = self.repeated,
             outcome,
             "chat"
         );

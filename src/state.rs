@@ -44,6 +44,7 @@ pub struct AppState {
 
 struct Inner {
     runtime: ArcSwap<Runtime>,
+    recent_failures: crate::answer::repeats::RecentFailures,
     /// One reload at a time: SIGHUP and a file change together must not race to build two
     /// runtimes from the same previous one.
     reloading: std::sync::Mutex<()>,
@@ -58,6 +59,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 runtime: ArcSwap::from_pointee(Runtime::build(config, None)?),
                 reloading: std::sync::Mutex::new(()),
+                recent_failures: Default::default(),
                 streams: OpenStreams::default(),
                 hard_stop: CancellationToken::new(),
                 config_path,
@@ -67,6 +69,11 @@ impl AppState {
 
     pub fn runtime(&self) -> Arc<Runtime> {
         self.inner.runtime.load_full()
+    }
+
+    /// Upstream failures by request id, so a client's retry of one is not a new round upstream.
+    pub fn recent_failures(&self) -> &crate::answer::repeats::RecentFailures {
+        &self.inner.recent_failures
     }
 
     pub fn streams(&self) -> &OpenStreams {

@@ -225,3 +225,48 @@ async fn readyz_warns_about_an_open_public_server() {
         "{ready}"
     );
 }
+
+/// FaceTo-AI retries a failed answer with the same request id: the retry gets the same answer
+/// at once, and the upstream is not asked again.
+#[tokio::test]
+async fn a_retried_request_id_does_not_go_upstream_again() {
+    let up = FakeUpstream::start().await;
+    up.set_default(Reply::status(500, "server_error", "down"));
+    let server = Server::start(&[&up], "").await;
+    let send = |id: &'static str| {
+        client()
+            .post(server.chat_url())
+            .header("x-request-id", id)
+            .body(faceto_body("hi").to_string())
+            .send()
+    };
+    for _ in 0..4 {
+        assert_eq!(send("3f2a7a9e-retry").await.unwrap().status(), 502);
+    }
+    assert_eq!(
+        up.received().len(),
+        1,
+        "one round upstream for four client attempts"
+    );
+    assert_eq!(send("another-id").await.unwrap().status(), 502);
+    assert_eq!(up.received().len(), 2, "a new id is a new request");
+}
+
+/// `speak_errors`: the avatar apologises in the persona's voice instead of an error status.
+#[tokio::test]
+async fn speak_errors_answers_a_failure_in_the_personas_voice() {
+    let up = FakeUpstream::start().await;
+    up.set_default(Reply::status(500, "server_error", "down"));
+    let server = Server::start(
+        &[&up],
+        "[personas.default]\non_error_text = \"Sorry, give me a moment.\"\nspeak_errors = true\n",
+    )
+    .await;
+    let (status, answer) = chat(&server.chat_url(), &faceto_body("hi")).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer.text(), "Sorry, give me a moment.");
+    assert!(answer.done);
+    // The caller's own mistakes are still errors.
+    let (status, _) = chat_error(&server.chat_url(), "{".into(), "").await;
+    assert_eq!(status, 400);
+}

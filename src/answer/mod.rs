@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod collect;
+pub mod repeats;
 
 use std::time::Duration;
 
@@ -91,6 +92,11 @@ pub async fn start(
         .upstreams
         .check(&request)
         .map_err(|(field, problem)| ApiError::bad_request(field, problem))?;
+    let window = config.limits.repeat_window;
+    if let Some(failed) = state.recent_failures().recall(&record.request_id, window) {
+        record.repeated = true;
+        return Err(ApiError::Upstream(failed));
+    }
     let usage = request.include_usage.then(|| UsageBasis {
         model: request.model.clone(),
         messages: request.messages.clone(),
@@ -105,7 +111,13 @@ pub async fn start(
     );
     let hold = keepalive.min(timeouts.total);
     let start = tokio::select! {
-        opened = &mut open => Start::Opened(opened?),
+        opened = &mut open => match opened {
+            Ok(opened) => Start::Opened(opened),
+            Err(error) => {
+                state.recent_failures().remember(&record.request_id, &error, window);
+                return Err(error.into());
+            }
+        },
         _ = tokio::time::sleep(hold) => Start::Waiting(open),
     };
     Ok(Started {

@@ -126,6 +126,10 @@ pub struct LimitsConfig {
     pub per_ip_burst: u32,
     /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the real caller.
     pub trusted_proxies: Vec<String>,
+    /// How long an upstream failure is answered again, without going upstream, to a request
+    /// with the same `x-request-id` (a client's retry); 0 turns it off.
+    #[serde(with = "humantime_serde")]
+    pub repeat_window: Duration,
 }
 
 impl LimitsConfig {
@@ -265,6 +269,10 @@ pub struct Persona {
     pub system_messages: SystemMessages,
     #[serde(default)]
     pub on_error_text: Option<String>,
+    /// ChatAPI: a failure before the first token is answered 200 with `on_error_text` spoken
+    /// and `[DONE]`, so the avatar apologises in its own voice instead of FaceTo-AI's error.
+    #[serde(default)]
+    pub speak_errors: bool,
     #[serde(default)]
     pub context_tokens: u32,
     #[serde(default)]

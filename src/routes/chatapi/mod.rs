@@ -16,6 +16,7 @@ use tracing::Instrument;
 use super::incoming::Incoming;
 use crate::answer::{self, Ask};
 use crate::config::DEFAULT_PERSONA;
+use crate::error::{ApiError, ErrorKind};
 use crate::relay;
 use crate::state::AppState;
 pub use framing::Framing;
@@ -48,6 +49,7 @@ async fn chat(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let persona_name = persona.clone();
     let mut record = incoming.record(DIALECT, &persona);
     let span = tracing::info_span!("chat", request_id = %incoming.request_id, persona = %persona);
     let started = async {
@@ -73,7 +75,33 @@ async fn chat(
         }
         Err(error) => {
             record.fail(&error);
-            error.into_response()
+            let framing = Framing::new(incoming.runtime.config.wire.compact);
+            match spoken_error(&incoming, &persona_name, &error) {
+                Some(text) => {
+                    record.status = 200;
+                    let bytes = [framing.content(&text), framing.done()];
+                    let stream =
+                        futures_util::stream::iter(bytes.map(Ok::<_, std::convert::Infallible>));
+                    super::sse::response(stream)
+                }
+                None => error.into_response(),
+            }
         }
     }
+}
+
+/// With the persona's `speak_errors`, a failure of the model (not of the caller's request) is
+/// answered as the persona's own `on_error_text`: FaceTo-AI speaks it like any answer.
+fn spoken_error(incoming: &Incoming, persona: &str, error: &ApiError) -> Option<String> {
+    let p = incoming.runtime.config.personas.get(persona)?;
+    let model_failed = matches!(
+        error.kind(),
+        ErrorKind::Upstream | ErrorKind::Timeout | ErrorKind::Unavailable
+    ) || matches!(error, ApiError::Upstream(_));
+    let caller_fault =
+        matches!(error, ApiError::Upstream(e) if e.status().is_client_error() && e.status() != 429);
+    (p.speak_errors && model_failed && !caller_fault)
+        .then(|| p.on_error_text.clone())
+        .flatten()
+        .filter(|t| !t.is_empty())
 }
