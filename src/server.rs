@@ -1,4 +1,7 @@
 //! The accept loop: one hyper connection per TCP connection, and the phased graceful shutdown.
+//! Each connection has a write deadline: a caller that stops reading cannot hold its stream
+//! (and its upstream request, and its stream slot) forever. The relay's own timers run only when
+//! the body is polled, and hyper polls it only while the socket takes bytes.
 //!
 //! Ours rather than `axum::serve` for one reason: `axum::serve` always sniffs for HTTP/2, and the
 //! 24 bytes that sniffing reads first make hyper grow every connection's read buffer from 8 to
@@ -24,11 +27,15 @@ use crate::state::AppState;
 /// for reuse: closing one under it could race a request it is sending, and a POST is not retried.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// After the grace period, how long streams get to write their `[DONE]` before `serve`
+/// returns regardless: a caller that stopped reading must not hold the shutdown up.
+const DRAIN_AFTER_STOP: Duration = Duration::from_secs(2);
+
 /// Serves on `listener` until `shutdown` resolves, then shuts down in phases:
 /// 1. stop accepting connections (idle keep-alive connections close);
 /// 2. let open streams run for `server.shutdown_grace`;
 /// 3. end every stream still open with `data: [DONE]`;
-/// 4. return once the last response is written.
+/// 4. return once the last response is written, or `DRAIN_AFTER_STOP` later at the latest.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -47,6 +54,7 @@ pub async fn serve(
             }
         }
     });
+    let runtime_state = state.clone();
     let router = crate::routes::router(state);
     // HTTP/1.1 alone goes through hyper's own builder: its connections are smaller than the
     // auto builder's, which carry an HTTP/2 state and a copy of the builder each.
@@ -73,6 +81,11 @@ pub async fn serve(
         };
         // Without TCP_NODELAY each small event waits on the client's delayed ACK (~40 ms).
         let _ = tcp.set_nodelay(true);
+        // No write progress for `timeouts.idle` (the caller stopped reading): the connection
+        // closes, which drops its stream and the upstream request with it.
+        let mut tcp = tokio_io_timeout::TimeoutStream::new(tcp);
+        tcp.set_write_timeout(Some(state_idle(&runtime_state)));
+        let tcp = Box::pin(tcp);
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
@@ -89,15 +102,27 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections; open streams get the grace period");
+    let stopped = hard_stop.clone();
     let grace = tokio::spawn(async move {
         tokio::time::sleep(config.shutdown_grace).await;
         tracing::info!("grace period over: ending open streams");
         hard_stop.cancel();
     });
-    connections.shutdown().await;
+    tokio::select! {
+        () = connections.shutdown() => {}
+        () = async {
+            stopped.cancelled().await;
+            tokio::time::sleep(DRAIN_AFTER_STOP).await;
+        } => tracing::warn!("connections still open after the grace period (callers not reading); leaving them"),
+    }
     grace.abort();
     housekeeping.abort();
     Ok(())
+}
+
+/// The write deadline for a new connection: the running config's idle limit.
+fn state_idle(state: &AppState) -> Duration {
+    state.runtime().config.timeouts.idle
 }
 
 fn spawn_connection<E: std::fmt::Display>(

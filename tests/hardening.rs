@@ -270,3 +270,70 @@ async fn speak_errors_answers_a_failure_in_the_personas_voice() {
     let (status, _) = chat_error(&server.chat_url(), "{".into(), "").await;
     assert_eq!(status, 400);
 }
+
+/// Callers that send a request and never read: each stream (and its upstream request, and its
+/// slot) ends once nothing could be written for `timeouts.idle`, instead of living forever.
+#[tokio::test]
+async fn callers_that_stop_reading_do_not_hold_their_streams() {
+    let up = FakeUpstream::start().await;
+    // Far more than the socket buffers hold, so the writes block.
+    let words: Vec<String> = (0..5000)
+        .map(|i| format!("{i:04} {}", "x".repeat(2000)))
+        .collect();
+    // Then the upstream keeps the request open: only chatapi dropping it ends it.
+    let steps = words
+        .into_iter()
+        .map(Step::Text)
+        .chain([Step::Hang])
+        .collect();
+    up.set_default(Reply::Stream(steps));
+    let server = Server::start(&[&up], "").await;
+    let addr: std::net::SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
+    let body = faceto_body("hi").to_string();
+    let mut stuck = Vec::new();
+    for _ in 0..5 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut conn = socket.connect(addr).await.unwrap();
+        conn.write_all(
+            format!("POST /chat HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        stuck.push(conn);
+    }
+    up.wait_received(5).await;
+    for _ in 0..5 {
+        assert!(
+            up.next_hangup(Duration::from_secs(20)).await.is_some(),
+            "a stream whose caller stopped reading was never ended"
+        );
+    }
+    let ready = |server: &Server| {
+        let url = format!("{}/readyz", server.url);
+        async move {
+            let text = client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()["open_streams"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    // The slots come back as the streams drop (no event to await on that).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while ready(&server).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stream slots still held"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(stuck);
+}

@@ -348,11 +348,17 @@ async fn serve(
     // Watch the read side while the reply plays: EOF there is the caller hanging up.
     let mut byte = [0u8; 1];
     tokio::select! {
-        done = play(&mut w, reply, include_usage) => {
-            if matches!(done, Ok(true)) {
+        done = play(&mut w, reply, include_usage) => match done {
+            Ok(true) => {
                 let _ = w.shutdown().await;
             }
-        }
+            // A write failed: the caller closed the connection while the reply was blocked on
+            // a full socket. That is a hang-up too.
+            Err(_) => {
+                let _ = hangups.send(Instant::now());
+            }
+            Ok(false) => {}
+        },
         _ = r.read(&mut byte) => {
             let _ = hangups.send(Instant::now());
         }
