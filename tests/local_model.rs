@@ -6,6 +6,7 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatapi::conversation::{Message, Role};
@@ -178,23 +179,30 @@ async fn hanging_up_stops_generation() {
 }
 
 /// The model at `MODEL` on one thread, `parallel` sequences, `queue` waiting places.
-fn load_local(name: &str, parallel: u32, queue: usize) -> Local {
+fn load_local(name: &str, parallel: u32, queue: usize) -> Arc<Local> {
     load_local_with_context(name, parallel, queue, 1024)
 }
 
-fn load_local_with_context(name: &str, parallel: u32, queue: usize, context_tokens: u32) -> Local {
-    Local::load(
-        name,
-        LocalSettings {
-            model_path: MODEL.into(),
-            threads: 1,
-            context_tokens,
-            parallel,
-            queue,
-            reuse_cache: true,
-        },
+fn load_local_with_context(
+    name: &str,
+    parallel: u32,
+    queue: usize,
+    context_tokens: u32,
+) -> Arc<Local> {
+    Arc::new(
+        Local::load(
+            name,
+            LocalSettings {
+                model_path: MODEL.into(),
+                threads: 1,
+                context_tokens,
+                parallel,
+                queue,
+                reuse_cache: true,
+            },
+        )
+        .unwrap(),
     )
-    .unwrap()
 }
 
 fn greedy(messages: &[Message], max_tokens: u32) -> ChatRequest {
@@ -210,11 +218,11 @@ fn greedy(messages: &[Message], max_tokens: u32) -> ChatRequest {
     }
 }
 
-async fn answer(local: &Local, messages: &[Message]) -> String {
+async fn answer(local: &Arc<Local>, messages: &[Message]) -> String {
     answer_within(local, messages, 24).await
 }
 
-async fn answer_within(local: &Local, messages: &[Message], max_tokens: u32) -> String {
+async fn answer_within(local: &Arc<Local>, messages: &[Message], max_tokens: u32) -> String {
     let mut stream = local.start(&greedy(messages, max_tokens)).await.unwrap();
     let mut text = String::new();
     while let Some(event) = stream.next().await {
@@ -486,4 +494,42 @@ async fn sigterm_while_generating_exits_zero() {
     }
     let status = server.exit_status().await;
     assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// A reload that changes `[local]` loads a new engine; an answer already streaming finishes on
+/// the old one (it is not cut: no `on_error_text`), and the next call gets the new one.
+#[tokio::test]
+async fn a_reload_that_replaces_the_engine_lets_answers_in_flight_finish() {
+    let _serial = one_at_a_time().await;
+    let server = Server::start_toml(&model_config(
+        "[personas.default]\nsystem_prompt = \"\"\ntemperature = 0.0\nmax_tokens = 300\non_error_text = \"CUT SHORT\"\n",
+    ))
+    .await;
+    let long =
+        json!({"messages":[{"role":"user","content":"Write a very long story about a dragon."}]});
+    let response = faceto_request(&client(), &server.chat_url(), &long, "")
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut all = body.next().await.unwrap().unwrap().to_vec();
+    server.reload_with(|t| t.replace("queue = 1", "queue = 2"));
+    while let Some(chunk) = body.next().await {
+        all.extend_from_slice(&chunk.unwrap());
+    }
+    let answer = common::faceto_parse(&all);
+    assert!(answer.done);
+    assert!(
+        !answer.text().contains("CUT SHORT"),
+        "the answer in flight was cut by the reload: {:?}",
+        answer.text()
+    );
+    assert!(answer.deltas.len() > 20, "{:?}", answer.text());
+    let (status, next) = chat(
+        &server.chat_url(),
+        &json!({"messages":[{"role":"user","content":"Say hi."}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(next.done && !next.text().is_empty());
 }

@@ -27,7 +27,7 @@ fn request(prompt: &str, max_tokens: u32) -> ChatRequest {
 }
 
 /// (time to first delta, deltas, time from first to last delta)
-async fn generate(local: &Local, req: &ChatRequest) -> (Duration, usize, Duration) {
+async fn generate(local: &std::sync::Arc<Local>, req: &ChatRequest) -> (Duration, usize, Duration) {
     let started = Instant::now();
     let mut stream = local.start(req).await.expect("local engine accepts");
     let mut first = None;
@@ -74,20 +74,22 @@ pub async fn run(
     python: Option<PathBuf>,
     out: PathBuf,
 ) {
-    let local = Local::load(
-        "bench",
-        LocalSettings {
-            model_path: model.clone(),
-            threads,
-            context_tokens: 1024,
-            parallel: 4,
-            queue: 8,
-            // Every prompt cold, like the reference with its cache reset: the same short prompt
-            // would otherwise come from the cache (bench/long_call.py times the cache itself).
-            reuse_cache: false,
-        },
-    )
-    .expect("model loads");
+    let local = std::sync::Arc::new(
+        Local::load(
+            "bench",
+            LocalSettings {
+                model_path: model.clone(),
+                threads,
+                context_tokens: 1024,
+                parallel: 4,
+                queue: 8,
+                // Every prompt cold, like the reference with its cache reset: the same short prompt
+                // would otherwise come from the cache (bench/long_call.py times the cache itself).
+                reuse_cache: false,
+            },
+        )
+        .expect("model loads"),
+    );
     let short = request("What is the capital of France?", 1);
     let long = request(
         "Write a long story about a dragon who learns to sing.",

@@ -106,10 +106,11 @@ pub struct Job {
     pub out: mpsc::UnboundedSender<Result<Event, UpstreamError>>,
 }
 
-/// One loaded model and its engine thread. Dropping it stops the engine and waits for the thread
-/// to end (at most one decode step): llama.cpp's static destructors run at process exit, and an
-/// engine still decoding then crashes the process, so no engine may outlive its `Local`. Streams
-/// keep the runtime (and so this) alive, so nobody is waiting on the engine when it stops.
+/// One loaded model and its engine thread. Dropping it stops the engine and joins the thread
+/// (at most one decode step; on a blocking thread when dropped on the async runtime):
+/// llama.cpp's static destructors run at process exit, and an engine still decoding then
+/// crashes the process, so no engine may outlive its `Local`. Each answer's stream holds its
+/// `Local`, so nobody is waiting on the engine when it stops.
 pub struct Local {
     name: Arc<str>,
     settings: LocalSettings,
@@ -183,7 +184,12 @@ impl Local {
         &*self.name == name && &self.settings == settings
     }
 
-    pub async fn start(&self, request: &ChatRequest) -> Result<EventStream, UpstreamError> {
+    /// Queues `request`. The answer's stream holds this engine: a reload that replaces it lets
+    /// the answers in flight finish on it, and it stops when the last of them ends.
+    pub async fn start(
+        self: &Arc<Self>,
+        request: &ChatRequest,
+    ) -> Result<EventStream, UpstreamError> {
         let (out, mut rx) = mpsc::unbounded_channel();
         let job = Job {
             request: request.clone(),
@@ -201,7 +207,9 @@ impl Local {
             },
             TrySendError::Disconnected(_) => stopped(),
         })?;
+        let engine = self.clone();
         Ok(Box::pin(futures_util::stream::poll_fn(move |cx| {
+            let _held = &engine;
             rx.poll_recv(cx)
         })))
     }
@@ -212,10 +220,22 @@ impl Drop for Local {
         self.stop.store(true, Ordering::Release);
         // Closing the queue wakes an idle engine blocked waiting for a job.
         drop(self.jobs.take());
-        if let Some(engine) = self.engine.take() {
+        let Some(engine) = self.engine.take() else {
+            return;
+        };
+        let name = self.name.clone();
+        let join = move || {
             if engine.join().is_err() {
-                tracing::error!(upstream = %self.name, "the local model's engine thread panicked");
+                tracing::error!(upstream = %name, "the local model's engine thread panicked");
             }
+        };
+        // Joining waits up to one decode step: never on an async worker. A runtime waits for its
+        // blocking tasks when it shuts down, so the process still never exits mid-decode.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(join);
+            }
+            Err(_) => join(),
         }
     }
 }
