@@ -30,7 +30,7 @@ fi
 target/release/chatapi-bench --chatapi target/release/chatapi "${peer[@]}" gateways "${litellm[@]}"
 
 # The embedded model against llama.cpp itself (llama-cpp-python, compiled here with the same CPU
-# features as .cargo/config.toml's x86-64-v3, so the comparison is like for like).
+# features as llama.cpp gets from .cargo/config.toml, so the comparison is like for like).
 reference=()
 if [ -x bench/.venv/bin/python ] && { bench/.venv/bin/python -c 'import llama_cpp' 2>/dev/null ||
   CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_CURL=OFF" \

@@ -209,17 +209,7 @@ async fn garbage_from_an_upstream_fails_fast() {
 async fn readyz_warns_about_an_open_public_server() {
     let up = FakeUpstream::start().await;
     let server = Server::start_env(&[&up], "", &[("CHATAPI__SERVER__LISTEN", "0.0.0.0:0")]).await;
-    let ready: serde_json::Value = serde_json::from_str(
-        &client()
-            .get(format!("{}/readyz", server.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let ready = server.readyz().await;
     assert!(
         ready["warnings"][0].as_str().unwrap().contains("auth.keys"),
         "{ready}"
@@ -310,25 +300,9 @@ async fn callers_that_stop_reading_do_not_hold_their_streams() {
             "a stream whose caller stopped reading was never ended"
         );
     }
-    let ready = |server: &Server| {
-        let url = format!("{}/readyz", server.url);
-        async move {
-            let text = client()
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            serde_json::from_str::<serde_json::Value>(&text).unwrap()["open_streams"]
-                .as_u64()
-                .unwrap()
-        }
-    };
     // The slots come back as the streams drop (no event to await on that).
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while ready(&server).await > 0 {
+    while server.readyz().await["open_streams"] != 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "stream slots still held"

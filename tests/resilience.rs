@@ -270,14 +270,14 @@ async fn a_reload_keeps_breakers_and_rate_buckets_of_what_did_not_change() {
     let send =
         || common::faceto_request(&client(), &server.chat_url(), &faceto_body("hi"), "k1").send();
     assert_eq!(send().await.unwrap().status(), 200, "failed over to b");
-    assert_eq!(readyz(&server).await["upstreams"][0]["available"], false);
+    assert_eq!(server.readyz().await["upstreams"][0]["available"], false);
     // A reload that changes only a persona's prompt, and adds a key.
     server.reload_with(|t| {
         t.replace("[auth]\nkeys = [\"k1\"]", "[auth]\nkeys = [\"k0\", \"k1\"]")
             + "[personas.default]\nsystem_prompt = \"New.\"\n"
     });
     assert_eq!(
-        readyz(&server).await["upstreams"][0]["available"],
+        server.readyz().await["upstreams"][0]["available"],
         false,
         "the circuit stays open"
     );
@@ -333,7 +333,7 @@ async fn a_reload_changes_the_concurrency_cap_at_once() {
     let server = &server;
     let open_streams_become = |n: u64| async move {
         let deadline = Instant::now() + Duration::from_secs(2);
-        while readyz(server).await["open_streams"] != n {
+        while server.readyz().await["open_streams"] != n {
             assert!(Instant::now() < deadline, "open streams never became {n}");
         }
     };
@@ -345,11 +345,11 @@ async fn a_reload_changes_the_concurrency_cap_at_once() {
     server.reload_with(cap(2));
     let second = open_one().await;
     assert_eq!(second.status(), 200, "a raised cap applies at once");
-    assert_eq!(readyz(server).await["open_streams"], 2);
+    assert_eq!(server.readyz().await["open_streams"], 2);
 
     server.reload_with(cap(1));
     assert_eq!(
-        readyz(server).await["open_streams"],
+        server.readyz().await["open_streams"],
         2,
         "streams over a lowered cap keep going"
     );
@@ -365,15 +365,6 @@ async fn a_reload_changes_the_concurrency_cap_at_once() {
         3,
         "refused requests never went upstream"
     );
-}
-
-async fn readyz(server: &Server) -> Value {
-    let r = client()
-        .get(format!("{}/readyz", server.url))
-        .send()
-        .await
-        .unwrap();
-    serde_json::from_str(&r.text().await.unwrap()).unwrap()
 }
 
 #[tokio::test]
@@ -393,7 +384,7 @@ async fn circuit_breaker_opens_and_closes() {
         assert_eq!(answer_of(&server).await.1.text(), "Hello there.");
     }
     assert_eq!(a.received().len(), 2);
-    let ready = readyz(&server).await;
+    let ready = server.readyz().await;
     assert_eq!(ready["upstreams"][0]["available"], false, "{ready}");
     assert_eq!(ready["status"], "ready", "b is still there");
 
@@ -404,12 +395,12 @@ async fn circuit_breaker_opens_and_closes() {
     // After the cool-down, a gets a trial request; it now works and closes the breaker.
     a.set_default(Reply::text(&["a is back"]));
     let deadline = Instant::now() + Duration::from_secs(3);
-    while readyz(&server).await["upstreams"][0]["available"] == false {
+    while server.readyz().await["upstreams"][0]["available"] == false {
         assert!(Instant::now() < deadline, "breaker never closed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(answer_of(&server).await.1.text(), "a is back");
-    assert_eq!(readyz(&server).await["upstreams"][0]["available"], true);
+    assert_eq!(server.readyz().await["upstreams"][0]["available"], true);
 }
 
 #[tokio::test]

@@ -133,26 +133,18 @@ impl Config {
 
 fn validate_persona(name: &str, p: &Persona) -> Result<(), ConfigError> {
     let key = |field: &str| format!("personas.{name}.{field}");
-    let in_range = |field: &str, v: Option<f32>, lo: f32, hi: f32| match v {
-        Some(x) if !(lo..=hi).contains(&x) => Err(ConfigError::invalid(
-            key(field),
-            format!("{x} is outside {lo}..={hi}"),
-        )),
-        _ => Ok(()),
+    let sampling = crate::upstream::Sampling {
+        temperature: p.temperature,
+        top_p: p.top_p,
+        n: p.n,
+        max_tokens: p.max_tokens,
+        presence_penalty: p.presence_penalty,
+        frequency_penalty: p.frequency_penalty,
+        ..Default::default()
     };
-    in_range("temperature", p.temperature, 0.0, 2.0)?;
-    in_range("top_p", p.top_p, 0.0, 1.0)?;
-    in_range("presence_penalty", p.presence_penalty, -2.0, 2.0)?;
-    in_range("frequency_penalty", p.frequency_penalty, -2.0, 2.0)?;
-    if p.n == Some(0) {
-        return Err(ConfigError::invalid(key("n"), "must be at least 1"));
-    }
-    if p.max_tokens == Some(0) {
-        return Err(ConfigError::invalid(
-            key("max_tokens"),
-            "must be at least 1",
-        ));
-    }
+    sampling
+        .check()
+        .map_err(|(field, problem)| ConfigError::invalid(key(field), problem))?;
     if let Some(stop) = &p.stop {
         if stop.len() > 4 || stop.iter().any(String::is_empty) {
             return Err(ConfigError::invalid(

@@ -8,7 +8,22 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use super::incoming::Incoming;
+use crate::answer::Caller;
 use crate::error::ApiError;
+
+/// What every JSON route does first: admit the caller, then read its body within
+/// `limits.max_body_bytes` and `limits.body_timeout` (a refused caller's body is never read).
+pub async fn admitted(
+    incoming: &Incoming,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Caller, bytes::Bytes), ApiError> {
+    let caller = incoming.admit()?;
+    let limits = &caller.runtime.config.limits;
+    let bytes = read(body, headers, limits.max_body_bytes, limits.body_timeout).await?;
+    Ok((caller, bytes))
+}
 
 pub async fn read(
     body: Body,

@@ -105,6 +105,19 @@ impl Server {
         self.state.reload().unwrap();
     }
 
+    /// `/readyz`, parsed.
+    pub async fn readyz(&self) -> Value {
+        let text = client()
+            .get(format!("{}/readyz", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
     /// The Prometheus text at `/metrics`.
     pub async fn metrics(&self) -> String {
         client()

@@ -60,6 +60,8 @@ struct Cli {
 enum Sub {
     /// Serve the mock upstream (used by the benchmark itself).
     Mock,
+    /// Token counting's worst case: how long a 1 MiB message without spaces takes to count.
+    Tokens,
     /// The OpenAI route beside the ChatAPI route, LiteLLM's proxy and the FastAPI peer.
     Gateways {
         /// LiteLLM's `litellm` executable (from `pip install 'litellm[proxy]'`).
@@ -380,6 +382,33 @@ async fn run(cli: Cli) -> bool {
     g_through_ok == sizes.gap_streams && held == sizes.hold_streams && held_h1 == h1_streams
 }
 
+/// Counts three 1 MiB texts (the largest body `limits.max_body_bytes` allows) five times each
+/// and prints the median: prose, one word without spaces (tiktoken's super-linear case), and
+/// multi-byte text without spaces.
+fn tokens() {
+    let mib = 1 << 20;
+    let cases = [
+        (
+            "prose",
+            "The quick brown fox jumps over the lazy dog. ".repeat(mib / 45),
+        ),
+        ("one word, no spaces", "ab1".repeat(mib / 3)),
+        ("multi-byte, no spaces", "é".repeat(mib / 2)),
+    ];
+    println!("| 1 MiB of | tokens | count time, median of 5 |\n|---|---|---|");
+    for (name, text) in cases {
+        let mut times = Vec::new();
+        let mut n = 0;
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            n = chatapi::context::count_text(None, &text);
+            times.push(started.elapsed());
+        }
+        times.sort();
+        println!("| {name} | {n} | {:.1} ms |", times[2].as_secs_f64() * 1e3);
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -392,6 +421,10 @@ async fn main() -> std::process::ExitCode {
                     std::process::ExitCode::FAILURE
                 }
             };
+        }
+        Some(Sub::Tokens) => {
+            tokens();
+            return std::process::ExitCode::SUCCESS;
         }
         Some(Sub::Gateways { litellm }) => {
             let ok = gateways::run(&cli.chatapi, litellm, cli.peer_cmd, &cli.out, cli.smoke).await;

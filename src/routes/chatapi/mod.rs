@@ -53,11 +53,8 @@ async fn chat(
     let mut record = incoming.record(DIALECT, &persona);
     let span = tracing::info_span!("chat", request_id = %incoming.request_id, persona = %persona);
     let started = async {
-        let caller = incoming.admit()?;
-        let limits = &caller.runtime.config.limits;
-        let bytes =
-            super::body::read(body, &headers, limits.max_body_bytes, limits.body_timeout).await?;
-        let messages = request::messages(&bytes, limits.max_messages)?;
+        let (caller, bytes) = super::body::admitted(&incoming, &headers, body).await?;
+        let messages = request::messages(&bytes, caller.runtime.config.limits.max_messages)?;
         let ask = Ask {
             persona,
             messages,

@@ -277,24 +277,8 @@ fn message(i: usize, m: InMessage) -> Result<Message, ApiError> {
 
 /// Sampling fields checked as OpenAI checks them.
 pub fn check_ranges(s: &Sampling) -> Result<(), ApiError> {
-    let range = |field: &str, v: Option<f32>, lo: f32, hi: f32| match v {
-        Some(x) if !(lo..=hi).contains(&x) || x.is_nan() => Err(ApiError::bad_request(
-            field,
-            format!("{x} is outside {lo}..={hi}"),
-        )),
-        _ => Ok(()),
-    };
-    range("temperature", s.temperature, 0.0, 2.0)?;
-    range("top_p", s.top_p, 0.0, 1.0)?;
-    range("presence_penalty", s.presence_penalty, -2.0, 2.0)?;
-    range("frequency_penalty", s.frequency_penalty, -2.0, 2.0)?;
-    if s.n == Some(0) {
-        return Err(ApiError::bad_request("n", "must be at least 1"));
-    }
-    if s.max_tokens == Some(0) {
-        return Err(ApiError::bad_request("max_tokens", "must be at least 1"));
-    }
-    Ok(())
+    s.check()
+        .map_err(|(field, problem)| ApiError::bad_request(field, problem))
 }
 
 /// What a chat completions request decodes to.

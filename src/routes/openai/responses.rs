@@ -240,12 +240,9 @@ pub async fn create(
     let mut record = incoming.record(DIALECT, "");
     let span = tracing::info_span!("chat", request_id = %incoming.request_id, dialect = DIALECT);
     let started = async {
-        let caller = incoming.admit()?;
-        let limits = &caller.runtime.config.limits;
-        let bytes =
-            crate::routes::body::read(body, &headers, limits.max_body_bytes, limits.body_timeout)
-                .await?;
-        let ask = decode::json::<ResponsesBody>(&bytes)?.into_ask(limits.max_messages)?;
+        let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
+        let max_messages = caller.runtime.config.limits.max_messages;
+        let ask = decode::json::<ResponsesBody>(&bytes)?.into_ask(max_messages)?;
         record.label_persona(&caller.runtime.config, &ask.persona);
         let (model, stream) = (ask.persona.clone(), ask.stream);
         let core_ask = Ask {

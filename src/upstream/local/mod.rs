@@ -35,6 +35,33 @@ pub enum LocalError {
     Corrupt { path: PathBuf, detail: String },
     #[error("local model {path}: {detail}")]
     Engine { path: PathBuf, detail: String },
+    #[error("this CPU lacks {missing}, which the embedded model (llama.cpp) was built for: serve with a remote upstream, or build chatapi on this host with RUSTFLAGS=\"-C target-cpu=native\"")]
+    Cpu { missing: String },
+}
+
+/// The instructions `.cargo/config.toml` builds llama.cpp with. Checked before the engine starts,
+/// so a host without them gets a sentence instead of SIGILL.
+fn check_cpu() -> Result<(), LocalError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let missing: Vec<&str> = [
+            ("AVX", std::arch::is_x86_feature_detected!("avx")),
+            ("AVX2", std::arch::is_x86_feature_detected!("avx2")),
+            ("FMA", std::arch::is_x86_feature_detected!("fma")),
+            ("F16C", std::arch::is_x86_feature_detected!("f16c")),
+            ("BMI2", std::arch::is_x86_feature_detected!("bmi2")),
+        ]
+        .into_iter()
+        .filter(|(_, present)| !present)
+        .map(|(name, _)| name)
+        .collect();
+        if !missing.is_empty() {
+            return Err(LocalError::Cpu {
+                missing: missing.join(", "),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Settings of one local upstream, with defaults filled in.
@@ -148,6 +175,7 @@ impl Local {
     /// Loads the model on its own thread and waits until it is ready, so a bad file stops
     /// start-up (or a reload) with a clear error instead of failing the first caller.
     pub fn load(name: &str, settings: LocalSettings) -> Result<Self, LocalError> {
+        check_cpu()?;
         check_file(&settings.model_path)?;
         let name: Arc<str> = Arc::from(name);
         let (jobs, queue) = sync_channel(settings.queue);
