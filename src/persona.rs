@@ -83,6 +83,8 @@ pub fn apply(
             .response_format
             .filter(|_| may(CallerParam::ResponseFormat)),
         user: extras.user.filter(|_| may(CallerParam::User)),
+        logprobs: extras.logprobs.filter(|_| may(CallerParam::Logprobs)),
+        top_logprobs: extras.top_logprobs.filter(|_| may(CallerParam::Logprobs)),
     };
     let dropped_turns = if persona.context_tokens > 0 {
         context::fit(

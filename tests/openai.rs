@@ -77,6 +77,8 @@ async fn sdk_reads_a_whole_completion_and_sampling_passes_through() {
     sdk("chat_whole", &server).await;
     let sent = &up.received()[0].body;
     assert_eq!(sent["seed"], 7);
+    assert_eq!(sent["logprobs"], true);
+    assert_eq!(sent["top_logprobs"], 2);
     assert!((sent["temperature"].as_f64().unwrap() - 0.3).abs() < 1e-6);
     assert_eq!(sent["messages"][0]["content"], "You teach.");
     assert_eq!(sent["stream"], true, "upstreams are always streamed");
@@ -261,4 +263,40 @@ async fn a_clean_end_without_done_is_not_an_error() {
     .unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "All");
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
+}
+
+/// Logprobs the caller asked for stream back as the upstream sent them.
+#[tokio::test]
+async fn logprobs_stream_back_unchanged() {
+    let up = FakeUpstream::start().await;
+    let server = Server::start(&[&up], &config()).await;
+    let body = client()
+        .post(format!("{}/v1/chat/completions", server.url))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(
+            json!({"model": "default", "stream": true, "logprobs": true,
+                "messages": [{"role": "user", "content": "hi"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let tokens: Vec<String> = body
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .flat_map(|c| {
+            c["choices"][0]["logprobs"]["content"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|t| t["token"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tokens, ["Hello", " there", "."]);
 }

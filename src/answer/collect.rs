@@ -26,6 +26,8 @@ pub struct Whole {
     pub finish_reason: Option<FinishReason>,
     /// `None` when the upstream did not report it.
     pub usage: Option<Usage>,
+    /// The upstream's `logprobs.content` entries of every chunk, in order (when asked for).
+    pub logprobs: Vec<serde_json::Value>,
     pub upstream: Option<Arc<str>>,
 }
 
@@ -36,6 +38,14 @@ impl Whole {
             Event::ToolCall(delta) => self.add_tool_call(*delta),
             Event::Finish(reason) => self.finish_reason = Some(reason),
             Event::Usage(usage) => self.usage = Some(usage),
+            Event::Logprobs(raw) => {
+                if let Ok(serde_json::Value::Object(mut chunk)) = serde_json::from_str(raw.0.get())
+                {
+                    if let Some(serde_json::Value::Array(entries)) = chunk.remove("content") {
+                        self.logprobs.extend(entries);
+                    }
+                }
+            }
         }
     }
 

@@ -300,6 +300,8 @@ pub enum CallerParam {
     /// `tools`, `tool_choice` and `parallel_tool_calls`.
     Tools,
     User,
+    /// `logprobs` and `top_logprobs`.
+    Logprobs,
 }
 
 impl Persona {

@@ -17,6 +17,19 @@ pub enum Event {
     ToolCall(Box<ToolCallDelta>),
     Finish(FinishReason),
     Usage(Usage),
+    /// The upstream's `logprobs` for the text just before, as it sent them (OpenAI callers that
+    /// asked for them get them unchanged).
+    Logprobs(RawJson),
+}
+
+/// JSON an upstream sent, passed on byte for byte.
+#[derive(Debug, Clone)]
+pub struct RawJson(pub Box<serde_json::value::RawValue>);
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
 }
 
 impl Event {

@@ -22,7 +22,7 @@ use async_openai::types::chat::{
 use crate::config::{Config, RetryConfig, Timeouts, UpstreamKind};
 use crate::conversation::Message;
 use breaker::Breaker;
-pub use event::{Event, EventStream, FinishReason, ToolCallDelta, Usage};
+pub use event::{Event, EventStream, FinishReason, RawJson, ToolCallDelta, Usage};
 pub use remote::Remote;
 
 /// Sampling knobs, passed through untouched; `None` leaves the upstream's own default.
@@ -72,6 +72,8 @@ pub struct Extras {
     pub parallel_tool_calls: Option<bool>,
     pub response_format: Option<ResponseFormat>,
     pub user: Option<String>,
+    pub logprobs: Option<bool>,
+    pub top_logprobs: Option<u8>,
 }
 
 /// What the persona hands to an upstream.
@@ -257,6 +259,9 @@ fn unsupported_locally(request: &ChatRequest) -> Option<(&'static str, &'static 
     }
     if matches!(&e.response_format, Some(f) if *f != ResponseFormat::Text) {
         return Some(("response_format", NOT_LOCAL));
+    }
+    if e.logprobs == Some(true) || e.top_logprobs.is_some() {
+        return Some(("logprobs", NOT_LOCAL));
     }
     None
 }

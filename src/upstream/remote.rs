@@ -23,7 +23,9 @@ use eventsource_stream::Eventsource;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 
-use super::{ChatRequest, Event, EventStream, FinishReason, ToolCallDelta, UpstreamError, Usage};
+use super::{
+    ChatRequest, Event, EventStream, FinishReason, RawJson, ToolCallDelta, UpstreamError, Usage,
+};
 use crate::config::UpstreamConfig;
 use crate::conversation::{Message, Role};
 
@@ -195,6 +197,8 @@ impl Remote {
             parallel_tool_calls: request.extras.parallel_tool_calls,
             response_format: request.extras.response_format.clone(),
             user: request.extras.user.clone(),
+            logprobs: request.extras.logprobs,
+            top_logprobs: request.extras.top_logprobs,
             stream_options: request
                 .include_usage
                 .then_some(ChatCompletionStreamOptions {
@@ -359,6 +363,8 @@ struct Choice<'a> {
     delta: Option<Delta<'a>>,
     #[serde(default, borrow)]
     finish_reason: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    logprobs: Option<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -400,6 +406,7 @@ struct ChunkUsage {
 struct Parsed {
     done: bool,
     text: Option<String>,
+    logprobs: Option<RawJson>,
     tool_calls: Vec<ToolCallDelta>,
     finish: Option<FinishReason>,
     usage: Option<Usage>,
@@ -410,6 +417,9 @@ impl Parsed {
     fn next_event(&mut self) -> Option<Event> {
         if let Some(text) = self.text.take() {
             return Some(Event::Text(text));
+        }
+        if let Some(logprobs) = self.logprobs.take() {
+            return Some(Event::Logprobs(logprobs));
         }
         if !self.tool_calls.is_empty() {
             return Some(Event::ToolCall(Box::new(self.tool_calls.remove(0))));
@@ -451,6 +461,10 @@ fn parse_event(upstream: &Arc<str>, data: &str) -> Result<Parsed, UpstreamError>
     // With n > 1 only the first choice is passed on.
     if let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) {
         parsed.finish = choice.finish_reason.map(|r| FinishReason::parse(&r));
+        parsed.logprobs = choice
+            .logprobs
+            .filter(|raw| raw.get() != "null")
+            .map(|raw| RawJson(raw.to_owned()));
         if let Some(delta) = choice.delta {
             parsed.text = delta.content.filter(|t| !t.is_empty()).map(Cow::into_owned);
             parsed.tool_calls = delta
@@ -756,6 +770,19 @@ mod tests {
         );
         let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
         assert!(parse_retry_after(&later).is_some_and(|d| d <= Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn logprobs_are_kept_as_sent() {
+        let mut p = parse(r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":{"content":[{"token":"Hi","logprob":-0.25}]}}]}"#).unwrap();
+        assert_eq!(p.next_event(), Some(Event::Text("Hi".into())));
+        match p.next_event() {
+            Some(Event::Logprobs(raw)) => assert!(raw.0.get().contains("-0.25"), "{}", raw.0.get()),
+            other => panic!("{other:?}"),
+        }
+        let p =
+            parse(r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":null}]}"#).unwrap();
+        assert!(p.logprobs.is_none());
     }
 
     #[test]

@@ -38,12 +38,16 @@ def chat_stream():
 
 
 def chat_whole():
-    done = client.chat.completions.create(model="tutor", messages=MESSAGES, temperature=0.3, seed=7)
+    done = client.chat.completions.create(
+        model="tutor", messages=MESSAGES, temperature=0.3, seed=7, logprobs=True, top_logprobs=2
+    )
     assert done.object == "chat.completion" and done.model == "tutor", done
     assert done.choices[0].message.role == "assistant"
     assert done.choices[0].message.content == "Hello there.", done
     assert done.choices[0].finish_reason == "stop"
     assert done.usage.prompt_tokens == 11 and done.usage.completion_tokens == 3, done.usage
+    tokens = [t.token for t in done.choices[0].logprobs.content]
+    assert tokens == ["Hello", " there", "."], done.choices[0].logprobs
 
 
 def chat_tools():
@@ -85,10 +89,10 @@ def errors():
     except openai.BadRequestError as e:
         assert e.param == "temperature", e.body
     try:
-        client.chat.completions.create(model="default", messages=MESSAGES, logprobs=True)
-        raise AssertionError("logprobs were silently dropped")
+        client.chat.completions.create(model="default", messages=MESSAGES, logit_bias={"50256": -100})
+        raise AssertionError("logit_bias was silently dropped")
     except openai.BadRequestError as e:
-        assert e.param == "logprobs", e.body
+        assert e.param == "logit_bias", e.body
     # The upstream breaks off mid-answer: what was said arrives, then the SDK raises.
     seen = []
     try:

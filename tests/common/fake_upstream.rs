@@ -229,7 +229,12 @@ pub const FAKE_PROMPT_TOKENS: u32 = 11;
 
 /// Plays `reply`; `true` when it ran to its natural end. `include_usage`: the request asked for
 /// a usage chunk, which then comes before `[DONE]`, as OpenAI sends it.
-async fn play(w: &mut OwnedWriteHalf, reply: Reply, include_usage: bool) -> std::io::Result<bool> {
+async fn play(
+    w: &mut OwnedWriteHalf,
+    reply: Reply,
+    include_usage: bool,
+    logprobs: bool,
+) -> std::io::Result<bool> {
     match reply {
         Reply::Hang => {
             std::future::pending::<()>().await;
@@ -238,7 +243,7 @@ async fn play(w: &mut OwnedWriteHalf, reply: Reply, include_usage: bool) -> std:
         Reply::Close => Ok(true),
         Reply::Delayed(d, inner) => {
             tokio::time::sleep(d).await;
-            Box::pin(play(w, *inner, include_usage)).await
+            Box::pin(play(w, *inner, include_usage, logprobs)).await
         }
         Reply::Status {
             code,
@@ -268,6 +273,18 @@ async fn play(w: &mut OwnedWriteHalf, reply: Reply, include_usage: bool) -> std:
             let mut texts = 0u32;
             for step in steps {
                 match step {
+                    Step::Text(t) if logprobs => {
+                        texts += 1;
+                        let mut chunk: Value = serde_json::from_str(
+                            chunk_event(json!({"content": t}), None)
+                                .trim_start_matches("data: ")
+                                .trim_end(),
+                        )
+                        .unwrap();
+                        chunk["choices"][0]["logprobs"] = json!({"content": [{"token": t, "logprob": -0.25,
+                            "bytes": t.as_bytes(), "top_logprobs": []}], "refusal": null});
+                        write_chunk(w, &format!("data: {chunk}\n\n")).await?
+                    }
                     Step::Text(t) => {
                         texts += 1;
                         write_chunk(w, &chunk_event(json!({"content": t}), None)).await?
@@ -336,6 +353,7 @@ async fn serve(
         return;
     };
     let include_usage = request.body["stream_options"]["include_usage"] == json!(true);
+    let logprobs = request.body["logprobs"] == json!(true);
     shared.received.lock().unwrap().push(request);
     count.send_modify(|c| *c += 1);
     let reply = shared
@@ -348,7 +366,7 @@ async fn serve(
     // Watch the read side while the reply plays: EOF there is the caller hanging up.
     let mut byte = [0u8; 1];
     tokio::select! {
-        done = play(&mut w, reply, include_usage) => match done {
+        done = play(&mut w, reply, include_usage, logprobs) => match done {
             Ok(true) => {
                 let _ = w.shutdown().await;
             }

@@ -50,7 +50,7 @@ impl Encoder for Framing {
     fn event(&mut self, event: Event) -> Option<Bytes> {
         match event {
             Event::Text(text) => Some(self.content(&text)),
-            Event::ToolCall(_) | Event::Finish(_) | Event::Usage(_) => None,
+            Event::ToolCall(_) | Event::Finish(_) | Event::Usage(_) | Event::Logprobs(_) => None,
         }
     }
 

@@ -104,7 +104,8 @@ fn completion(model: &str, whole: collect::Whole, basis: Option<&UsageBasis>) ->
         "object": "chat.completion",
         "created": unix_now(),
         "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish.as_str()}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish.as_str(),
+            "logprobs": (!whole.logprobs.is_empty()).then(|| json!({"content": whole.logprobs}))}],
         "usage": usage_json(usage),
     })
 }
@@ -220,6 +221,12 @@ impl Encoder for ChunkEncoder {
                 self.usage = Some(usage);
                 None
             }
+            // Passed on as the upstream sent them, in a chunk of their own.
+            Event::Logprobs(raw) => Some(self.chunk(|b| {
+                b.put_slice(b"\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":");
+                b.put_slice(raw.0.get().as_bytes());
+                b.put_slice(b",\"finish_reason\":null}]");
+            })),
         }
     }
 

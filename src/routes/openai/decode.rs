@@ -1,6 +1,6 @@
 //! OpenAI request bodies into the core's conversation and options. Every problem is a 400 that
 //! names the field (`messages[2].content`, `temperature`), found by `serde_path_to_error`. Fields
-//! chatapi knows but does not relay (`logprobs`, `audio`...) are refused by name rather than
+//! chatapi knows but does not relay (`logit_bias`, `audio`...) are refused by name rather than
 //! dropped; `metadata`, `store` and `service_tier` are accepted and have no effect (chatapi stores
 //! nothing and has one tier); anything else is an unrecognized argument, as OpenAI answers.
 
@@ -110,7 +110,7 @@ pub struct ChatCompletionBody {
     #[serde(default)]
     pub logprobs: Option<bool>,
     #[serde(default)]
-    pub top_logprobs: Option<Value>,
+    pub top_logprobs: Option<u8>,
     #[serde(default)]
     pub logit_bias: Option<Value>,
     #[serde(default)]
@@ -294,10 +294,6 @@ pub struct ChatAsk {
 impl ChatCompletionBody {
     pub fn into_ask(self, max_messages: usize) -> Result<ChatAsk, ApiError> {
         let refused = [
-            (
-                "logprobs",
-                self.logprobs.is_some_and(|l| l) || self.top_logprobs.is_some(),
-            ),
             ("logit_bias", self.logit_bias.is_some()),
             ("audio", self.audio.is_some()),
             ("modalities", self.modalities.is_some()),
@@ -346,6 +342,8 @@ impl ChatCompletionBody {
                     parallel_tool_calls: self.parallel_tool_calls,
                     response_format: self.response_format,
                     user: self.user,
+                    logprobs: self.logprobs,
+                    top_logprobs: self.top_logprobs,
                 },
                 // A whole answer always reports usage; a stream when asked to.
                 include_usage: !stream || stream_usage,
@@ -391,8 +389,10 @@ mod tests {
             "temperature"
         );
         assert_eq!(
-            field_of(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":true}"#),
-            "logprobs"
+            field_of(
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"logit_bias":{"1":2}}"#
+            ),
+            "logit_bias"
         );
         assert_eq!(
             field_of(r#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#),

@@ -463,8 +463,8 @@ impl Encoder for ResponsesEncoder {
                     self.sse_event("response.output_text.delta", fields),
                 ))
             }
-            // Tools are refused at the door; nothing else arrives here.
-            Event::ToolCall(_) => None,
+            // Tools and logprobs are refused at the door; nothing else arrives here.
+            Event::ToolCall(_) | Event::Logprobs(_) => None,
             Event::Finish(reason) => {
                 self.finish = Some(reason);
                 None

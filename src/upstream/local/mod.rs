@@ -134,7 +134,7 @@ pub struct Job {
 }
 
 /// One loaded model and its engine thread. Dropping it stops the engine and joins the thread
-/// (at most one decode step; on a blocking thread when dropped on the async runtime):
+/// (at most one decode step; see `EngineHold` for answers that outlive a reload):
 /// llama.cpp's static destructors run at process exit, and an engine still decoding then
 /// crashes the process, so no engine may outlive its `Local`. Each answer's stream holds its
 /// `Local`, so nobody is waiting on the engine when it stops.
@@ -235,9 +235,9 @@ impl Local {
             },
             TrySendError::Disconnected(_) => stopped(),
         })?;
-        let engine = self.clone();
+        let hold = EngineHold(Some(self.clone()));
         Ok(Box::pin(futures_util::stream::poll_fn(move |cx| {
-            let _held = &engine;
+            let _hold = &hold;
             rx.poll_recv(cx)
         })))
     }
@@ -248,22 +248,29 @@ impl Drop for Local {
         self.stop.store(true, Ordering::Release);
         // Closing the queue wakes an idle engine blocked waiting for a job.
         drop(self.jobs.take());
-        let Some(engine) = self.engine.take() else {
+        if let Some(engine) = self.engine.take() {
+            if engine.join().is_err() {
+                tracing::error!(upstream = %self.name, "the local model's engine thread panicked");
+            }
+        }
+    }
+}
+
+/// An answer's hold on its engine. When it is the last one (the engine was replaced by a reload
+/// while this answer ran), the engine is dropped on a blocking thread: joining its thread waits
+/// up to one decode step, which must not happen on an async worker. If that thread never runs
+/// (the runtime is shutting down), dropping the task drops the engine, which still joins.
+struct EngineHold(Option<Arc<Local>>);
+
+impl Drop for EngineHold {
+    fn drop(&mut self) {
+        let Some(engine) = self.0.take() else {
             return;
         };
-        let name = self.name.clone();
-        let join = move || {
-            if engine.join().is_err() {
-                tracing::error!(upstream = %name, "the local model's engine thread panicked");
+        if Arc::strong_count(&engine) == 1 {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn_blocking(move || drop(engine));
             }
-        };
-        // Joining waits up to one decode step: never on an async worker. A runtime waits for its
-        // blocking tasks when it shuts down, so the process still never exits mid-decode.
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn_blocking(join);
-            }
-            Err(_) => join(),
         }
     }
 }
