@@ -53,6 +53,16 @@ pub struct UsageBasis {
 }
 
 impl UsageBasis {
+    /// The usage to report: the upstream's when it sent one, else this prompt's estimate with
+    /// `completion` (the answer's text); `None` with neither.
+    pub fn or_estimate(
+        basis: Option<&Self>,
+        reported: Option<crate::upstream::Usage>,
+        completion: &str,
+    ) -> Option<crate::upstream::Usage> {
+        reported.or_else(|| basis.map(|b| b.estimate(completion)))
+    }
+
     /// Usage as OpenAI's tokenizer counts it: the prompt, and `completion` (the answer's text).
     pub fn estimate(&self, completion: &str) -> crate::upstream::Usage {
         let model = self.model.as_deref();

@@ -91,13 +91,13 @@ async fn chat(
 /// answered as the persona's own `on_error_text`: FaceTo-AI speaks it like any answer.
 fn spoken_error(incoming: &Incoming, persona: &str, error: &ApiError) -> Option<String> {
     let p = incoming.runtime.config.personas.get(persona)?;
-    let model_failed = matches!(
-        error.kind(),
-        ErrorKind::Upstream | ErrorKind::Timeout | ErrorKind::Unavailable
-    ) || matches!(error, ApiError::Upstream(_));
-    let caller_fault =
-        matches!(error, ApiError::Upstream(e) if e.status().is_client_error() && e.status() != 429);
-    (p.speak_errors && model_failed && !caller_fault)
+    // The model's failure, not the caller's: an upstream error that is not the request's own
+    // fault (its kind says which), or no capacity to answer at all.
+    let model_failed = match error {
+        ApiError::Upstream(_) => error.kind() != ErrorKind::InvalidRequest,
+        other => other.kind() == ErrorKind::Unavailable,
+    };
+    (p.speak_errors && model_failed)
         .then(|| p.on_error_text.clone())
         .flatten()
         .filter(|t| !t.is_empty())

@@ -76,10 +76,7 @@ pub async fn completions(
 
 /// A whole `chat.completion`.
 fn completion(model: &str, whole: collect::Whole, basis: Option<&UsageBasis>) -> Value {
-    let usage = whole
-        .usage
-        .or_else(|| basis.map(|b| b.estimate(&whole.text)))
-        .unwrap_or_default();
+    let usage = UsageBasis::or_estimate(basis, whole.usage, &whole.text).unwrap_or_default();
     let finish = whole
         .finish_reason
         .unwrap_or(if whole.tool_calls.is_empty() {
@@ -249,9 +246,7 @@ impl Encoder for ChunkEncoder {
             out.put_slice(&self.delta(json!({}), Some("stop")));
         }
         if self.stream_usage {
-            let usage = self
-                .usage
-                .or_else(|| self.basis.as_ref().map(|b| b.estimate(&self.text)))
+            let usage = UsageBasis::or_estimate(self.basis.as_ref(), self.usage, &self.text)
                 .unwrap_or_default();
             out.put_slice(&self.chunk(|b| {
                 b.put_slice(b"\"choices\":[],\"usage\":");

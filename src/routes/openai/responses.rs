@@ -265,9 +265,7 @@ pub async fn create(
             let basis = started.usage.take();
             match collect::whole(started, &mut record, state.hard_stop()).await {
                 Ok(whole) => {
-                    let usage = whole
-                        .usage
-                        .or_else(|| basis.as_ref().map(|b| b.estimate(&whole.text)))
+                    let usage = UsageBasis::or_estimate(basis.as_ref(), whole.usage, &whole.text)
                         .unwrap_or_default();
                     let ids = ResponseIds::new();
                     let finish = whole.finish_reason.unwrap_or(FinishReason::Stop);
@@ -507,9 +505,7 @@ impl Encoder for ResponsesEncoder {
             "response.output_item.done",
             json!({"output_index": 0, "item": item}),
         );
-        let usage = self
-            .usage
-            .or_else(|| self.basis.as_ref().map(|b| b.estimate(&text)));
+        let usage = UsageBasis::or_estimate(self.basis.as_ref(), self.usage, &text);
         let finish = self.finish.take().unwrap_or(FinishReason::Stop);
         let response = response_object(&self.ids, &self.model, Status::Done(&finish), &text, usage);
         let kind = if finish == FinishReason::Length {
