@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # Multi-stage: a full Rust toolchain (plus cmake/clang for llama.cpp) builds chatapi and fetches
-# the default model; the runtime image holds only the binary, its config, the model and what
-# llama.cpp links against, and runs as an unprivileged user.
+# the default model; the runtime image holds only the binary, its config, the model, what
+# llama.cpp links against and the programs video processing runs (ffmpeg, tesseract), and runs
+# as an unprivileged user.
 
 FROM rust:1-bookworm AS build
 RUN apt-get update \
@@ -11,18 +12,24 @@ WORKDIR /src
 COPY . .
 RUN python3 -m pip config set global.break-system-packages true \
  && ./scripts/fetch-model.sh
-RUN cargo build --release --locked \
- && strip target/release/chatapi
+# GGML_NATIVE=OFF: whisper-rs-sys would otherwise build whisper.cpp for this build machine's CPU
+# (llama-cpp-sys-2 already turns it off); both get the AVX2/FMA/F16C of .cargo/config.toml.
+RUN GGML_NATIVE=OFF cargo build --release --locked --workspace --bins \
+ && strip target/release/chatapi target/release/chatapi-whisper
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libgomp1 curl \
+ && apt-get install -y --no-install-recommends libgomp1 curl ffmpeg tesseract-ocr tesseract-ocr-eng \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /app chatapi
 WORKDIR /app
 COPY --from=build /src/target/release/chatapi /usr/local/bin/chatapi
-COPY --from=build /src/models/SmolLM2-135M-Instruct.Q4_1.gguf /app/models/
+COPY --from=build /src/target/release/chatapi-whisper /usr/local/bin/chatapi-whisper
+COPY --from=build /src/models/SmolLM2-135M-Instruct.Q4_1.gguf /src/models/ggml-tiny.en.bin /app/models/
 COPY config/ /app/config/
+# The video library's database and files (storage.dir = "data", relative to /app).
+RUN mkdir -p /app/data && chown chatapi /app/data
+VOLUME /app/data
 USER chatapi
 # Listen on every interface inside the container; publish the port to choose who reaches it.
 ENV CHATAPI__SERVER__LISTEN=0.0.0.0:8080

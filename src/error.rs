@@ -37,6 +37,15 @@ pub enum ApiError {
     ShuttingDown,
     #[error("{}", upstream_message(.0))]
     Upstream(#[from] UpstreamError),
+    #[error("no {what} with id `{id}`")]
+    NotFound { what: &'static str, id: String },
+    #[error("video `{id}` is {status}, not ready; its timeline exists once processing ends")]
+    NotReady { id: String, status: &'static str },
+    #[error("the video library is turned off on this server (videos.enabled)")]
+    VideosDisabled,
+    /// The store or the disk failed; the detail is logged, the caller gets a sentence.
+    #[error("the server could not store or read the data; try again shortly")]
+    Storage,
 }
 
 /// What kind of failure, for dialects to map onto their own codes and envelopes.
@@ -54,6 +63,8 @@ pub enum ErrorKind {
     Upstream,
     /// The upstream took too long.
     Timeout,
+    /// The server itself failed (its store, its disk).
+    Internal,
 }
 
 /// An upstream's own message is passed on only when it is about the caller's request (a prompt
@@ -89,6 +100,10 @@ impl ApiError {
             }
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream(e) => e.status(),
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::NotReady { .. } => StatusCode::CONFLICT,
+            Self::VideosDisabled => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Storage => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -98,7 +113,10 @@ impl ApiError {
                 ErrorKind::InvalidRequest
             }
             Self::Unauthorized => ErrorKind::Unauthorized,
-            Self::UnknownPersona(_) => ErrorKind::NotFound,
+            Self::UnknownPersona(_) | Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::NotReady { .. } => ErrorKind::InvalidRequest,
+            Self::VideosDisabled => ErrorKind::Unavailable,
+            Self::Storage => ErrorKind::Internal,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::Overloaded { .. } | Self::NoUpstream | Self::ShuttingDown => {
                 ErrorKind::Unavailable
@@ -126,6 +144,10 @@ impl ApiError {
             Self::NoUpstream => ("server_error", "no_upstream"),
             Self::ShuttingDown => ("server_error", "shutting_down"),
             Self::Upstream(e) => e.kind(),
+            Self::NotFound { .. } => ("invalid_request_error", "not_found"),
+            Self::NotReady { .. } => ("invalid_request_error", "video_not_ready"),
+            Self::VideosDisabled => ("server_error", "videos_disabled"),
+            Self::Storage => ("server_error", "storage_error"),
         }
     }
 

@@ -20,6 +20,10 @@
 //! - `relay` — turns that stream into the response body through a dialect's `relay::Encoder`:
 //!   timeouts, keep-alive pings, shutdown and hang-up are the relay's, the bytes the encoder's.
 //!
+//! - `videos` — the video library: uploads and URL ingest, offline processing (ffprobe,
+//!   subtitles or speech-to-text, keyframes, OCR) into a timeline, kept in a store (SQLite);
+//!   served natively by `routes::videos`, and to the video dialects.
+//!
 //! Beside the path: `server` (the accept loop and phased shutdown), `config` (layered TOML + env,
 //! unknown keys rejected), `state` (the swappable runtime and shared limits), `error` (every
 //! failure's status, kind and code, in one place), `access_log` + `metrics` (one log line per
@@ -44,6 +48,7 @@ pub mod server;
 pub mod signals;
 pub mod state;
 pub mod upstream;
+pub mod videos;
 
 pub use config::Config;
 pub use server::serve;

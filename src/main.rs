@@ -68,7 +68,7 @@ fn check_config(config: &Config) -> ExitCode {
 
 async fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
     let listen = config.server.listen;
-    let state = match AppState::new(config, path.clone()) {
+    let state = match AppState::new(config, path.clone()).await {
         Ok(state) => state,
         Err(error) => {
             eprintln!("chatapi: {error}");

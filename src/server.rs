@@ -55,6 +55,7 @@ pub async fn serve(
         }
     });
     let runtime_state = state.clone();
+    let videos = state.videos().cloned();
     let router = crate::routes::router(state);
     // HTTP/1.1 alone goes through hyper's own builder: its connections are smaller than the
     // auto builder's, which carry an HTTP/2 state and a copy of the builder each.
@@ -101,6 +102,13 @@ pub async fn serve(
         }
     }
     drop(listener);
+    // Video jobs stop now (their programs are killed) and go back to the queue; the next start
+    // resumes them. They do not get the grace period: a job can take far longer than it.
+    let videos_stopped = tokio::spawn(async move {
+        if let Some(videos) = videos {
+            videos.shutdown().await;
+        }
+    });
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: no new connections; open streams get the grace period");
     let stopped = hard_stop.clone();
     let grace = tokio::spawn(async move {
@@ -117,6 +125,7 @@ pub async fn serve(
     }
     grace.abort();
     housekeeping.abort();
+    let _ = videos_stopped.await;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, ConfigError};
 use crate::limits::{OpenStreams, RateLimits};
 use crate::upstream::Upstreams;
+use crate::videos::Library;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -18,6 +19,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Upstream(#[from] crate::upstream::BuildError),
+    #[error(transparent)]
+    Videos(#[from] crate::videos::LibraryError),
 }
 
 pub struct Runtime {
@@ -51,10 +54,18 @@ struct Inner {
     streams: OpenStreams,
     hard_stop: CancellationToken,
     config_path: Option<PathBuf>,
+    /// The video library, when `videos.enabled`. Opened at start; its settings are not reloaded.
+    videos: Option<Arc<Library>>,
 }
 
 impl AppState {
-    pub fn new(config: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
+    /// Builds the runtime and opens the video library (its store and workers) when enabled.
+    pub async fn new(config: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
+        let videos = if config.videos.enabled {
+            Some(Library::open(&config.storage, &config.videos).await?)
+        } else {
+            None
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 runtime: ArcSwap::from_pointee(Runtime::build(config, None)?),
@@ -63,6 +74,7 @@ impl AppState {
                 streams: OpenStreams::default(),
                 hard_stop: CancellationToken::new(),
                 config_path,
+                videos,
             }),
         })
     }
@@ -74,6 +86,10 @@ impl AppState {
     /// Upstream failures by request id, so a client's retry of one is not a new round upstream.
     pub fn recent_failures(&self) -> &crate::answer::repeats::RecentFailures {
         &self.inner.recent_failures
+    }
+
+    pub fn videos(&self) -> Option<&Arc<Library>> {
+        self.inner.videos.as_ref()
     }
 
     pub fn streams(&self) -> &OpenStreams {

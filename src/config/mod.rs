@@ -56,6 +56,8 @@ pub struct Config {
     pub retry: RetryConfig,
     pub breaker: BreakerConfig,
     pub local: LocalConfig,
+    pub storage: StorageConfig,
+    pub videos: VideosConfig,
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
     pub personas: BTreeMap<String, Persona>,
@@ -73,6 +75,45 @@ pub struct LocalConfig {
     pub context_tokens: u32,
     pub parallel: u32,
     pub queue: usize,
+}
+
+/// Where the video library keeps its database and files. Read at start only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub dir: PathBuf,
+}
+
+/// The video library (`/v1/videos`). Read at start only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideosConfig {
+    pub enabled: bool,
+    pub max_bytes: u64,
+    #[serde(with = "humantime_serde")]
+    pub max_duration: Duration,
+    pub workers: usize,
+    /// Let URL ingest and callbacks reach loopback, private, link-local and metadata addresses.
+    pub allow_private_urls: bool,
+    #[serde(with = "humantime_serde")]
+    pub url_timeout: Duration,
+    pub url_max_redirects: usize,
+    /// Longest run of any one external program (ffprobe, ffmpeg, tesseract, speech-to-text).
+    #[serde(with = "humantime_serde")]
+    pub step_timeout: Duration,
+    /// How long a worker's claim on a job lasts without being renewed; a job whose worker died
+    /// is taken up again after this.
+    #[serde(with = "humantime_serde")]
+    pub job_lease: Duration,
+    pub scene_threshold: f64,
+    pub keyframes_min_per_minute: f64,
+    pub keyframes_max_per_minute: f64,
+    pub ocr: bool,
+    pub ocr_language: String,
+    pub speech_language: String,
+    /// The speech-to-text program and its model; empty: no speech-to-text.
+    pub speech_binary: PathBuf,
+    pub speech_model: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -101,10 +101,64 @@ impl Config {
             ("timeouts.idle", self.timeouts.idle),
             ("timeouts.total", self.timeouts.total),
             ("server.keepalive", self.server.keepalive),
+            ("videos.max_duration", self.videos.max_duration),
+            ("videos.url_timeout", self.videos.url_timeout),
+            ("videos.step_timeout", self.videos.step_timeout),
+            ("videos.job_lease", self.videos.job_lease),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::invalid(field, "must be longer than 0s"));
             }
+        }
+        self.validate_videos()
+    }
+
+    fn validate_videos(&self) -> Result<(), ConfigError> {
+        let v = &self.videos;
+        if v.workers == 0 {
+            return Err(ConfigError::invalid("videos.workers", "must be at least 1"));
+        }
+        if v.max_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "videos.max_bytes",
+                "must be at least 1",
+            ));
+        }
+        if !(v.scene_threshold > 0.0 && v.scene_threshold < 1.0) {
+            return Err(ConfigError::invalid(
+                "videos.scene_threshold",
+                "must be between 0 and 1 (exclusive)",
+            ));
+        }
+        let per_minute = [
+            (
+                "videos.keyframes_min_per_minute",
+                v.keyframes_min_per_minute,
+            ),
+            (
+                "videos.keyframes_max_per_minute",
+                v.keyframes_max_per_minute,
+            ),
+        ];
+        for (field, value) in per_minute {
+            if !(value > 0.0 && value <= 600.0) {
+                return Err(ConfigError::invalid(
+                    field,
+                    "must be above 0 and at most 600",
+                ));
+            }
+        }
+        if v.keyframes_min_per_minute > v.keyframes_max_per_minute {
+            return Err(ConfigError::invalid(
+                "videos.keyframes_min_per_minute",
+                "must not be above videos.keyframes_max_per_minute",
+            ));
+        }
+        if v.speech_binary.as_os_str().is_empty() != v.speech_model.as_os_str().is_empty() {
+            return Err(ConfigError::invalid(
+                "videos.speech_model",
+                "videos.speech_binary and videos.speech_model are set together or not at all",
+            ));
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 
 pub mod fake_upstream;
 pub mod process;
+pub mod videos;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -68,14 +69,20 @@ impl Server {
     }
 
     async fn start_toml_env(toml: &str, env: &[(&str, &str)]) -> Self {
-        let file = TempFile::with(toml);
+        // Only the tests that set up `[videos]` get a library (and a store on disk).
+        let toml = if toml.contains("[videos]") {
+            toml.to_string()
+        } else {
+            format!("{toml}\n[videos]\nenabled = false\n")
+        };
+        let file = TempFile::with(&toml);
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let config = Config::load_from(Some(&file.0), &env, &OpenAiEnv::default())
             .unwrap_or_else(|e| panic!("test config: {e}"));
-        let state = AppState::new(config, Some(file.0.clone())).unwrap();
+        let state = AppState::new(config, Some(file.0.clone())).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();

@@ -21,6 +21,12 @@ pub fn command(config: &TempFile) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // A config that does not place the video library gets none, rather than a `data/` in the
+    // working tree.
+    let text = std::fs::read_to_string(&config.0).unwrap_or_default();
+    if !text.contains("[storage]") {
+        c.env("CHATAPI__VIDEOS__ENABLED", "false");
+    }
     c
 }
 

@@ -22,6 +22,7 @@ mod mock;
 mod procs;
 mod report;
 mod scenarios;
+mod videos;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -62,6 +63,13 @@ enum Sub {
     Mock,
     /// Token counting's worst case: how long a 1 MiB message without spaces takes to count.
     Tokens,
+    /// The video library: processing time and memory for a talk with speech (release build
+    /// with `chatapi-whisper` beside it, `scripts/fetch-model.sh` run).
+    Videos {
+        /// Length of the talk, in seconds.
+        #[arg(long, default_value_t = 600)]
+        seconds: u32,
+    },
     /// The OpenAI route beside the ChatAPI route, LiteLLM's proxy and the FastAPI peer.
     Gateways {
         /// LiteLLM's `litellm` executable (from `pip install 'litellm[proxy]'`).
@@ -125,7 +133,7 @@ impl Sizes {
     }
 }
 
-fn machine() -> String {
+pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -420,6 +428,13 @@ async fn main() -> std::process::ExitCode {
                     eprintln!("mock: {e}");
                     std::process::ExitCode::FAILURE
                 }
+            };
+        }
+        Some(Sub::Videos { seconds }) => {
+            return if videos::run(&cli.chatapi, &cli.out, seconds).await {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
             };
         }
         Some(Sub::Tokens) => {

@@ -152,6 +152,8 @@ model = "{hold}"
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", "info")
+            // The streaming runs measure the chat path; the video library would add its store.
+            .env("CHATAPI__VIDEOS__ENABLED", "false")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .kill_on_drop(true)

@@ -1,0 +1,298 @@
+//! The video library: videos uploaded or linked, processed offline into a timeline, kept in a
+//! store. Routes (`routes::videos`, and the video dialects) call [`Library`]; the rest is here:
+//!
+//! - `store` — the database (SQLite via sqlx): videos, the job queue, keyframes, timelines.
+//! - `jobs` — the bounded worker pool that claims queued jobs and runs `pipeline` on each.
+//! - `pipeline` — one video's processing, step by step: `download` (URL ingest, through
+//!   `url_guard`), `probe`, the transcript (`subtitles`, else `speech`), `keyframes`, `ocr`,
+//!   then `timeline`. Every program runs through `programs` (bounded, killable).
+//! - `model` — what is stored and served.
+//!
+//! On disk, under `storage.dir`: `chatapi.db`, `videos/<id>/` (the source and what processing
+//! made), `incoming/` (uploads still arriving). A video's row is written only once its files
+//! are in place, and removed before its files, so a crash at any point leaves either a complete
+//! video or files no row points to, which `open` sweeps away.
+
+mod download;
+mod jobs;
+mod keyframes;
+pub mod model;
+mod ocr;
+mod pipeline;
+mod probe;
+mod programs;
+mod speech;
+pub mod store;
+mod subtitles;
+pub mod timeline;
+pub mod url_guard;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{StorageConfig, VideosConfig};
+use model::{Keyframe, Segment, Video};
+use store::{NewVideo, Page, Store};
+
+/// Why a job stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The video cannot be processed; the sentence is the video's `error`.
+    #[error("{0}")]
+    Failed(String),
+    /// A program exited with an error (each step says what that means for the video).
+    #[error("{what} failed: {detail}")]
+    Program { what: &'static str, detail: String },
+    /// A program is not installed.
+    #[error("{what} could not be started ({detail}); it must be installed on the server")]
+    Missing { what: &'static str, detail: String },
+    /// The video was deleted, or the server is stopping.
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Internal(String),
+    #[error("store: {0}")]
+    Store(#[from] sqlx::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    #[error("video store: {0}")]
+    Store(#[from] sqlx::Error),
+    #[error("video files: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Library {
+    store: Store,
+    dir: PathBuf,
+    config: VideosConfig,
+    /// This process's name in the job queue's claims.
+    worker_id: String,
+    wake: Notify,
+    /// The cancel switch of each job this process runs, by video id.
+    running: Mutex<HashMap<String, CancellationToken>>,
+    stop: CancellationToken,
+    workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// An upload on its way in: a folder of its own under `incoming/`, removed unless `add_upload`
+/// takes it, so an upload that fails or is cut off leaves nothing behind.
+pub struct Staging {
+    dir: PathBuf,
+    taken: bool,
+}
+
+impl Staging {
+    pub fn source(&self) -> PathBuf {
+        self.dir.join("source")
+    }
+
+    pub fn subtitles(&self, ext: &str) -> PathBuf {
+        self.dir.join(format!("subtitles.{ext}"))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.taken {
+            // Unlinking is quick even for a large file; this runs once per failed upload.
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// What an upload brought with it.
+pub struct Upload {
+    pub name: String,
+    pub bytes: u64,
+    /// `srt` or `vtt`, when a subtitles file came with the video.
+    pub subtitles: Option<&'static str>,
+}
+
+impl Library {
+    /// Opens the store (creating it), clears what a crash may have left, and starts the workers.
+    pub async fn open(
+        storage: &StorageConfig,
+        config: &VideosConfig,
+    ) -> Result<Arc<Self>, LibraryError> {
+        let dir = storage.dir.clone();
+        tokio::fs::create_dir_all(dir.join("videos")).await?;
+        let incoming = dir.join("incoming");
+        if tokio::fs::try_exists(&incoming).await? {
+            tokio::fs::remove_dir_all(&incoming).await?;
+        }
+        tokio::fs::create_dir_all(&incoming).await?;
+        let store = Store::open(&dir.join("chatapi.db")).await?;
+        let library = Arc::new(Self {
+            store,
+            dir,
+            config: config.clone(),
+            worker_id: uuid::Uuid::new_v4().simple().to_string(),
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+            stop: CancellationToken::new(),
+            workers: Mutex::new(Vec::new()),
+        });
+        library.sweep_orphans().await?;
+        let workers = (0..config.workers)
+            .map(|_| tokio::spawn(jobs::work(library.clone())))
+            .collect();
+        *library
+            .workers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = workers;
+        Ok(library)
+    }
+
+    /// Stops the workers (their programs are killed) and hands their jobs back to the queue, so
+    /// the next start resumes them at once.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        let workers = std::mem::take(
+            &mut *self
+                .workers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for worker in workers {
+            let _ = worker.await;
+        }
+    }
+
+    pub fn config(&self) -> &VideosConfig {
+        &self.config
+    }
+
+    pub async fn staging(&self) -> Result<Staging, LibraryError> {
+        let dir = self
+            .dir
+            .join("incoming")
+            .join(uuid::Uuid::new_v4().simple().to_string());
+        tokio::fs::create_dir_all(&dir).await?;
+        Ok(Staging { dir, taken: false })
+    }
+
+    /// Files an arrived upload under a new video and queues its processing.
+    pub async fn add_upload(
+        &self,
+        mut staging: Staging,
+        upload: Upload,
+    ) -> Result<Video, LibraryError> {
+        let id = new_id();
+        let dir = self.video_dir(&id);
+        tokio::fs::rename(&staging.dir, &dir).await?;
+        staging.taken = true;
+        let new = NewVideo {
+            id: &id,
+            name: &upload.name,
+            source_kind: "upload",
+            source_url: None,
+            bytes: Some(upload.bytes),
+            subtitles_file: upload.subtitles.is_some(),
+        };
+        self.insert(&new, &dir).await
+    }
+
+    /// Queues a video to be fetched from `url` (already checked by `url_guard`) and processed.
+    pub async fn add_url(&self, url: &str, name: &str) -> Result<Video, LibraryError> {
+        let id = new_id();
+        let dir = self.video_dir(&id);
+        tokio::fs::create_dir_all(&dir).await?;
+        let new = NewVideo {
+            id: &id,
+            name,
+            source_kind: "url",
+            source_url: Some(url),
+            bytes: None,
+            subtitles_file: false,
+        };
+        self.insert(&new, &dir).await
+    }
+
+    async fn insert(&self, new: &NewVideo<'_>, dir: &Path) -> Result<Video, LibraryError> {
+        if let Err(e) = self.store.insert(new).await {
+            let _ = tokio::fs::remove_dir_all(dir).await;
+            return Err(e.into());
+        }
+        self.wake.notify_one();
+        self.store
+            .get(new.id)
+            .await?
+            .ok_or(LibraryError::Store(sqlx::Error::RowNotFound))
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Video>, LibraryError> {
+        Ok(self.store.get(id).await?)
+    }
+
+    pub async fn list(&self, page: &Page) -> Result<(Vec<Video>, bool), LibraryError> {
+        Ok(self.store.list(page).await?)
+    }
+
+    pub async fn timeline(&self, id: &str) -> Result<Vec<Segment>, LibraryError> {
+        Ok(self.store.segments(id).await?)
+    }
+
+    pub async fn keyframes(&self, id: &str) -> Result<Vec<Keyframe>, LibraryError> {
+        Ok(self.store.keyframes(id).await?)
+    }
+
+    /// The JPEG of keyframe `index` (from 0) of a video.
+    pub fn keyframe_file(&self, id: &str, index: u32) -> PathBuf {
+        keyframes::file(&self.video_dir(id), index)
+    }
+
+    /// Removes a video, whatever its state: its job stops (its programs are killed), its rows
+    /// go, then its files. False: there was no such video.
+    pub async fn delete(&self, id: &str) -> Result<bool, LibraryError> {
+        if !self.store.delete(id).await? {
+            return Ok(false);
+        }
+        if let Some(job) = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+        {
+            job.cancel();
+        }
+        remove_dir(&self.video_dir(id)).await?;
+        Ok(true)
+    }
+
+    fn video_dir(&self, id: &str) -> PathBuf {
+        self.dir.join("videos").join(id)
+    }
+
+    /// Folders under `videos/` that no row names: a crash between writing files and the row,
+    /// or between removing the row and the files.
+    async fn sweep_orphans(&self) -> Result<(), LibraryError> {
+        let known: std::collections::HashSet<String> =
+            self.store.ids().await?.into_iter().collect();
+        let mut entries = tokio::fs::read_dir(self.dir.join("videos")).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !known.contains(&name) {
+                tracing::info!(dir = %entry.path().display(), "removing files of a video that is not in the library");
+                remove_dir(&entry.path()).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn remove_dir(dir: &Path) -> std::io::Result<()> {
+    match tokio::fs::remove_dir_all(dir).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn new_id() -> String {
+    format!("vid_{}", uuid::Uuid::new_v4().simple())
+}

@@ -1,0 +1,276 @@
+//! One video's processing, in order: fetch (URL ingest), probe, transcript, keyframes, on-screen
+//! text, captions, timeline. Each step records what it produced in the video's `steps` as it
+//! ends, so a caller polling the video sees progress. A step that can only make the timeline
+//! poorer (no OCR installed, no speech-to-text configured) says so in its note instead of
+//! failing the video; a file that is not a usable video fails it with a sentence.
+
+use tokio_util::sync::CancellationToken;
+
+use super::download::{self, Limits};
+use super::keyframes::{self, Settings};
+use super::model::{CountStep, Keyframe, Segment, Source, Steps, TranscriptSource, TranscriptStep};
+use super::speech::{self, Recogniser};
+use super::store::Metadata;
+use super::subtitles::{self, Cue};
+use super::{ocr, probe, timeline, JobError, Library};
+
+pub struct Done {
+    pub steps: Steps,
+    pub keyframes: Vec<Keyframe>,
+    pub segments: Vec<Segment>,
+}
+
+pub async fn process(
+    library: &Library,
+    id: &str,
+    cancel: &CancellationToken,
+) -> Result<Done, JobError> {
+    let config = &library.config;
+    let limit = config.step_timeout;
+    let dir = library.video_dir(id);
+    let video = library.store.get(id).await?.ok_or(JobError::Cancelled)?;
+    let source = dir.join("source");
+    let mut steps = Steps::default();
+    let mut clock = std::time::Instant::now();
+    let mut lap = |steps: &mut Steps, name: &str| {
+        let now = std::time::Instant::now();
+        let took = (now - clock).as_secs_f64();
+        clock = now;
+        steps
+            .seconds
+            .insert(name.to_string(), (took * 1000.0).round() / 1000.0);
+    };
+
+    if !tokio::fs::try_exists(&source).await.unwrap_or(false) {
+        let Source { url: Some(url), .. } = &video.source else {
+            return Err(JobError::Internal(
+                "the uploaded file is missing from storage".into(),
+            ));
+        };
+        let limits = Limits {
+            max_bytes: config.max_bytes,
+            timeout: config.url_timeout,
+            max_redirects: config.url_max_redirects,
+            allow_private: config.allow_private_urls,
+        };
+        let bytes = download::fetch(url, &source, &limits, cancel).await?;
+        library.store.save_bytes(id, bytes).await?;
+        lap(&mut steps, "download");
+    }
+    if tokio::fs::metadata(&source)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0)
+        == 0
+    {
+        return Err(JobError::Failed("the file is empty".into()));
+    }
+
+    let probe = probe::probe(&source, limit, cancel).await?;
+    lap(&mut steps, "probe");
+    library
+        .store
+        .save_metadata(
+            id,
+            &Metadata {
+                duration_s: probe.duration_s,
+                width: probe.width,
+                height: probe.height,
+                has_audio: probe.has_audio,
+            },
+        )
+        .await?;
+    if probe.duration_s > config.max_duration.as_secs_f64() {
+        return Err(JobError::Failed(format!(
+            "the video is {} long; this server takes videos up to {} (videos.max_duration)",
+            humantime::format_duration(std::time::Duration::from_secs(probe.duration_s as u64)),
+            humantime::format_duration(config.max_duration),
+        )));
+    }
+
+    let (cues, transcript) = transcript(library, &video, &probe, &dir, cancel).await?;
+    steps.transcript = Some(transcript);
+    lap(&mut steps, "transcript");
+    library.store.save_steps(id, &steps).await?;
+
+    // A rerun after a crash starts from a clean set of frames.
+    clear_keyframes(&dir).await;
+    let settings = Settings {
+        threshold: config.scene_threshold,
+        min_per_minute: config.keyframes_min_per_minute,
+        max_per_minute: config.keyframes_max_per_minute,
+    };
+    let found = keyframes::extract(&source, &dir, &settings, limit, cancel).await?;
+    let mut frames: Vec<Keyframe> = found
+        .times
+        .iter()
+        .enumerate()
+        .map(|(i, &time_s)| Keyframe {
+            index: i as u32,
+            time_s,
+            ocr_text: String::new(),
+            caption: String::new(),
+        })
+        .collect();
+    steps.keyframes = Some(CountStep {
+        count: frames.len(),
+        note: None,
+    });
+    lap(&mut steps, "keyframes");
+    library.store.save_steps(id, &steps).await?;
+
+    steps.ocr = Some(read_screens(library, &dir, &mut frames, cancel).await?);
+    lap(&mut steps, "ocr");
+    library.store.save_steps(id, &steps).await?;
+
+    steps.captions = Some(CountStep {
+        count: 0,
+        note: Some("no captions: no vision model is available to this server".into()),
+    });
+    let segments = timeline::build(probe.duration_s, &frames, &cues);
+    Ok(Done {
+        steps,
+        keyframes: frames,
+        segments,
+    })
+}
+
+/// The best transcript there is: an uploaded subtitles file, else a text subtitle track, else
+/// speech-to-text, else none (and why).
+async fn transcript(
+    library: &Library,
+    video: &super::model::Video,
+    probe: &probe::Probe,
+    dir: &std::path::Path,
+    cancel: &CancellationToken,
+) -> Result<(Vec<Cue>, TranscriptStep), JobError> {
+    let config = &library.config;
+    let limit = config.step_timeout;
+    let step = |source, cues: &[Cue], note: Option<String>| TranscriptStep {
+        source,
+        cues: cues.len(),
+        note,
+    };
+    if video.source.subtitles_file {
+        for ext in ["srt", "vtt"] {
+            let file = dir.join(format!("subtitles.{ext}"));
+            if tokio::fs::try_exists(&file).await.unwrap_or(false) {
+                let cues = subtitles::read(subtitles::From::File(&file), limit, cancel).await?;
+                let s = step(TranscriptSource::SubtitlesFile, &cues, None);
+                return Ok((cues, s));
+            }
+        }
+    }
+    if let Some(track) = probe.text_subtitle_track {
+        let source = dir.join("source");
+        let cues = subtitles::read(subtitles::From::Track(&source, track), limit, cancel).await?;
+        let s = step(TranscriptSource::EmbeddedSubtitles, &cues, None);
+        return Ok((cues, s));
+    }
+    if !probe.has_audio {
+        return Ok((
+            Vec::new(),
+            step(
+                TranscriptSource::None,
+                &[],
+                Some("the video has no sound and no subtitles".into()),
+            ),
+        ));
+    }
+    if config.speech_binary.as_os_str().is_empty() {
+        return Ok((
+            Vec::new(),
+            step(
+                TranscriptSource::None,
+                &[],
+                Some("no transcript: the video has no subtitles and speech-to-text is not set up on this server (videos.speech_binary)".into()),
+            ),
+        ));
+    }
+    if !tokio::fs::try_exists(&config.speech_model)
+        .await
+        .unwrap_or(false)
+    {
+        let note = format!(
+            "no transcript: the speech-to-text model {} is missing (scripts/fetch-model.sh fetches it)",
+            config.speech_model.display()
+        );
+        return Ok((Vec::new(), step(TranscriptSource::None, &[], Some(note))));
+    }
+    let program = speech::locate(&config.speech_binary);
+    let recogniser = Recogniser {
+        program: &program,
+        model: &config.speech_model,
+        language: &config.speech_language,
+    };
+    let cues = match speech::transcribe(&recogniser, &dir.join("source"), dir, limit, cancel).await
+    {
+        Ok(cues) => cues,
+        Err(JobError::Missing { .. }) => {
+            let note = format!(
+                "no transcript: the speech-to-text program {} is not installed (cargo build -p chatapi-whisper)",
+                config.speech_binary.display()
+            );
+            return Ok((Vec::new(), step(TranscriptSource::None, &[], Some(note))));
+        }
+        Err(e) => return Err(e),
+    };
+    let note = cues
+        .is_empty()
+        .then(|| "no speech was heard in the video".to_string());
+    let s = step(TranscriptSource::SpeechToText, &cues, note);
+    Ok((cues, s))
+}
+
+async fn read_screens(
+    library: &Library,
+    dir: &std::path::Path,
+    frames: &mut [Keyframe],
+    cancel: &CancellationToken,
+) -> Result<CountStep, JobError> {
+    let config = &library.config;
+    if !config.ocr {
+        return Ok(CountStep {
+            count: 0,
+            note: Some("on-screen text reading is turned off (videos.ocr)".into()),
+        });
+    }
+    let mut with_text = 0;
+    for frame in frames.iter_mut() {
+        let image = keyframes::file(dir, frame.index);
+        match ocr::read(&image, &config.ocr_language, config.step_timeout, cancel).await {
+            Ok(text) => {
+                with_text += usize::from(!text.is_empty());
+                frame.ocr_text = text;
+            }
+            // One frame tesseract cannot read is one frame without text, not a failed video.
+            Err(JobError::Program { detail, .. }) => {
+                tracing::debug!(frame = frame.index, %detail, "tesseract could not read a keyframe");
+            }
+            Err(JobError::Missing { .. }) => {
+                return Ok(CountStep {
+                    count: 0,
+                    note: Some(
+                        "no on-screen text: tesseract is not installed on this server".into(),
+                    ),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(CountStep {
+        count: with_text,
+        note: None,
+    })
+}
+
+async fn clear_keyframes(dir: &std::path::Path) {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        if entry.file_name().to_string_lossy().starts_with("kf-") {
+            let _ = tokio::fs::remove_file(entry.path()).await;
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The library's database: videos, their job queue, keyframes and timeline, in SQLite (WAL, one
+//! file under `storage.dir`) through sqlx. The queries are plain SQL a Postgres backend can share;
+//! nothing here assumes it is the only process (jobs are claimed with leases, never by memory).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::model::{Keyframe, Segment, Source, Status, Steps, Video};
+
+pub type StoreError = sqlx::Error;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A video as ingest creates it.
+pub struct NewVideo<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub source_kind: &'static str,
+    pub source_url: Option<&'a str>,
+    pub bytes: Option<u64>,
+    pub subtitles_file: bool,
+}
+
+/// What the probe learned, saved as soon as it is known.
+pub struct Metadata {
+    pub duration_s: f64,
+    pub width: u32,
+    pub height: u32,
+    pub has_audio: bool,
+}
+
+/// A job a worker holds: the video, and how many times it has been started.
+pub struct Claimed {
+    pub video_id: String,
+    pub attempts: i64,
+}
+
+/// Listing filter and page.
+pub struct Page {
+    pub status: Option<Status>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Store {
+    pub async fn open(file: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(file)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL with NORMAL loses at most the last commits on power loss, never consistency.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The video and its job, in one transaction: a video is never without a way to finish.
+    pub async fn insert(&self, v: &NewVideo<'_>) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO videos (id, name, status, source_kind, source_url, bytes, has_subtitles_file, created_at)
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(v.id)
+        .bind(v.name)
+        .bind(v.source_kind)
+        .bind(v.source_url)
+        .bind(v.bytes.map(|b| b as i64))
+        .bind(v.subtitles_file)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO jobs (video_id, created_at) VALUES (?1, ?2)")
+            .bind(v.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Video>, StoreError> {
+        let row = sqlx::query("SELECT * FROM videos WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| video(&r)).transpose()
+    }
+
+    /// Newest first.
+    pub async fn list(&self, page: &Page) -> Result<(Vec<Video>, bool), StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM videos WHERE (?1 IS NULL OR status = ?1)
+             ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+        )
+        .bind(page.status.map(Status::as_str))
+        .bind(i64::from(page.limit) + 1)
+        .bind(i64::from(page.offset))
+        .fetch_all(&self.pool)
+        .await?;
+        let more = rows.len() > page.limit as usize;
+        let videos = rows
+            .iter()
+            .take(page.limit as usize)
+            .map(video)
+            .collect::<Result<_, _>>()?;
+        Ok((videos, more))
+    }
+
+    /// Removes the video and (by cascade) its job, keyframes and timeline. False: there was none.
+    pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM videos WHERE id = ?1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn ids(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT id FROM videos")
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Takes the oldest job nobody holds, or whose holder's lease ran out. One statement, so two
+    /// workers (or two processes) never take the same job.
+    pub async fn claim(
+        &self,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "UPDATE jobs SET claimed_by = ?1, lease_until = ?2, attempts = attempts + 1
+             WHERE video_id = (SELECT video_id FROM jobs
+                               WHERE claimed_by IS NULL OR lease_until < ?3
+                               ORDER BY created_at LIMIT 1)
+             RETURNING video_id, attempts",
+        )
+        .bind(worker)
+        .bind(now + lease.as_millis() as i64)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let claimed = Claimed {
+            video_id: row.try_get("video_id")?,
+            attempts: row.try_get("attempts")?,
+        };
+        sqlx::query("UPDATE videos SET status = 'processing' WHERE id = ?1 AND status = 'queued'")
+            .bind(&claimed.video_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(claimed))
+    }
+
+    /// Extends the lease. False: the job is gone (the video was deleted) or another worker
+    /// holds it now, and this worker must stop.
+    pub async fn renew(
+        &self,
+        video_id: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE jobs SET lease_until = ?1 WHERE video_id = ?2 AND claimed_by = ?3")
+                .bind(now_ms() + lease.as_millis() as i64)
+                .bind(video_id)
+                .bind(worker)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// On a clean stop: this worker's jobs go back to the queue at once, not after the lease.
+    pub async fn release_all(&self, worker: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ?1")
+            .bind(worker)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn save_metadata(&self, id: &str, m: &Metadata) -> Result<(), StoreError> {
+        sqlx::query("UPDATE videos SET duration_s = ?1, width = ?2, height = ?3, has_audio = ?4 WHERE id = ?5")
+            .bind(m.duration_s)
+            .bind(m.width)
+            .bind(m.height)
+            .bind(m.has_audio)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn save_bytes(&self, id: &str, bytes: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE videos SET bytes = ?1 WHERE id = ?2")
+            .bind(bytes as i64)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn save_steps(&self, id: &str, steps: &Steps) -> Result<(), StoreError> {
+        sqlx::query("UPDATE videos SET steps = ?1 WHERE id = ?2")
+            .bind(serde_json::to_string(steps).map_err(|e| StoreError::Encode(Box::new(e)))?)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The job's end: keyframes, timeline and `ready` in one transaction, only while this
+    /// worker still holds the job. False: it no longer does (deleted meanwhile), nothing written.
+    pub async fn finish_ready(
+        &self,
+        id: &str,
+        worker: &str,
+        steps: &Steps,
+        keyframes: &[Keyframe],
+        segments: &[Segment],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let held = sqlx::query("DELETE FROM jobs WHERE video_id = ?1 AND claimed_by = ?2")
+            .bind(id)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?;
+        if held.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for k in keyframes {
+            sqlx::query("INSERT OR REPLACE INTO keyframes (video_id, idx, time_s, ocr_text, caption) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .bind(id)
+                .bind(k.index)
+                .bind(k.time_s)
+                .bind(&k.ocr_text)
+                .bind(&k.caption)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (i, s) in segments.iter().enumerate() {
+            sqlx::query(
+                "INSERT OR REPLACE INTO segments (video_id, idx, start_s, end_s, transcript, on_screen_text, caption, keyframe)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .bind(id)
+            .bind(i as i64)
+            .bind(s.start_s)
+            .bind(s.end_s)
+            .bind(&s.transcript)
+            .bind(&s.on_screen_text)
+            .bind(&s.caption)
+            .bind(s.keyframe)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE videos SET status = 'ready', error = NULL, steps = ?1, ready_at = ?2 WHERE id = ?3")
+            .bind(serde_json::to_string(steps).map_err(|e| StoreError::Encode(Box::new(e)))?)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The job's end when the video cannot be processed: `failed` with a sentence, job gone.
+    pub async fn finish_failed(
+        &self,
+        id: &str,
+        worker: &str,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let held = sqlx::query("DELETE FROM jobs WHERE video_id = ?1 AND claimed_by = ?2")
+            .bind(id)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?;
+        if held.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE videos SET status = 'failed', error = ?1 WHERE id = ?2")
+            .bind(error)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn segments(&self, id: &str) -> Result<Vec<Segment>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM segments WHERE video_id = ?1 ORDER BY idx")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Segment {
+                    start_s: r.try_get("start_s")?,
+                    end_s: r.try_get("end_s")?,
+                    transcript: r.try_get("transcript")?,
+                    on_screen_text: r.try_get("on_screen_text")?,
+                    caption: r.try_get("caption")?,
+                    keyframe: r.try_get("keyframe")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn keyframes(&self, id: &str) -> Result<Vec<Keyframe>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM keyframes WHERE video_id = ?1 ORDER BY idx")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Keyframe {
+                    index: r.try_get("idx")?,
+                    time_s: r.try_get("time_s")?,
+                    ocr_text: r.try_get("ocr_text")?,
+                    caption: r.try_get("caption")?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn video(r: &sqlx::sqlite::SqliteRow) -> Result<Video, StoreError> {
+    let status: String = r.try_get("status")?;
+    let steps: String = r.try_get("steps")?;
+    let bytes: Option<i64> = r.try_get("bytes")?;
+    let created: i64 = r.try_get("created_at")?;
+    let ready: Option<i64> = r.try_get("ready_at")?;
+    Ok(Video {
+        id: r.try_get("id")?,
+        object: "video",
+        name: r.try_get("name")?,
+        status: Status::parse(&status)
+            .ok_or_else(|| StoreError::Decode(format!("unknown status `{status}`").into()))?,
+        error: r.try_get("error")?,
+        source: Source {
+            kind: if r.try_get::<String, _>("source_kind")? == "url" {
+                "url"
+            } else {
+                "upload"
+            },
+            url: r.try_get("source_url")?,
+            bytes: bytes.map(|b| b as u64),
+            subtitles_file: r.try_get("has_subtitles_file")?,
+        },
+        duration_s: r.try_get("duration_s")?,
+        width: r.try_get("width")?,
+        height: r.try_get("height")?,
+        has_audio: r.try_get("has_audio")?,
+        created_at: created / 1000,
+        ready_at: ready.map(|t| t / 1000),
+        steps: serde_json::from_str(&steps).map_err(|e| StoreError::Decode(Box::new(e)))?,
+    })
+}

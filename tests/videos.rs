@@ -1,0 +1,596 @@
+//! The video library over HTTP: uploads and links, processing into a timeline (scenes, on-screen
+//! text, transcripts from every source), bad files, the URL guard, deletion mid-job. Videos are
+//! made by the tests (`common::videos`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::videos::{self, made, settled, SCENES, SCENE_S};
+use common::{client, Server};
+use reqwest::multipart::Part;
+use serde_json::Value;
+
+const KEY: &str = "sk-video-test";
+
+/// A server with its own store; no speech-to-text unless `extra` sets it up.
+async fn server(extra: &str) -> (Server, std::path::PathBuf) {
+    let store = videos::storage();
+    let speech = if extra.contains("speech_binary") {
+        ""
+    } else {
+        "speech_binary = \"\"\nspeech_model = \"\"\n"
+    };
+    let toml = format!(
+        "[auth]\nkeys = [\"{KEY}\"]\n[storage]\ndir = \"{}\"\n[videos]\nenabled = true\njob_lease = \"2s\"\n{speech}{extra}",
+        store.display()
+    );
+    (Server::start(&[], &toml).await, store)
+}
+
+async fn upload(s: &Server, form: reqwest::multipart::Form) -> (u16, Value) {
+    let r = client()
+        .post(format!("{}/v1/videos", s.url))
+        .bearer_auth(KEY)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+async fn get(s: &Server, path: &str) -> (u16, Value) {
+    let r = client()
+        .get(format!("{}{path}", s.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn words(text: &str) -> String {
+    text.to_lowercase()
+}
+
+#[tokio::test]
+async fn a_video_with_a_subtitle_track_becomes_a_timeline_of_scenes_text_and_words() {
+    let (s, store) = server("").await;
+    let (status, video) = upload(&s, videos::form(&made().with_track(), vec![])).await;
+    assert_eq!(status, 202, "{video}");
+    assert_eq!(video["name"], "with-track.mp4");
+    assert!(
+        matches!(video["status"].as_str(), Some("queued" | "processing")),
+        "{video}"
+    );
+    let id = video["id"].as_str().unwrap().to_string();
+
+    let video = settled(&s.url, &id, Some(KEY)).await;
+    assert_eq!(video["status"], "ready", "{video}");
+    assert!(
+        (video["duration_s"].as_f64().unwrap() - 12.0).abs() < 0.5,
+        "{video}"
+    );
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    assert_eq!(video["has_audio"], true);
+    assert!(video["ready_at"].as_i64().unwrap() >= video["created_at"].as_i64().unwrap());
+    assert_eq!(
+        video["steps"]["transcript"]["source"], "embedded_subtitles",
+        "{video}"
+    );
+    assert_eq!(video["steps"]["transcript"]["cues"], 3);
+    assert_eq!(video["steps"]["keyframes"]["count"], 3, "{video}");
+    assert_eq!(video["steps"]["ocr"]["count"], 3, "{video}");
+    assert!(video["steps"]["captions"]["note"].is_string());
+
+    let (status, timeline) = get(&s, &format!("/v1/videos/{id}/timeline")).await;
+    assert_eq!(status, 200, "{timeline}");
+    let segments = timeline["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 3, "{timeline}");
+    for (i, (segment, (_, text))) in segments.iter().zip(SCENES).enumerate() {
+        let start = segment["start_s"].as_f64().unwrap();
+        assert!(
+            (start - SCENE_S * i as f64).abs() <= 0.5,
+            "scene {i} starts at {start}: {timeline}"
+        );
+        let seen = segment["on_screen_text"].as_str().unwrap();
+        for word in text.split(' ') {
+            assert!(
+                seen.contains(word),
+                "scene {i}: `{word}` not read in `{seen}`"
+            );
+        }
+    }
+    assert_eq!(segments[1]["stamp"], "[00:04]");
+    assert!(
+        words(segments[0]["transcript"].as_str().unwrap()).contains("garden tour"),
+        "{timeline}"
+    );
+    assert!(
+        words(segments[1]["transcript"].as_str().unwrap()).contains("tomatoes"),
+        "{timeline}"
+    );
+    assert!(
+        words(segments[2]["transcript"].as_str().unwrap()).contains("flowers"),
+        "{timeline}"
+    );
+
+    let jpeg = client()
+        .get(format!("{}/v1/videos/{id}/keyframes/1.jpg", s.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jpeg.status(), 200);
+    assert_eq!(jpeg.headers()["content-type"], "image/jpeg");
+    assert_eq!(&jpeg.bytes().await.unwrap()[..2], &[0xFF, 0xD8]);
+    assert_eq!(
+        get(&s, &format!("/v1/videos/{id}/keyframes/9.jpg")).await.0,
+        404
+    );
+
+    let (_, list) = get(&s, "/v1/videos?status=ready").await;
+    assert_eq!(list["data"][0]["id"], id.as_str());
+    let (_, list) = get(&s, "/v1/videos?status=failed").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+    let (status, bad) = get(&s, "/v1/videos?status=done").await;
+    assert_eq!(status, 400);
+    assert_eq!(bad["error"]["param"], "status");
+
+    let deleted = client()
+        .delete(format!("{}/v1/videos/{id}", s.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(get(&s, &format!("/v1/videos/{id}")).await.0, 404);
+    assert!(
+        !store.join("videos").join(&id).exists(),
+        "the video's files are gone"
+    );
+    assert_eq!(
+        client()
+            .delete(format!("{}/v1/videos/{id}", s.url))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn an_uploaded_subtitles_file_wins_and_no_source_says_why() {
+    let (s, _store) = server("").await;
+    let vtt = Part::bytes(videos::SUBTITLES_VTT.as_bytes().to_vec()).file_name("talk.vtt");
+    let name = Part::text("My talk");
+    let (status, with_vtt) = upload(
+        &s,
+        videos::form(
+            &made().with_track(),
+            vec![("subtitles", vtt), ("name", name)],
+        ),
+    )
+    .await;
+    assert_eq!(status, 202, "{with_vtt}");
+    assert_eq!(with_vtt["name"], "My talk");
+    assert_eq!(with_vtt["source"]["subtitles_file"], true);
+    let (_, silent) = upload(&s, videos::form(&made().silent(), vec![])).await;
+    let (_, speech) = upload(&s, videos::form(&made().speech(), vec![])).await;
+
+    let with_vtt = settled(&s.url, with_vtt["id"].as_str().unwrap(), Some(KEY)).await;
+    assert_eq!(
+        with_vtt["steps"]["transcript"]["source"], "subtitles_file",
+        "{with_vtt}"
+    );
+    let (_, timeline) = get(
+        &s,
+        &format!("/v1/videos/{}/timeline", with_vtt["id"].as_str().unwrap()),
+    )
+    .await;
+    let all: String = timeline["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["transcript"].as_str().unwrap())
+        .collect();
+    assert!(
+        all.contains("bicycles") && all.contains("mountains") && !all.contains("garden"),
+        "{all}"
+    );
+
+    let silent = settled(&s.url, silent["id"].as_str().unwrap(), Some(KEY)).await;
+    assert_eq!(silent["status"], "ready");
+    assert_eq!(silent["has_audio"], false);
+    assert_eq!(silent["steps"]["transcript"]["source"], "none");
+    assert!(
+        silent["steps"]["transcript"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("no sound"),
+        "{silent}"
+    );
+
+    let speech = settled(&s.url, speech["id"].as_str().unwrap(), Some(KEY)).await;
+    assert_eq!(speech["steps"]["transcript"]["source"], "none");
+    assert!(
+        speech["steps"]["transcript"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("videos.speech_binary"),
+        "{speech}"
+    );
+}
+
+#[tokio::test]
+async fn files_that_are_not_usable_videos_fail_with_a_reason_and_leave_nothing() {
+    let (s, store) = server("max_bytes = 200000\n").await;
+    let mut failed = Vec::new();
+    for (file, reason) in [
+        (made().text(), "not a video"),
+        (made().truncated(), "not a video"),
+        (made().audio_only(), "audio only"),
+    ] {
+        let (status, video) = upload(&s, videos::form(&file, vec![])).await;
+        assert_eq!(status, 202, "{video}");
+        failed.push((video["id"].as_str().unwrap().to_string(), reason));
+    }
+    for (id, reason) in failed {
+        let video = settled(&s.url, &id, Some(KEY)).await;
+        assert_eq!(video["status"], "failed", "{video}");
+        assert!(video["error"].as_str().unwrap().contains(reason), "{video}");
+        assert!(
+            !store.join("videos").join(&id).exists(),
+            "files of a failed video are removed"
+        );
+    }
+
+    let empty = reqwest::multipart::Form::new()
+        .part("file", Part::bytes(Vec::new()).file_name("empty.mp4"));
+    let (status, error) = upload(&s, empty).await;
+    assert_eq!(
+        (status, error["error"]["param"].as_str()),
+        (400, Some("file")),
+        "{error}"
+    );
+    let (status, error) = upload(&s, reqwest::multipart::Form::new().text("name", "x")).await;
+    assert_eq!(
+        (status, error["error"]["param"].as_str()),
+        (400, Some("file")),
+        "{error}"
+    );
+    let srt = Part::bytes(b"x".to_vec()).file_name("subs.txt");
+    let (status, error) =
+        upload(&s, videos::form(&made().silent(), vec![("subtitles", srt)])).await;
+    assert_eq!(
+        (status, error["error"]["param"].as_str()),
+        (400, Some("subtitles")),
+        "{error}"
+    );
+
+    // Over videos.max_bytes while arriving (chunked, so no Content-Length tells in advance).
+    let big = vec![0u8; 300_000];
+    let stream = futures_util::stream::iter(
+        big.chunks(16_384)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let part = Part::stream(reqwest::Body::wrap_stream(stream)).file_name("big.mp4");
+    let (status, error) = upload(&s, reqwest::multipart::Form::new().part("file", part)).await;
+    assert_eq!(status, 413, "{error}");
+    let (_, list) = get(&s, "/v1/videos").await;
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        3,
+        "only the three that failed: {list}"
+    );
+    assert_eq!(
+        std::fs::read_dir(store.join("incoming")).unwrap().count(),
+        0,
+        "no upload is left half-made"
+    );
+
+    let no_key = client()
+        .get(format!("{}/v1/videos", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status(), 401);
+}
+
+/// Serves `file` at `/video.mp4`, and `/hop/N` redirects N times before reaching it.
+async fn file_server(file: std::path::PathBuf) -> String {
+    use axum::extract::Path;
+    use axum::response::{IntoResponse, Redirect};
+    let app = axum::Router::new()
+        .route(
+            "/video.mp4",
+            axum::routing::get(move || async move { std::fs::read(&file).unwrap() }),
+        )
+        .route(
+            "/hop/{n}",
+            axum::routing::get(|Path(n): Path<u32>| async move {
+                if n == 0 {
+                    Redirect::temporary("/video.mp4").into_response()
+                } else {
+                    Redirect::temporary(&format!("/hop/{}", n - 1)).into_response()
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+async fn link(s: &Server, url: &str) -> (u16, Value) {
+    let r = client()
+        .post(format!("{}/v1/videos", s.url))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"url": url}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn url_ingest_refuses_the_servers_own_network_unless_allowed() {
+    let origin = file_server(made().silent()).await;
+    let (guarded, _) = server("").await;
+    for url in [
+        format!("{origin}/video.mp4"),
+        "http://169.254.169.254/latest/meta-data".into(),
+        "http://[::1]:9/x".into(),
+    ] {
+        let (status, error) = link(&guarded, &url).await;
+        assert_eq!(status, 400, "{url}: {error}");
+        assert_eq!(error["error"]["param"], "url");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("videos.allow_private_urls"),
+            "{error}"
+        );
+    }
+    let (status, error) = link(&guarded, "file:///etc/passwd").await;
+    assert_eq!(status, 400, "{error}");
+
+    let (open, _) = server("allow_private_urls = true\nurl_max_redirects = 2\n").await;
+    let (status, video) = link(&open, &format!("{origin}/hop/1")).await;
+    assert_eq!(status, 202, "{video}");
+    assert_eq!(video["source"]["kind"], "url");
+    let video = settled(&open.url, video["id"].as_str().unwrap(), Some(KEY)).await;
+    assert_eq!(video["status"], "ready", "{video}");
+    assert!(video["source"]["bytes"].as_u64().unwrap() > 1000);
+
+    let (_, too_far) = link(&open, &format!("{origin}/hop/5")).await;
+    let too_far = settled(&open.url, too_far["id"].as_str().unwrap(), Some(KEY)).await;
+    assert_eq!(too_far["status"], "failed");
+    assert!(
+        too_far["error"]
+            .as_str()
+            .unwrap()
+            .contains("redirected more than 2"),
+        "{too_far}"
+    );
+    let (_, missing) = link(&open, &format!("{origin}/nothing.mp4")).await;
+    let missing = settled(&open.url, missing["id"].as_str().unwrap(), Some(KEY)).await;
+    assert!(
+        missing["error"].as_str().unwrap().contains("404"),
+        "{missing}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_video_mid_processing_stops_its_job_and_removes_it() {
+    let work = videos::storage();
+    let (recogniser, pid_file, _hold) = videos::slow_recogniser(&work);
+    let model = work.join("model.bin");
+    std::fs::write(&model, "").unwrap();
+    let (s, store) = server(&format!(
+        "speech_binary = \"{}\"\nspeech_model = \"{}\"\n",
+        recogniser.display(),
+        model.display()
+    ))
+    .await;
+    let (_, video) = upload(&s, videos::form(&made().speech(), vec![])).await;
+    let id = video["id"].as_str().unwrap();
+    videos::appears(&pid_file).await;
+    let (_, during) = get(&s, &format!("/v1/videos/{id}")).await;
+    assert_eq!(during["status"], "processing");
+    let (status, _) = get(&s, &format!("/v1/videos/{id}/timeline")).await;
+    assert_eq!(status, 409);
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let deleted = client()
+        .delete(format!("{}/v1/videos/{id}", s.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(get(&s, &format!("/v1/videos/{id}")).await.0, 404);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(&pid) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the recogniser ({pid}) was not stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!store.join("videos").join(id).exists());
+}
+
+fn is_zombie(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
+}
+
+/// A crash (SIGKILL) mid-upload and mid-processing: the next start has no trace of the upload
+/// and finishes the job.
+#[tokio::test]
+async fn a_crash_mid_upload_and_mid_job_leaves_a_consistent_library() {
+    use common::process::Running;
+    let work = videos::storage();
+    let (recogniser, pid_file, hold) = videos::slow_recogniser(&work);
+    let model = work.join("model.bin");
+    std::fs::write(&model, "").unwrap();
+    let store = work.join("store");
+    let config = common::TempFile::with(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[local]\nenabled = false\n[auth]\nkeys = [\"{KEY}\"]\n\
+         [storage]\ndir = \"{}\"\n[videos]\njob_lease = \"2s\"\nspeech_binary = \"{}\"\nspeech_model = \"{}\"\n",
+        store.display(),
+        recogniser.display(),
+        model.display()
+    ));
+    let mut first = Running::start(&config).await;
+    let form = videos::form(&made().speech(), vec![]);
+    let r = client()
+        .post(format!("{}/v1/videos", first.url))
+        .bearer_auth(KEY)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    videos::appears(&pid_file).await;
+
+    // An upload that stops halfway: its first bytes reach the staging folder, the rest never come.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    tx.send(Ok(vec![7u8; 100_000])).await.unwrap();
+    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let part = Part::stream(body).file_name("half.mp4");
+    let url = format!("{}/v1/videos", first.url);
+    let pending = tokio::spawn(async move {
+        client()
+            .post(url)
+            .bearer_auth(KEY)
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+    });
+    let incoming = store.join("incoming");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_dir(&incoming)
+        .unwrap()
+        .flatten()
+        .any(|d| d.path().join("source").exists())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the upload never reached the disk"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    first.signal("-KILL");
+    first.exit_status().await;
+    let _ = pending.await;
+    drop(tx);
+    // The dead server's recogniser is an orphan now; the next one must run on its own.
+    let orphan = std::fs::read_to_string(&pid_file).unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", orphan.trim()])
+        .status();
+    std::fs::remove_file(&hold).unwrap();
+
+    let second = Running::start(&config).await;
+    assert_eq!(
+        std::fs::read_dir(&incoming).unwrap().count(),
+        0,
+        "the half upload is gone"
+    );
+    let video = settled(&second.url, &id, Some(KEY)).await;
+    assert_eq!(video["status"], "ready", "{video}");
+    assert_eq!(video["steps"]["transcript"]["source"], "speech_to_text");
+    let list: Value = client()
+        .get(format!("{}/v1/videos", second.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// The real recogniser: `chatapi-whisper` (built beside the tests by `scripts/test.sh`) with
+/// whisper tiny.en, on espeak-ng's speech. Recognition is not exact: most of the keywords, any case.
+#[tokio::test]
+async fn speech_becomes_a_transcript_offline_with_whisper() {
+    let target = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let program = target.join("chatapi-whisper");
+    assert!(
+        program.is_file(),
+        "{} is missing: `cargo build -p chatapi-whisper` (scripts/test.sh does)",
+        program.display()
+    );
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ggml-tiny.en.bin");
+    assert!(
+        model.is_file(),
+        "{} is missing: scripts/fetch-model.sh",
+        model.display()
+    );
+    let (s, _) = server(&format!(
+        "speech_binary = \"{}\"\nspeech_model = \"{}\"\n",
+        program.display(),
+        model.display()
+    ))
+    .await;
+    let (_, video) = upload(&s, videos::form(&made().speech(), vec![])).await;
+    let video = settled(&s.url, video["id"].as_str().unwrap(), Some(KEY)).await;
+    assert_eq!(video["status"], "ready", "{video}");
+    assert_eq!(
+        video["steps"]["transcript"]["source"], "speech_to_text",
+        "{video}"
+    );
+    let (_, timeline) = get(
+        &s,
+        &format!("/v1/videos/{}/timeline", video["id"].as_str().unwrap()),
+    )
+    .await;
+    let heard: String = timeline["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["transcript"].as_str().unwrap().to_lowercase() + " ")
+        .collect();
+    let keywords = [
+        "welcome", "garden", "tour", "today", "plant", "tomatoes", "water", "flowers",
+    ];
+    let found = keywords.iter().filter(|k| heard.contains(*k)).count();
+    assert!(
+        found >= 6,
+        "only {found} of {keywords:?} heard in `{heard}`"
+    );
+}
