@@ -62,7 +62,7 @@ impl AppState {
     /// Builds the runtime and opens the video library (its store and workers) when enabled.
     pub async fn new(config: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
         let videos = if config.videos.enabled {
-            Some(Library::open(&config.storage, &config.videos).await?)
+            Some(Library::open(&config).await?)
         } else {
             None
         };

@@ -16,6 +16,13 @@ const KEY: &str = "sk-video-test";
 
 /// A server with its own store; no speech-to-text unless `extra` sets it up.
 async fn server(extra: &str) -> (Server, std::path::PathBuf) {
+    server_with(&[], extra).await
+}
+
+async fn server_with(
+    upstreams: &[&common::FakeUpstream],
+    extra: &str,
+) -> (Server, std::path::PathBuf) {
     let store = videos::storage();
     let speech = if extra.contains("speech_binary") {
         ""
@@ -26,7 +33,7 @@ async fn server(extra: &str) -> (Server, std::path::PathBuf) {
         "[auth]\nkeys = [\"{KEY}\"]\n[storage]\ndir = \"{}\"\n[videos]\nenabled = true\njob_lease = \"2s\"\n{speech}{extra}",
         store.display()
     );
-    (Server::start(&[], &toml).await, store)
+    (Server::start(upstreams, &toml).await, store)
 }
 
 async fn upload(s: &Server, form: reqwest::multipart::Form) -> (u16, Value) {
@@ -50,6 +57,28 @@ async fn get(s: &Server, path: &str) -> (u16, Value) {
         .unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Every segment's transcript of a ready video, joined, lower-cased.
+async fn transcript(s: &Server, id: &str) -> String {
+    let (status, timeline) = get(s, &format!("/v1/videos/{id}/timeline")).await;
+    assert_eq!(status, 200, "{timeline}");
+    timeline["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["transcript"].as_str().unwrap().to_lowercase() + " ")
+        .collect()
+}
+
+async fn delete(s: &Server, id: &str) -> u16 {
+    let r = client()
+        .delete(format!("{}/v1/videos/{id}", s.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
 }
 
 fn words(text: &str) -> String {
@@ -143,28 +172,13 @@ async fn a_video_with_a_subtitle_track_becomes_a_timeline_of_scenes_text_and_wor
     assert_eq!(status, 400);
     assert_eq!(bad["error"]["param"], "status");
 
-    let deleted = client()
-        .delete(format!("{}/v1/videos/{id}", s.url))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 200);
+    assert_eq!(delete(&s, &id).await, 200);
     assert_eq!(get(&s, &format!("/v1/videos/{id}")).await.0, 404);
     assert!(
         !store.join("videos").join(&id).exists(),
         "the video's files are gone"
     );
-    assert_eq!(
-        client()
-            .delete(format!("{}/v1/videos/{id}", s.url))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(delete(&s, &id).await, 404);
 }
 
 #[tokio::test]
@@ -191,17 +205,7 @@ async fn an_uploaded_subtitles_file_wins_and_no_source_says_why() {
         with_vtt["steps"]["transcript"]["source"], "subtitles_file",
         "{with_vtt}"
     );
-    let (_, timeline) = get(
-        &s,
-        &format!("/v1/videos/{}/timeline", with_vtt["id"].as_str().unwrap()),
-    )
-    .await;
-    let all: String = timeline["segments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["transcript"].as_str().unwrap())
-        .collect();
+    let all = transcript(&s, with_vtt["id"].as_str().unwrap()).await;
     assert!(
         all.contains("bicycles") && all.contains("mountains") && !all.contains("garden"),
         "{all}"
@@ -416,13 +420,7 @@ async fn deleting_a_video_mid_processing_stops_its_job_and_removes_it() {
         .trim()
         .to_string();
 
-    let deleted = client()
-        .delete(format!("{}/v1/videos/{id}", s.url))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 200);
+    assert_eq!(delete(&s, id).await, 200);
     assert_eq!(get(&s, &format!("/v1/videos/{id}")).await.0, 404);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(&pid) {
@@ -574,17 +572,7 @@ async fn speech_becomes_a_transcript_offline_with_whisper() {
         video["steps"]["transcript"]["source"], "speech_to_text",
         "{video}"
     );
-    let (_, timeline) = get(
-        &s,
-        &format!("/v1/videos/{}/timeline", video["id"].as_str().unwrap()),
-    )
-    .await;
-    let heard: String = timeline["segments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["transcript"].as_str().unwrap().to_lowercase() + " ")
-        .collect();
+    let heard = transcript(&s, video["id"].as_str().unwrap()).await;
     let keywords = [
         "welcome", "garden", "tour", "today", "plant", "tomatoes", "water", "flowers",
     ];
@@ -593,4 +581,50 @@ async fn speech_becomes_a_transcript_offline_with_whisper() {
         found >= 6,
         "only {found} of {keywords:?} heard in `{heard}`"
     );
+}
+
+/// Captions from a vision upstream (the fake, standing in for a paid vision model): each keyframe
+/// goes as a base64 JPEG image part; when the upstream fails, the video is still ready and the
+/// step's note says why.
+#[tokio::test]
+async fn keyframes_are_captioned_by_a_vision_upstream_and_its_failure_is_noted() {
+    use common::{FakeUpstream, Reply};
+    let vision = FakeUpstream::start().await;
+    vision.set_default(Reply::text(&["A ", "red ", "slide."]));
+    let (s, _) = server_with(&[&vision], "vision_upstreams = [\"up0\"]\n").await;
+    let (_, video) = upload(&s, videos::form(&made().silent(), vec![])).await;
+    let video = settled(&s.url, video["id"].as_str().unwrap(), Some(KEY)).await;
+    assert_eq!(video["steps"]["captions"]["count"], 3, "{video}");
+    let (_, timeline) = get(
+        &s,
+        &format!("/v1/videos/{}/timeline", video["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(
+        timeline["segments"][0]["caption"], "A red slide.",
+        "{timeline}"
+    );
+    let asked = vision.received();
+    assert_eq!(asked.len(), 3);
+    let content = &asked[0].body["messages"][0]["content"];
+    assert_eq!(asked[0].body["model"], "fake-model");
+    assert!(
+        content[1]["image_url"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/jpeg;base64,/9j/"),
+        "{content}"
+    );
+
+    vision.set_default(Reply::status(
+        500,
+        "server_error",
+        "the vision model is down",
+    ));
+    let (_, video) = upload(&s, videos::form(&made().silent(), vec![])).await;
+    let video = settled(&s.url, video["id"].as_str().unwrap(), Some(KEY)).await;
+    assert_eq!(video["status"], "ready", "{video}");
+    assert_eq!(video["steps"]["captions"]["count"], 0);
+    let note = video["steps"]["captions"]["note"].as_str().unwrap();
+    assert!(note.contains("up0") && note.contains("500"), "{note}");
 }

@@ -114,6 +114,8 @@ pub struct VideosConfig {
     /// The speech-to-text program and its model; empty: no speech-to-text.
     pub speech_binary: PathBuf,
     pub speech_model: PathBuf,
+    /// Upstreams (by name, remote, with a `model`) that caption keyframes, in failover order.
+    pub vision_upstreams: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -633,6 +635,37 @@ mod tests {
             let err = load(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn nonsense_video_settings_are_rejected_by_name() {
+        let local = "[[upstreams]]\nname = \"here\"\nkind = \"local\"\n";
+        for (text, key) in [
+            ("[videos]\nworkers = 0\n", "videos.workers"),
+            ("[videos]\nmax_bytes = 0\n", "videos.max_bytes"),
+            ("[videos]\njob_lease = \"0s\"\n", "videos.job_lease"),
+            (
+                "[videos]\nscene_threshold = 1.5\n",
+                "videos.scene_threshold",
+            ),
+            (
+                "[videos]\nkeyframes_min_per_minute = 30.0\n",
+                "videos.keyframes_min_per_minute",
+            ),
+            ("[videos]\nspeech_model = \"\"\n", "videos.speech_model"),
+            (
+                "[videos]\nvision_upstreams = [\"nope\"]\n",
+                "videos.vision_upstreams",
+            ),
+            ("[videos]\nwrokers = 2\n", "wrokers"),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let err = load(&format!("{local}[videos]\nvision_upstreams = [\"here\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be a remote upstream"), "{err}");
     }
 
     #[test]

@@ -154,6 +154,20 @@ impl Config {
                 "must not be above videos.keyframes_max_per_minute",
             ));
         }
+        for name in &v.vision_upstreams {
+            let Some(upstream) = self.upstreams.iter().find(|u| &u.name == name) else {
+                return Err(ConfigError::invalid(
+                    "videos.vision_upstreams",
+                    format!("`{name}` is not the name of an [[upstreams]] entry"),
+                ));
+            };
+            if upstream.kind != UpstreamKind::Remote || upstream.model.is_none() {
+                return Err(ConfigError::invalid(
+                    "videos.vision_upstreams",
+                    format!("`{name}` must be a remote upstream with a `model` that reads images"),
+                ));
+            }
+        }
         if v.speech_binary.as_os_str().is_empty() != v.speech_model.as_os_str().is_empty() {
             return Err(ConfigError::invalid(
                 "videos.speech_model",

@@ -295,11 +295,7 @@ pub async fn get(
 ) -> Response {
     respond(async {
         incoming.admit()?;
-        let video = library(&state)?
-            .get(&id)
-            .await
-            .map_err(storage)?
-            .ok_or_else(|| not_found(&id))?;
+        let video = existing(library(&state)?, &id).await?;
         Ok(Json(video).into_response())
     })
     .await
@@ -313,11 +309,7 @@ pub async fn timeline(
     respond(async {
         incoming.admit()?;
         let library = library(&state)?;
-        let video = library
-            .get(&id)
-            .await
-            .map_err(storage)?
-            .ok_or_else(|| not_found(&id))?;
+        let video = existing(library, &id).await?;
         if video.status != Status::Ready {
             return Err(ApiError::NotReady {
                 id,
@@ -370,11 +362,7 @@ pub async fn keyframe(
                     format!("`{file}` is not a keyframe: ask for `N.jpg`, N from 0"),
                 )
             })?;
-        let video = library
-            .get(&id)
-            .await
-            .map_err(storage)?
-            .ok_or_else(|| not_found(&id))?;
+        let video = existing(library, &id).await?;
         let path = library.keyframe_file(&video.id, index);
         match tokio::fs::read(&path).await {
             Ok(jpeg) => Ok(([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response()),
@@ -412,6 +400,15 @@ async fn respond(
 
 fn library(state: &AppState) -> Result<&Library, ApiError> {
     state.videos().map(|l| &**l).ok_or(ApiError::VideosDisabled)
+}
+
+/// The video `id`, or the 404 that names it.
+async fn existing(library: &Library, id: &str) -> Result<crate::videos::model::Video, ApiError> {
+    library
+        .get(id)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| not_found(id))
 }
 
 fn not_found(id: &str) -> ApiError {

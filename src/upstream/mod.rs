@@ -9,6 +9,9 @@ mod event;
 pub mod local;
 mod remote;
 
+/// The endpoint an OpenAI-compatible base URL answers chat on (also the video library's captions).
+pub(crate) use remote::chat_completions_url;
+
 use std::sync::Arc;
 use std::time::Duration;
 

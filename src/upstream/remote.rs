@@ -67,7 +67,7 @@ impl Clients {
 
 /// `base_url` + `/chat/completions`, keeping its query: Azure OpenAI's deployments take
 /// `?api-version=...`, which a string join would put before the path.
-fn chat_completions_url(base_url: &str) -> Result<reqwest::Url, url::ParseError> {
+pub(crate) fn chat_completions_url(base_url: &str) -> Result<reqwest::Url, url::ParseError> {
     let mut url = reqwest::Url::parse(base_url)?;
     let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
     url.set_path(&path);

@@ -13,6 +13,7 @@
 //! are in place, and removed before its files, so a crash at any point leaves either a complete
 //! video or files no row points to, which `open` sweeps away.
 
+mod captions;
 mod download;
 mod jobs;
 mod keyframes;
@@ -34,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{StorageConfig, VideosConfig};
+use crate::config::{Config, VideosConfig};
 use model::{Keyframe, Segment, Video};
 use store::{NewVideo, Page, Store};
 
@@ -71,6 +72,7 @@ pub struct Library {
     store: Store,
     dir: PathBuf,
     config: VideosConfig,
+    vision: Option<captions::Vision>,
     /// This process's name in the job queue's claims.
     worker_id: String,
     wake: Notify,
@@ -116,11 +118,10 @@ pub struct Upload {
 
 impl Library {
     /// Opens the store (creating it), clears what a crash may have left, and starts the workers.
-    pub async fn open(
-        storage: &StorageConfig,
-        config: &VideosConfig,
-    ) -> Result<Arc<Self>, LibraryError> {
-        let dir = storage.dir.clone();
+    /// `[videos]`, `[storage]` and the vision upstreams are read here, at start only.
+    pub async fn open(full: &Config) -> Result<Arc<Self>, LibraryError> {
+        let config = &full.videos;
+        let dir = full.storage.dir.clone();
         tokio::fs::create_dir_all(dir.join("videos")).await?;
         let incoming = dir.join("incoming");
         if tokio::fs::try_exists(&incoming).await? {
@@ -132,6 +133,7 @@ impl Library {
             store,
             dir,
             config: config.clone(),
+            vision: captions::Vision::from_config(full),
             worker_id: uuid::Uuid::new_v4().simple().to_string(),
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),

@@ -109,7 +109,7 @@ pub struct CountStep {
 }
 
 /// A stretch of the video that a prompt can cite: `[MM:SS]` at `start_s`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Segment {
     pub start_s: f64,
     pub end_s: f64,
@@ -120,8 +120,9 @@ pub struct Segment {
     pub keyframe: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Keyframe {
+    #[sqlx(rename = "idx")]
     pub index: u32,
     pub time_s: f64,
     pub ocr_text: String,

@@ -123,10 +123,8 @@ pub async fn process(
     lap(&mut steps, "ocr");
     library.store.save_steps(id, &steps).await?;
 
-    steps.captions = Some(CountStep {
-        count: 0,
-        note: Some("no captions: no vision model is available to this server".into()),
-    });
+    steps.captions = Some(describe(library, &dir, &mut frames, cancel).await?);
+    lap(&mut steps, "captions");
     let segments = timeline::build(probe.duration_s, &frames, &cues);
     Ok(Done {
         steps,
@@ -262,6 +260,47 @@ async fn read_screens(
         count: with_text,
         note: None,
     })
+}
+
+/// Captions from the vision upstreams. When they fail, the video goes on without the rest of
+/// its captions, and the note says why: a caption is an extra, not what makes a video usable.
+async fn describe(
+    library: &Library,
+    dir: &std::path::Path,
+    frames: &mut [Keyframe],
+    cancel: &CancellationToken,
+) -> Result<CountStep, JobError> {
+    let Some(vision) = &library.vision else {
+        return Ok(CountStep {
+            count: 0,
+            note: Some(
+                "no captions: no vision upstream is configured (videos.vision_upstreams)".into(),
+            ),
+        });
+    };
+    let mut count = 0;
+    for frame in frames.iter_mut() {
+        let jpeg = tokio::fs::read(keyframes::file(dir, frame.index))
+            .await
+            .map_err(|e| JobError::Internal(format!("reading keyframe {}: {e}", frame.index)))?;
+        match vision.caption(&jpeg, cancel).await {
+            Ok(caption) => {
+                frame.caption = caption;
+                count += 1;
+            }
+            Err(JobError::Failed(why)) => {
+                return Ok(CountStep {
+                    count,
+                    note: Some(format!(
+                        "captions stopped at keyframe {}: {why}",
+                        frame.index
+                    )),
+                })
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(CountStep { count, note: None })
 }
 
 async fn clear_keyframes(dir: &std::path::Path) {

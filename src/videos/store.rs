@@ -241,12 +241,7 @@ impl Store {
         segments: &[Segment],
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let held = sqlx::query("DELETE FROM jobs WHERE video_id = ?1 AND claimed_by = ?2")
-            .bind(id)
-            .bind(worker)
-            .execute(&mut *tx)
-            .await?;
-        if held.rows_affected() == 0 {
+        if !end_job(&mut tx, id, worker).await? {
             return Ok(false);
         }
         for k in keyframes {
@@ -293,12 +288,7 @@ impl Store {
         error: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let held = sqlx::query("DELETE FROM jobs WHERE video_id = ?1 AND claimed_by = ?2")
-            .bind(id)
-            .bind(worker)
-            .execute(&mut *tx)
-            .await?;
-        if held.rows_affected() == 0 {
+        if !end_job(&mut tx, id, worker).await? {
             return Ok(false);
         }
         sqlx::query("UPDATE videos SET status = 'failed', error = ?1 WHERE id = ?2")
@@ -311,40 +301,38 @@ impl Store {
     }
 
     pub async fn segments(&self, id: &str) -> Result<Vec<Segment>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM segments WHERE video_id = ?1 ORDER BY idx")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Segment {
-                    start_s: r.try_get("start_s")?,
-                    end_s: r.try_get("end_s")?,
-                    transcript: r.try_get("transcript")?,
-                    on_screen_text: r.try_get("on_screen_text")?,
-                    caption: r.try_get("caption")?,
-                    keyframe: r.try_get("keyframe")?,
-                })
-            })
-            .collect()
+        sqlx::query_as(
+            "SELECT start_s, end_s, transcript, on_screen_text, caption, keyframe
+             FROM segments WHERE video_id = ?1 ORDER BY idx",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
     }
 
     pub async fn keyframes(&self, id: &str) -> Result<Vec<Keyframe>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM keyframes WHERE video_id = ?1 ORDER BY idx")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Keyframe {
-                    index: r.try_get("idx")?,
-                    time_s: r.try_get("time_s")?,
-                    ocr_text: r.try_get("ocr_text")?,
-                    caption: r.try_get("caption")?,
-                })
-            })
-            .collect()
+        sqlx::query_as(
+            "SELECT idx, time_s, ocr_text, caption FROM keyframes WHERE video_id = ?1 ORDER BY idx",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
     }
+}
+
+/// Removes the job inside `tx` if `worker` still holds it; false when it does not (the video
+/// was deleted, or its lease ran out and another worker took it).
+async fn end_job(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: &str,
+    worker: &str,
+) -> Result<bool, StoreError> {
+    let held = sqlx::query("DELETE FROM jobs WHERE video_id = ?1 AND claimed_by = ?2")
+        .bind(id)
+        .bind(worker)
+        .execute(&mut **tx)
+        .await?;
+    Ok(held.rows_affected() > 0)
 }
 
 fn video(r: &sqlx::sqlite::SqliteRow) -> Result<Video, StoreError> {
