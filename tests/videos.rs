@@ -628,3 +628,46 @@ async fn keyframes_are_captioned_by_a_vision_upstream_and_its_failure_is_noted()
     let note = video["steps"]["captions"]["note"].as_str().unwrap();
     assert!(note.contains("up0") && note.contains("500"), "{note}");
 }
+
+#[tokio::test]
+async fn a_video_longer_than_the_limit_fails_saying_so() {
+    let (s, _) = server("max_duration = \"5s\"\n").await;
+    let (_, video) = upload(&s, videos::form(&made().silent(), vec![])).await;
+    let video = settled(&s.url, video["id"].as_str().unwrap(), Some(KEY)).await;
+    assert_eq!(video["status"], "failed");
+    let error = video["error"].as_str().unwrap();
+    assert!(
+        error.contains("12s long") && error.contains("videos.max_duration"),
+        "{error}"
+    );
+}
+
+/// A clean stop hands the job back at once: the next start takes it up without waiting for the
+/// (here, five-minute) lease to run out.
+#[tokio::test]
+async fn a_clean_stop_hands_unfinished_jobs_to_the_next_start() {
+    let work = videos::storage();
+    let (recogniser, pid_file, hold) = videos::slow_recogniser(&work);
+    let model = work.join("model.bin");
+    std::fs::write(&model, "").unwrap();
+    let store = work.join("store");
+    let toml = format!(
+        "[auth]\nkeys = [\"{KEY}\"]\n[storage]\ndir = \"{}\"\n[videos]\njob_lease = \"5m\"\n\
+         speech_binary = \"{}\"\nspeech_model = \"{}\"\n",
+        store.display(),
+        recogniser.display(),
+        model.display()
+    );
+    let mut first = Server::start(&[], &toml).await;
+    let (_, video) = upload(&first, videos::form(&made().speech(), vec![])).await;
+    let id = video["id"].as_str().unwrap().to_string();
+    videos::appears(&pid_file).await;
+    first.shutdown();
+    (&mut first.handle).await.unwrap().unwrap();
+    std::fs::remove_file(&hold).unwrap();
+
+    let second = Server::start(&[], &toml).await;
+    let video = settled(&second.url, &id, Some(KEY)).await;
+    assert_eq!(video["status"], "ready", "{video}");
+    assert_eq!(video["steps"]["transcript"]["source"], "speech_to_text");
+}
