@@ -30,7 +30,7 @@ pub async fn create(
     incoming: Incoming,
     request: Request,
 ) -> Response {
-    respond(async {
+    respond(&incoming, "create", async {
         incoming.admit()?;
         let library = library(&state)?;
         let is_multipart = request
@@ -260,7 +260,7 @@ pub async fn list(
     incoming: Incoming,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    respond(async {
+    respond(&incoming, "list", async {
         incoming.admit()?;
         let library = library(&state)?;
         let Query(query) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
@@ -293,7 +293,7 @@ pub async fn get(
     incoming: Incoming,
     Path(id): Path<String>,
 ) -> Response {
-    respond(async {
+    respond(&incoming, "get", async {
         incoming.admit()?;
         let video = existing(library(&state)?, &id).await?;
         Ok(Json(video).into_response())
@@ -306,7 +306,7 @@ pub async fn timeline(
     incoming: Incoming,
     Path(id): Path<String>,
 ) -> Response {
-    respond(async {
+    respond(&incoming, "timeline", async {
         incoming.admit()?;
         let library = library(&state)?;
         let video = existing(library, &id).await?;
@@ -350,7 +350,7 @@ pub async fn keyframe(
     incoming: Incoming,
     Path((id, file)): Path<(String, String)>,
 ) -> Response {
-    respond(async {
+    respond(&incoming, "keyframe", async {
         incoming.admit()?;
         let library = library(&state)?;
         let index = file
@@ -381,7 +381,7 @@ pub async fn delete(
     incoming: Incoming,
     Path(id): Path<String>,
 ) -> Response {
-    respond(async {
+    respond(&incoming, "delete", async {
         incoming.admit()?;
         if library(&state)?.delete(&id).await.map_err(storage)? {
             Ok(Json(json!({"id": id, "object": "video.deleted", "deleted": true})).into_response())
@@ -392,10 +392,26 @@ pub async fn delete(
     .await
 }
 
+/// Runs a handler, renders its error in OpenAI's envelope, and writes the request's log line.
 async fn respond(
+    incoming: &Incoming,
+    route: &'static str,
     handler: impl std::future::Future<Output = Result<Response, ApiError>>,
 ) -> Response {
-    handler.await.unwrap_or_else(|error| error_response(&error))
+    let started = std::time::Instant::now();
+    let (response, outcome) = match handler.await {
+        Ok(response) => (response, "ok".to_string()),
+        Err(error) => (error_response(&error), error.code().to_string()),
+    };
+    tracing::info!(
+        request_id = %incoming.request_id,
+        route,
+        status = response.status().as_u16(),
+        duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        %outcome,
+        "videos"
+    );
+    response
 }
 
 fn library(state: &AppState) -> Result<&Library, ApiError> {
