@@ -36,9 +36,7 @@ pub async fn process(
         let now = std::time::Instant::now();
         let took = (now - clock).as_secs_f64();
         clock = now;
-        steps
-            .seconds
-            .insert(name.to_string(), (took * 1000.0).round() / 1000.0);
+        steps.seconds.insert(name.to_string(), round_ms(took));
     };
 
     if !tokio::fs::try_exists(&source).await.unwrap_or(false) {
@@ -88,19 +86,35 @@ pub async fn process(
         )));
     }
 
-    let (cues, transcript) = transcript(library, &video, &probe, &dir, cancel).await?;
-    steps.transcript = Some(transcript);
-    lap(&mut steps, "transcript");
-    library.store.save_steps(id, &steps).await?;
-
-    // A rerun after a crash starts from a clean set of frames.
-    clear_keyframes(&dir).await;
+    // The sound and the picture are worked on at once: speech-to-text and decoding each leave
+    // part of the cores idle when run alone. Either failing stops the other (its program is
+    // killed when its future is dropped).
     let settings = Settings {
         threshold: config.scene_threshold,
         min_per_minute: config.keyframes_min_per_minute,
         max_per_minute: config.keyframes_max_per_minute,
     };
-    let found = keyframes::extract(&source, &dir, &settings, limit, cancel).await?;
+    let ((cues, transcript, heard_s), (found, seen_s)) = tokio::try_join!(
+        async {
+            let started = std::time::Instant::now();
+            let (cues, step) = transcript(library, &video, &probe, &dir, cancel).await?;
+            Ok::<_, JobError>((cues, step, started.elapsed()))
+        },
+        async {
+            let started = std::time::Instant::now();
+            // A rerun after a crash starts from a clean set of frames.
+            clear_keyframes(&dir).await;
+            let found = keyframes::extract(&source, &dir, &settings, limit, cancel).await?;
+            Ok((found, started.elapsed()))
+        },
+    )?;
+    steps.transcript = Some(transcript);
+    lap(&mut steps, "transcript_and_keyframes");
+    for (name, took) in [("transcript", heard_s), ("keyframes", seen_s)] {
+        steps
+            .seconds
+            .insert(name.to_string(), round_ms(took.as_secs_f64()));
+    }
     let mut frames: Vec<Keyframe> = found
         .times
         .iter()
@@ -116,7 +130,6 @@ pub async fn process(
         count: frames.len(),
         note: None,
     });
-    lap(&mut steps, "keyframes");
     library.store.save_steps(id, &steps).await?;
 
     steps.ocr = Some(read_screens(library, &dir, &mut frames, cancel).await?);
@@ -131,6 +144,10 @@ pub async fn process(
         keyframes: frames,
         segments,
     })
+}
+
+fn round_ms(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
 }
 
 /// The best transcript there is: an uploaded subtitles file, else a text subtitle track, else
