@@ -73,8 +73,9 @@ pub struct Steps {
     pub ocr: Option<CountStep>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captions: Option<CountStep>,
-    /// Seconds each step took (`download`, `probe`, `transcript`, `keyframes`, `ocr`), for
-    /// operators sizing a machine.
+    /// Seconds each step took (`download`, `probe`, `transcript`, `keyframes`, `ocr`,
+    /// `captions`; the transcript and keyframes run side by side, `transcript_and_keyframes` is
+    /// the two together), for operators sizing a machine.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub seconds: std::collections::BTreeMap<String, f64>,
 }
