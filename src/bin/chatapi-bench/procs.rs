@@ -148,30 +148,7 @@ model = "{hold}"
             if h2c { "h2c" } else { "h1" }
         ));
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(bin)
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            // The streaming runs measure the chat path; the video library would add its store.
-            .env("CHATAPI__VIDEOS__ENABLED", "false")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("chatapi exited during start-up");
-            if let Some(rest) = line.split("listen=").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep reading its log (one line per request) so the pipe never blocks it.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (child, addr) = spawn_chatapi(bin, &path, false).await;
         Chatapi {
             child,
             addr,
@@ -195,6 +172,39 @@ model = "{hold}"
         let pid = self.child.id().unwrap_or(0);
         rss_of(pid)
     }
+}
+
+/// Starts a chatapi binary with `config` and waits for its "listening" line; returns the child
+/// and the address it bound. Its log is drained so the pipe never blocks it. Without `videos`,
+/// the video library stays off: the streaming runs measure the chat path alone.
+pub async fn spawn_chatapi(bin: &Path, config: &Path, videos: bool) -> (Child, String) {
+    let mut command = Command::new(bin);
+    command
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true);
+    if !videos {
+        command.env("CHATAPI__VIDEOS__ENABLED", "false");
+    }
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("chatapi exited during start-up");
+        if let Some(rest) = line.split("listen=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
 }
 
 /// This process's open-file limit (children inherit it).

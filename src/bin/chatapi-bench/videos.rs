@@ -5,12 +5,12 @@
 //! its whole process tree's, programs included) and the transcript's word error rate.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::procs::rss_of;
+use crate::procs::{rss_of, spawn_chatapi};
 
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
 
@@ -43,33 +43,9 @@ pub async fn run(chatapi: &Path, out: &Path, seconds: u32) -> bool {
     );
     let config_path = store.with_extension("toml");
     std::fs::write(&config_path, config).unwrap();
-    let mut child = tokio::process::Command::new(chatapi)
-        .arg("--config")
-        .arg(&config_path)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let (mut child, addr) = spawn_chatapi(chatapi, &config_path, true).await;
     let pid = child.id().unwrap();
-    let base = {
-        use tokio::io::AsyncBufReadExt;
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("chatapi exited during start-up");
-            if let Some(rest) = line.split("listen=").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep draining its log so the pipe never fills.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        format!("http://{addr}")
-    };
+    let base = format!("http://{addr}");
     let idle_rss = rss_of(pid);
     println!("uploading {} ({} s)", video.display(), seconds);
     let started = Instant::now();
