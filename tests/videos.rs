@@ -399,23 +399,16 @@ async fn url_ingest_refuses_the_servers_own_network_unless_allowed() {
 #[tokio::test]
 async fn deleting_a_video_mid_processing_stops_its_job_and_removes_it() {
     let work = videos::storage();
-    let (recogniser, pid_file, _hold) = videos::slow_recogniser(&work);
-    let model = work.join("model.bin");
-    std::fs::write(&model, "").unwrap();
-    let (s, store) = server(&format!(
-        "speech_binary = \"{}\"\nspeech_model = \"{}\"\n",
-        recogniser.display(),
-        model.display()
-    ))
-    .await;
+    let recogniser = videos::SlowRecogniser::new(&work);
+    let (s, store) = server(&recogniser.toml()).await;
     let (_, video) = upload(&s, videos::form(&made().speech(), vec![])).await;
     let id = video["id"].as_str().unwrap();
-    videos::appears(&pid_file).await;
+    videos::appears(&recogniser.pid).await;
     let (_, during) = get(&s, &format!("/v1/videos/{id}")).await;
     assert_eq!(during["status"], "processing");
     let (status, _) = get(&s, &format!("/v1/videos/{id}/timeline")).await;
     assert_eq!(status, 409);
-    let pid = std::fs::read_to_string(&pid_file)
+    let pid = std::fs::read_to_string(&recogniser.pid)
         .unwrap()
         .trim()
         .to_string();
@@ -444,16 +437,13 @@ fn is_zombie(pid: &str) -> bool {
 async fn a_crash_mid_upload_and_mid_job_leaves_a_consistent_library() {
     use common::process::Running;
     let work = videos::storage();
-    let (recogniser, pid_file, hold) = videos::slow_recogniser(&work);
-    let model = work.join("model.bin");
-    std::fs::write(&model, "").unwrap();
+    let recogniser = videos::SlowRecogniser::new(&work);
     let store = work.join("store");
     let config = common::TempFile::with(&format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[local]\nenabled = false\n[auth]\nkeys = [\"{KEY}\"]\n\
-         [storage]\ndir = \"{}\"\n[videos]\njob_lease = \"2s\"\nspeech_binary = \"{}\"\nspeech_model = \"{}\"\n",
+         [storage]\ndir = \"{}\"\n[videos]\njob_lease = \"2s\"\n{}",
         store.display(),
-        recogniser.display(),
-        model.display()
+        recogniser.toml()
     ));
     let mut first = Running::start(&config).await;
     let form = videos::form(&made().speech(), vec![]);
@@ -468,7 +458,7 @@ async fn a_crash_mid_upload_and_mid_job_leaves_a_consistent_library() {
         .as_str()
         .unwrap()
         .to_string();
-    videos::appears(&pid_file).await;
+    videos::appears(&recogniser.pid).await;
 
     // An upload that stops halfway: its first bytes reach the staging folder, the rest never come.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
@@ -503,11 +493,11 @@ async fn a_crash_mid_upload_and_mid_job_leaves_a_consistent_library() {
     let _ = pending.await;
     drop(tx);
     // The dead server's recogniser is an orphan now; the next one must run on its own.
-    let orphan = std::fs::read_to_string(&pid_file).unwrap();
+    let orphan = std::fs::read_to_string(&recogniser.pid).unwrap();
     let _ = std::process::Command::new("kill")
         .args(["-KILL", orphan.trim()])
         .status();
-    std::fs::remove_file(&hold).unwrap();
+    std::fs::remove_file(&recogniser.hold).unwrap();
 
     let second = Running::start(&config).await;
     assert_eq!(
@@ -647,24 +637,20 @@ async fn a_video_longer_than_the_limit_fails_saying_so() {
 #[tokio::test]
 async fn a_clean_stop_hands_unfinished_jobs_to_the_next_start() {
     let work = videos::storage();
-    let (recogniser, pid_file, hold) = videos::slow_recogniser(&work);
-    let model = work.join("model.bin");
-    std::fs::write(&model, "").unwrap();
+    let recogniser = videos::SlowRecogniser::new(&work);
     let store = work.join("store");
     let toml = format!(
-        "[auth]\nkeys = [\"{KEY}\"]\n[storage]\ndir = \"{}\"\n[videos]\njob_lease = \"5m\"\n\
-         speech_binary = \"{}\"\nspeech_model = \"{}\"\n",
+        "[auth]\nkeys = [\"{KEY}\"]\n[storage]\ndir = \"{}\"\n[videos]\njob_lease = \"5m\"\n{}",
         store.display(),
-        recogniser.display(),
-        model.display()
+        recogniser.toml()
     );
     let mut first = Server::start(&[], &toml).await;
     let (_, video) = upload(&first, videos::form(&made().speech(), vec![])).await;
     let id = video["id"].as_str().unwrap().to_string();
-    videos::appears(&pid_file).await;
+    videos::appears(&recogniser.pid).await;
     first.shutdown();
     (&mut first.handle).await.unwrap().unwrap();
-    std::fs::remove_file(&hold).unwrap();
+    std::fs::remove_file(&recogniser.hold).unwrap();
 
     let second = Server::start(&[], &toml).await;
     let video = settled(&second.url, &id, Some(KEY)).await;

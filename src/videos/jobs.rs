@@ -144,13 +144,3 @@ async fn renew(library: &Library, id: &str, cancel: &CancellationToken) {
         }
     }
 }
-
-impl Library {
-    fn running(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, CancellationToken>> {
-        self.running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}

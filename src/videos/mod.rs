@@ -255,16 +255,19 @@ impl Library {
         if !self.store.delete(id).await? {
             return Ok(false);
         }
-        if let Some(job) = self
-            .running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(id)
-        {
+        if let Some(job) = self.running().get(id) {
             job.cancel();
         }
         remove_dir(&self.video_dir(id)).await?;
         Ok(true)
+    }
+
+    /// The jobs this process runs now, by video id (a panicked holder left nothing half-done:
+    /// each change is one insert or remove).
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn video_dir(&self, id: &str) -> PathBuf {

@@ -212,27 +212,49 @@ pub fn storage() -> PathBuf {
 
 /// A speech-to-text program honouring chatapi's contract, standing in for whisper in tests that
 /// are about the job, not the recognition: it writes its pid to `pid`, waits while `hold`
-/// exists, then writes one cue.
-pub fn slow_recogniser(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let script = dir.join("recognise.sh");
-    let pid = dir.join("recogniser.pid");
-    let hold = dir.join("hold");
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        &script,
+/// exists, then writes one cue. `model` is an empty file for `videos.speech_model`.
+pub struct SlowRecogniser {
+    pub script: PathBuf,
+    pub model: PathBuf,
+    pub pid: PathBuf,
+    pub hold: PathBuf,
+}
+
+impl SlowRecogniser {
+    pub fn new(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let r = Self {
+            script: dir.join("recognise.sh"),
+            model: dir.join("model.bin"),
+            pid: dir.join("recogniser.pid"),
+            hold: dir.join("hold"),
+        };
+        std::fs::write(
+            &r.script,
+            format!(
+                "#!/bin/sh\necho $$ > {pid}\nwhile [ -e {hold} ]; do sleep 0.05; done\n\
+                 while [ $# -gt 1 ]; do [ \"$1\" = --output-srt ] && out=$2; shift; done\n\
+                 printf '1\\n00:00:01,000 --> 00:00:02,000\\nrecognised words\\n\\n' > \"$out\"\n",
+                pid = r.pid.display(),
+                hold = r.hold.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&r.script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(&r.model, "").unwrap();
+        std::fs::write(&r.hold, "").unwrap();
+        r
+    }
+
+    /// The `[videos]` lines that make chatapi run it.
+    pub fn toml(&self) -> String {
         format!(
-            "#!/bin/sh\necho $$ > {pid}\nwhile [ -e {hold} ]; do sleep 0.05; done\n\
-             while [ $# -gt 1 ]; do [ \"$1\" = --output-srt ] && out=$2; shift; done\n\
-             printf '1\\n00:00:01,000 --> 00:00:02,000\\nrecognised words\\n\\n' > \"$out\"\n",
-            pid = pid.display(),
-            hold = hold.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(&hold, "").unwrap();
-    (script, pid, hold)
+            "speech_binary = \"{}\"\nspeech_model = \"{}\"\n",
+            self.script.display(),
+            self.model.display()
+        )
+    }
 }
 
 /// Waits for a file to appear (a child process reporting in).
