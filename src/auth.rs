@@ -6,7 +6,7 @@
 use axum::http::{header, HeaderMap};
 use subtle::ConstantTimeEq;
 
-use crate::config::Secret;
+use crate::config::ApiKey;
 use crate::error::ApiError;
 
 /// Which key a caller used, as a keyed hash of it: rate limits never hold the key itself, and a
@@ -48,20 +48,32 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-pub fn check(keys: &[Secret], presented: Option<&str>) -> Result<Option<KeyId>, ApiError> {
+/// Who a checked key is: its id (for rate limits) and its tenant (`""`: the one shared tenant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub key: KeyId,
+    pub tenant: String,
+}
+
+/// `Ok(None)`: no keys are configured, anything is accepted (and everything is one tenant).
+pub fn check(keys: &[ApiKey], presented: Option<&str>) -> Result<Option<Holder>, ApiError> {
     if keys.is_empty() {
         return Ok(None);
     }
     let presented = presented.ok_or(ApiError::Unauthorized)?;
     // Compare against every key, without stopping at a match, so timing says nothing about which.
-    let mut found = false;
+    let mut found = None;
     for key in keys {
-        found |= bool::from(key.expose().as_bytes().ct_eq(presented.as_bytes()));
+        if bool::from(key.secret().expose().as_bytes().ct_eq(presented.as_bytes())) {
+            found = Some(key.tenant());
+        }
     }
-    if found {
-        Ok(Some(KeyId::of(presented)))
-    } else {
-        Err(ApiError::Unauthorized)
+    match found {
+        Some(tenant) => Ok(Some(Holder {
+            key: KeyId::of(presented),
+            tenant: tenant.to_string(),
+        })),
+        None => Err(ApiError::Unauthorized),
     }
 }
 
@@ -76,9 +88,9 @@ mod tests {
         h
     }
 
-    fn check_with(keys: &[Secret], auth: &str) -> Result<Option<KeyId>, ApiError> {
+    fn check_with(keys: &[ApiKey], auth: &str) -> Result<Option<KeyId>, ApiError> {
         let headers = with(auth);
-        check(keys, presented_key(&headers))
+        check(keys, presented_key(&headers)).map(|h| h.map(|h| h.key))
     }
 
     #[test]
@@ -89,7 +101,7 @@ mod tests {
 
     #[test]
     fn keys_are_checked() {
-        let keys = [Secret::new("k1"), Secret::new("k2")];
+        let keys = [ApiKey::from("k1"), ApiKey::from("k2")];
         assert_eq!(
             check_with(&keys, "Bearer k2").unwrap(),
             Some(KeyId::of("k2"))
@@ -106,14 +118,29 @@ mod tests {
 
     #[test]
     fn a_key_is_read_from_each_dialects_header() {
-        let keys = [Secret::new("k1")];
+        let keys = [ApiKey::from("k1")];
         assert_eq!(check_with(&keys, "k1").unwrap(), Some(KeyId::of("k1")));
         assert!(check_with(&keys, "Basic k1").is_err());
         let mut h = HeaderMap::new();
         h.insert("x-api-key", HeaderValue::from_static("k1"));
         assert_eq!(
-            check(&keys, presented_key(&h)).unwrap(),
+            check(&keys, presented_key(&h)).unwrap().map(|h| h.key),
             Some(KeyId::of("k1"))
         );
+    }
+
+    #[test]
+    fn a_scoped_key_names_its_tenant() {
+        let keys: Vec<ApiKey> = toml::from_str::<toml::Value>(
+            "keys = [\"shared\", { key = \"k-acme\", tenant = \"acme\" }]",
+        )
+        .unwrap()["keys"]
+            .clone()
+            .try_into()
+            .unwrap();
+        let holder = |k: &str| check(&keys, Some(k)).unwrap().unwrap().tenant;
+        assert_eq!(holder("k-acme"), "acme");
+        assert_eq!(holder("shared"), "");
+        assert!(check(&keys, Some("acme")).is_err());
     }
 }

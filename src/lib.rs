@@ -22,7 +22,10 @@
 //!
 //! - `videos` — the video library: uploads and URL ingest, offline processing (ffprobe,
 //!   subtitles or speech-to-text, keyframes, OCR) into a timeline, kept in a store (SQLite);
-//!   served natively by `routes::videos`, and to the video dialects.
+//!   served natively by `routes::videos`, and to the video dialects (`routes::memories` for
+//!   MAVI/Memories.ai v1.0 and v1.2, `routes::mavera`, `routes::reka`). Their chats go through
+//!   `answer::grounded` (the caller's videos, the budget) and `grounding` (the timeline, cut to
+//!   the question and stamped `[MM:SS]`) into the same core.
 //!
 //! Beside the path: `server` (the accept loop and phased shutdown), `config` (layered TOML + env,
 //! unknown keys rejected), `state` (the swappable runtime and shared limits), `error` (every
@@ -37,6 +40,7 @@ pub mod config;
 pub mod context;
 pub mod conversation;
 pub mod error;
+pub mod grounding;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

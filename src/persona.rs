@@ -23,14 +23,20 @@ pub struct Applied {
     pub dropped_turns: usize,
 }
 
+/// `reference`: material the core adds after the persona's prompt (a video's timeline), kept
+/// whatever the persona does with the caller's system messages.
 pub fn apply(
     persona: &Persona,
     caller: Vec<Message>,
+    reference: Option<String>,
     options: CallerOptions,
 ) -> (ChatRequest, Applied) {
-    let mut messages = Vec::with_capacity(caller.len() + 1);
+    let mut messages = Vec::with_capacity(caller.len() + 2);
     if let Some(prompt) = persona.system_prompt.as_deref().filter(|p| !p.is_empty()) {
         messages.push(Message::new(Role::System, prompt));
+    }
+    if let Some(reference) = reference {
+        messages.push(Message::new(Role::System, reference));
     }
     messages.extend(
         caller
@@ -148,7 +154,7 @@ mod tests {
             caller_may_set: Some(vec![CallerParam::TopP, CallerParam::Temperature]),
             ..Persona::default()
         };
-        let (req, _) = apply(&p, caller, asked);
+        let (req, _) = apply(&p, caller, None, asked);
         assert_eq!(
             req.sampling.temperature,
             Some(0.2),
@@ -193,14 +199,14 @@ mod tests {
             temperature: Some(0.2),
             ..Persona::default()
         };
-        let (req, _) = apply(&p, caller.clone(), CallerOptions::default());
+        let (req, _) = apply(&p, caller.clone(), None, CallerOptions::default());
         assert_eq!(req.messages.len(), 4);
         assert_eq!(req.messages[0], msg(Role::System, "Be brief.", None));
         assert_eq!(req.messages[1].name.as_deref(), Some("Ann_Lee"));
         assert_eq!(req.sampling.temperature, Some(0.2));
 
         p.system_messages = SystemMessages::Drop;
-        let (req, _) = apply(&p, caller, CallerOptions::default());
+        let (req, _) = apply(&p, caller, None, CallerOptions::default());
         assert_eq!(req.messages.len(), 3);
         assert!(req.messages[1..].iter().all(|m| m.role != Role::System));
     }

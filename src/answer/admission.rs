@@ -15,6 +15,9 @@ use crate::state::Runtime;
 pub struct Caller {
     pub runtime: Arc<Runtime>,
     pub key: Option<KeyId>,
+    /// Whose video library this caller sees: its key's tenant, `""` for the one shared tenant
+    /// (every key that names none, and everyone when no keys are configured).
+    pub tenant: String,
 }
 
 /// `presented`: the key the caller sent, in whatever header its dialect uses. `ip`: the caller's
@@ -27,9 +30,14 @@ pub fn admit(
     if let Some(ip) = ip {
         runtime.rate_limits.check_ip(ip)?;
     }
-    let key = auth::check(&runtime.config.auth.keys, presented)?;
-    if let Some(key) = key {
-        runtime.rate_limits.check_key(key)?;
+    let holder = auth::check(&runtime.config.auth.keys, presented)?;
+    if let Some(holder) = &holder {
+        runtime.rate_limits.check_key(holder.key)?;
     }
-    Ok(Caller { runtime, key })
+    let (key, tenant) = holder.map_or((None, String::new()), |h| (Some(h.key), h.tenant));
+    Ok(Caller {
+        runtime,
+        key,
+        tenant,
+    })
 }

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod collect;
+pub mod grounded;
 pub mod repeats;
 
 use std::time::Duration;
@@ -29,6 +30,9 @@ pub struct Ask {
     /// The persona's name (`default`, or the one a route or an OpenAI `model` names).
     pub persona: String,
     pub messages: Vec<Message>,
+    /// Material the answer must stand on (a video's timeline): a system message after the
+    /// persona's prompt, never dropped (see `grounded`).
+    pub reference: Option<String>,
     pub options: CallerOptions,
 }
 
@@ -93,7 +97,7 @@ pub async fn start(
     let slot = state
         .streams()
         .try_open(config.limits.max_concurrent_streams)?;
-    let (request, applied) = persona::apply(persona, ask.messages, ask.options);
+    let (request, applied) = persona::apply(persona, ask.messages, ask.reference, ask.options);
     record.dropped_turns = applied.dropped_turns;
     if runtime.upstreams.is_empty() {
         return Err(ApiError::NoUpstream);

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use load::OpenAiEnv;
-pub use secret::Secret;
+pub use secret::{ApiKey, ScopedKey, Secret};
 
 /// The defaults, with every option commented. Kept as a file so operators can read it.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -58,6 +58,7 @@ pub struct Config {
     pub local: LocalConfig,
     pub storage: StorageConfig,
     pub videos: VideosConfig,
+    pub video_chat: VideoChatConfig,
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
     pub personas: BTreeMap<String, Persona>,
@@ -82,6 +83,21 @@ pub struct LocalConfig {
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub dir: PathBuf,
+}
+
+/// Chat about videos, in the video dialects: who answers, and how much timeline one chat takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoChatConfig {
+    /// The persona each dialect answers with.
+    pub mavi: String,
+    pub memories: String,
+    pub mavera: String,
+    pub reka: String,
+    /// Most tokens of timeline one chat carries; a persona's `context_tokens` can lower it.
+    pub timeline_tokens: u32,
+    /// Room kept for the answer when the persona sets no `max_tokens`.
+    pub answer_tokens: u32,
 }
 
 /// The video library (`/v1/videos`). Read at start only.
@@ -146,7 +162,7 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    pub keys: Vec<Secret>,
+    pub keys: Vec<ApiKey>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -525,7 +541,7 @@ mod tests {
         ];
         let c = Config::load_from(None, &env, &OpenAiEnv::default()).unwrap();
         assert!(c.wire.compact);
-        assert_eq!(c.auth.keys, vec![Secret::new("a"), Secret::new("b")]);
+        assert_eq!(c.auth.keys, vec![ApiKey::from("a"), ApiKey::from("b")]);
 
         let bad = vec![("CHATAPI__WIRE__COMPAKT".to_string(), "true".to_string())];
         let err = Config::load_from(None, &bad, &OpenAiEnv::default())

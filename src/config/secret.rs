@@ -36,3 +36,52 @@ impl Serialize for Secret {
         s.serialize_str(if self.0.is_empty() { "" } else { "<redacted>" })
     }
 }
+
+/// One accepted API key. A bare string is a key of the one shared tenant; a table
+/// `{ key = "...", tenant = "acme" }` scopes it: what its callers put in the video library is
+/// visible only to keys of the same tenant.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ApiKey {
+    Shared(Secret),
+    Scoped(ScopedKey),
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopedKey {
+    pub key: Secret,
+    pub tenant: String,
+}
+
+impl ApiKey {
+    pub fn secret(&self) -> &Secret {
+        match self {
+            Self::Shared(key) => key,
+            Self::Scoped(scoped) => &scoped.key,
+        }
+    }
+
+    /// The tenant this key belongs to; `""` for the one shared tenant.
+    pub fn tenant(&self) -> &str {
+        match self {
+            Self::Shared(_) => "",
+            Self::Scoped(scoped) => &scoped.tenant,
+        }
+    }
+}
+
+impl From<&str> for ApiKey {
+    fn from(key: &str) -> Self {
+        Self::Shared(Secret::new(key))
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Shared(key) => key.fmt(f),
+            Self::Scoped(s) => write!(f, "{{ key = {:?}, tenant = {:?} }}", s.key, s.tenant),
+        }
+    }
+}

@@ -110,7 +110,32 @@ impl Config {
                 return Err(ConfigError::invalid(field, "must be longer than 0s"));
             }
         }
-        self.validate_videos()
+        self.validate_videos()?;
+        self.validate_video_chat()
+    }
+
+    fn validate_video_chat(&self) -> Result<(), ConfigError> {
+        let c = &self.video_chat;
+        for (dialect, persona) in [
+            ("mavi", &c.mavi),
+            ("memories", &c.memories),
+            ("mavera", &c.mavera),
+            ("reka", &c.reka),
+        ] {
+            if !self.personas.contains_key(persona) {
+                return Err(ConfigError::invalid(
+                    format!("video_chat.{dialect}"),
+                    format!("`{persona}` is not a persona: add [personas.{persona}] or name one that exists"),
+                ));
+            }
+        }
+        if c.timeline_tokens < 256 {
+            return Err(ConfigError::invalid(
+                "video_chat.timeline_tokens",
+                "must be at least 256",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_videos(&self) -> Result<(), ConfigError> {

@@ -7,20 +7,73 @@
 pub mod body;
 pub mod chatapi;
 pub mod incoming;
+pub mod library;
+pub mod mavera;
+pub mod memories;
 pub mod openai;
 mod ops;
+pub mod reka;
 pub mod sse;
+pub mod video_chat;
 pub mod videos;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderName;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The video dialects' routes, under each vendor's own paths.
+fn video_dialects() -> Router<AppState> {
+    use memories::{mavi, v1_2};
+    let v1_0 = "/api/serve/video";
+    let v12 = "/serve/api/v1";
+    Router::new()
+        .route(
+            &format!("{v1_0}/upload"),
+            post(mavi::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route(&format!("{v1_0}/uploadUrl"), post(mavi::upload_url))
+        .route(&format!("{v1_0}/searchDB"), get(mavi::search_db))
+        .route(&format!("{v1_0}/delete"), delete(mavi::delete))
+        .route(&format!("{v1_0}/chat"), post(mavi::chat))
+        .route(
+            &format!("{v12}/upload"),
+            post(v1_2::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route(&format!("{v12}/upload_url"), post(v1_2::upload_url))
+        .route(&format!("{v12}/list_videos"), post(v1_2::list_videos))
+        .route(&format!("{v12}/delete_videos"), post(v1_2::delete_videos))
+        .route(&format!("{v12}/chat"), post(v1_2::chat))
+        .route(&format!("{v12}/chat_stream"), post(v1_2::chat_stream))
+        .route(
+            "/api/v1/video-analyses",
+            post(mavera::create)
+                .get(mavera::list)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/v1/video-analyses/{id}",
+            get(mavera::get).delete(mavera::delete),
+        )
+        .route("/api/v1/video-analyses/{id}/chat", post(mavera::chat))
+        .route(
+            "/v2/videos",
+            post(reka::create)
+                .get(reka::list)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v2/videos/{id}", get(reka::get).delete(reka::delete))
+        .route("/v2/videos/{id}/features/plan", post(reka::plan))
+        .route("/v2/videos/{id}/features/{feature}", post(reka::trigger))
+        .route("/v2/videos/{id}/transcript", get(reka::transcript))
+        .route("/v2/videos/{id}/captions", get(reka::captions))
+        .route("/v2/chat", post(reka::chat))
+}
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -40,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/videos/{id}", get(videos::get).delete(videos::delete))
         .route("/v1/videos/{id}/timeline", get(videos::timeline))
         .route("/v1/videos/{id}/keyframes/{file}", get(videos::keyframe))
+        .merge(video_dialects())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

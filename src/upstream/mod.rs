@@ -410,6 +410,11 @@ impl Upstreams {
         self.members.is_empty()
     }
 
+    /// Every upstream is the embedded model: a prompt must fit its context.
+    pub fn all_local(&self) -> bool {
+        !self.members.is_empty() && self.members.iter().all(|m| m.backend.is_local())
+    }
+
     /// Whether some configured upstream can honour everything `request` asks for. The embedded
     /// model has no tools, one choice, and no structured output; asking it for any of them is the
     /// caller's error (a field named), never silently dropped. `Err((field, problem))`.

@@ -116,7 +116,10 @@ async fn run(library: &Library, job: Claimed) {
             tracing::info!(video = %id, "video deleted while processing; its job stopped");
         }
         Ok(outcome) => {
-            tracing::info!(video = %id, outcome, seconds = elapsed.as_secs_f64(), "video processed")
+            tracing::info!(video = %id, outcome, seconds = elapsed.as_secs_f64(), "video processed");
+            if let Ok(Some(video)) = library.store.get(&id).await {
+                super::callback::notify(&video, library.config.allow_private_urls);
+            }
         }
         Err(error) => {
             tracing::error!(video = %id, %error, "video job: could not record the result; it runs again after its lease")

@@ -13,6 +13,7 @@
 //! are in place, and removed before its files, so a crash at any point leaves either a complete
 //! video or files no row points to, which `open` sweeps away.
 
+mod callback;
 mod captions;
 mod download;
 mod jobs;
@@ -37,7 +38,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, VideosConfig};
 use model::{Keyframe, Segment, Video};
-use store::{NewVideo, Page, Store};
+use store::{NewVideo, Store};
+pub use store::{Owner, Page};
 
 /// Why a job stopped short.
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +186,7 @@ impl Library {
         &self,
         mut staging: Staging,
         upload: Upload,
+        owner: &Owner,
     ) -> Result<Video, LibraryError> {
         let id = new_id();
         let dir = self.video_dir(&id);
@@ -191,6 +194,7 @@ impl Library {
         staging.taken = true;
         let new = NewVideo {
             id: &id,
+            owner,
             name: &upload.name,
             source_kind: "upload",
             source_url: None,
@@ -201,12 +205,18 @@ impl Library {
     }
 
     /// Queues a video to be fetched from `url` (already checked by `url_guard`) and processed.
-    pub async fn add_url(&self, url: &str, name: &str) -> Result<Video, LibraryError> {
+    pub async fn add_url(
+        &self,
+        url: &str,
+        name: &str,
+        owner: &Owner,
+    ) -> Result<Video, LibraryError> {
         let id = new_id();
         let dir = self.video_dir(&id);
         tokio::fs::create_dir_all(&dir).await?;
         let new = NewVideo {
             id: &id,
+            owner,
             name,
             source_kind: "url",
             source_url: Some(url),
@@ -228,12 +238,32 @@ impl Library {
             .ok_or(LibraryError::Store(sqlx::Error::RowNotFound))
     }
 
-    pub async fn get(&self, id: &str) -> Result<Option<Video>, LibraryError> {
-        Ok(self.store.get(id).await?)
+    /// The video, if `tenant` may see it.
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<Option<Video>, LibraryError> {
+        Ok(self.store.get(id).await?.filter(|v| v.tenant == tenant))
     }
 
     pub async fn list(&self, page: &Page) -> Result<(Vec<Video>, bool), LibraryError> {
         Ok(self.store.list(page).await?)
+    }
+
+    /// How many videos `page`'s filter matches, on all pages.
+    pub async fn count(&self, page: &Page) -> Result<u64, LibraryError> {
+        Ok(self.store.count(page).await?)
+    }
+
+    /// A conversation the server keeps for `tenant` (JSON turns), if there is one by that id.
+    pub async fn session(&self, tenant: &str, id: &str) -> Result<Option<String>, LibraryError> {
+        Ok(self.store.session(tenant, id).await?)
+    }
+
+    pub async fn save_session(
+        &self,
+        tenant: &str,
+        id: &str,
+        turns: &str,
+    ) -> Result<(), LibraryError> {
+        Ok(self.store.save_session(tenant, id, turns).await?)
     }
 
     pub async fn timeline(&self, id: &str) -> Result<Vec<Segment>, LibraryError> {
@@ -250,9 +280,9 @@ impl Library {
     }
 
     /// Removes a video, whatever its state: its job stops (its programs are killed), its rows
-    /// go, then its files. False: there was no such video.
-    pub async fn delete(&self, id: &str) -> Result<bool, LibraryError> {
-        if !self.store.delete(id).await? {
+    /// go, then its files. False: there was no such video that `tenant` may see.
+    pub async fn delete(&self, tenant: &str, id: &str) -> Result<bool, LibraryError> {
+        if self.get(tenant, id).await?.is_none() || !self.store.delete(id).await? {
             return Ok(false);
         }
         if let Some(job) = self.running().get(id) {

@@ -49,6 +49,17 @@ pub struct Video {
     pub created_at: i64,
     pub ready_at: Option<i64>,
     pub steps: Steps,
+    /// What the uploader's dialect sent beyond the video (a description, a brand...).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub labels: serde_json::Map<String, serde_json::Value>,
+    /// Whose it is: only callers of the same tenant see it.
+    #[serde(skip)]
+    pub tenant: String,
+    #[serde(skip)]
+    pub callback: Option<String>,
+    /// `created_at` in milliseconds, for the dialects that count in them.
+    #[serde(skip)]
+    pub created_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -21,11 +21,23 @@ pub struct Store {
 /// A video as ingest creates it.
 pub struct NewVideo<'a> {
     pub id: &'a str,
+    pub owner: &'a Owner,
     pub name: &'a str,
     pub source_kind: &'static str,
     pub source_url: Option<&'a str>,
     pub bytes: Option<u64>,
     pub subtitles_file: bool,
+}
+
+/// Who added a video, and what they asked for beyond the video itself.
+#[derive(Debug, Clone, Default)]
+pub struct Owner {
+    /// The key's tenant; `""` is the one shared tenant.
+    pub tenant: String,
+    /// Where to POST when processing ends (already checked by `url_guard` when it was given).
+    pub callback: Option<String>,
+    /// A dialect's own fields, given back as they came.
+    pub labels: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What the probe learned, saved as soon as it is known.
@@ -42,11 +54,38 @@ pub struct Claimed {
     pub attempts: i64,
 }
 
-/// Listing filter and page.
+/// Listing filter and page: one tenant's videos, by status, by a piece of the name, added in a
+/// time range (unix ms).
+#[derive(Debug, Clone, Default)]
 pub struct Page {
-    pub status: Option<Status>,
+    pub tenant: String,
+    /// Any of these; empty: every status.
+    pub statuses: Vec<Status>,
+    pub name_contains: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
     pub limit: u32,
     pub offset: u32,
+}
+
+/// The filter every listing shares; `?1`..`?5` are bound by `bind_filter`.
+const FILTER: &str = "tenant = ?1 AND (?2 IS NULL OR instr(?2, ',' || status || ',') > 0)
+     AND (?3 IS NULL OR instr(lower(name), lower(?3)) > 0)
+     AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at <= ?5)";
+
+fn bind_filter<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    page: &'q Page,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    query
+        .bind(&page.tenant)
+        .bind((!page.statuses.is_empty()).then(|| {
+            let names: Vec<&str> = page.statuses.iter().map(|s| s.as_str()).collect();
+            format!(",{},", names.join(","))
+        }))
+        .bind(page.name_contains.as_deref())
+        .bind(page.since_ms)
+        .bind(page.until_ms)
 }
 
 pub fn now_ms() -> i64 {
@@ -78,8 +117,8 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO videos (id, name, status, source_kind, source_url, bytes, has_subtitles_file, created_at)
-             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO videos (id, name, status, source_kind, source_url, bytes, has_subtitles_file, created_at, tenant, callback, labels)
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .bind(v.id)
         .bind(v.name)
@@ -88,6 +127,9 @@ impl Store {
         .bind(v.bytes.map(|b| b as i64))
         .bind(v.subtitles_file)
         .bind(now)
+        .bind(&v.owner.tenant)
+        .bind(v.owner.callback.as_deref())
+        .bind(serde_json::Value::Object(v.owner.labels.clone()).to_string())
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO jobs (video_id, created_at) VALUES (?1, ?2)")
@@ -106,17 +148,16 @@ impl Store {
         row.map(|r| video(&r)).transpose()
     }
 
-    /// Newest first.
+    /// Newest first; true when there are more past this page.
     pub async fn list(&self, page: &Page) -> Result<(Vec<Video>, bool), StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM videos WHERE (?1 IS NULL OR status = ?1)
-             ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
-        )
-        .bind(page.status.map(Status::as_str))
-        .bind(i64::from(page.limit) + 1)
-        .bind(i64::from(page.offset))
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!(
+            "SELECT * FROM videos WHERE {FILTER} ORDER BY created_at DESC, id DESC LIMIT ?6 OFFSET ?7"
+        );
+        let rows = bind_filter(sqlx::query(&sql), page)
+            .bind(i64::from(page.limit) + 1)
+            .bind(i64::from(page.offset))
+            .fetch_all(&self.pool)
+            .await?;
         let more = rows.len() > page.limit as usize;
         let videos = rows
             .iter()
@@ -124,6 +165,45 @@ impl Store {
             .map(video)
             .collect::<Result<_, _>>()?;
         Ok((videos, more))
+    }
+
+    /// How many videos the page's filter matches, on every page.
+    pub async fn count(&self, page: &Page) -> Result<u64, StoreError> {
+        let sql = format!("SELECT count(*) FROM videos WHERE {FILTER}");
+        let n: i64 = bind_filter(sqlx::query(&sql), page)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// A kept conversation's turns (JSON), if `tenant` has one by that id.
+    pub async fn session(&self, tenant: &str, id: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT turns FROM sessions WHERE id = ?1 AND tenant = ?2")
+            .bind(id)
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn save_session(
+        &self,
+        tenant: &str,
+        id: &str,
+        turns: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, tenant, turns, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET turns = excluded.turns, updated_at = excluded.updated_at
+             WHERE sessions.tenant = excluded.tenant",
+        )
+        .bind(id)
+        .bind(tenant)
+        .bind(turns)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Removes the video and (by cascade) its job, keyframes and timeline. False: there was none.
@@ -341,7 +421,12 @@ fn video(r: &sqlx::sqlite::SqliteRow) -> Result<Video, StoreError> {
     let bytes: Option<i64> = r.try_get("bytes")?;
     let created: i64 = r.try_get("created_at")?;
     let ready: Option<i64> = r.try_get("ready_at")?;
+    let labels: String = r.try_get("labels")?;
     Ok(Video {
+        tenant: r.try_get("tenant")?,
+        callback: r.try_get("callback")?,
+        labels: serde_json::from_str(&labels).map_err(|e| StoreError::Decode(Box::new(e)))?,
+        created_ms: created,
         id: r.try_get("id")?,
         object: "video",
         name: r.try_get("name")?,

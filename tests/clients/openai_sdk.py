@@ -125,13 +125,54 @@ def responses_stream():
 
 def models():
     ids = sorted(m.id for m in client.models.list())
-    assert ids == ["default", "tutor"], ids
+    assert ids == ["default", "tutor", "video"], ids
     assert client.models.retrieve("tutor").id == "tutor"
     try:
         client.models.retrieve("nobody")
         raise AssertionError("an unknown model was listed")
     except openai.NotFoundError:
         pass
+
+
+def mavera_chat():
+    """Mavera's chat, the way its docs point the SDK at it (base_url `.../api/v1`): the SDK's
+    `post` for a path of its own, streamed into the `responses.stream` helper's manager."""
+    from openai import Stream
+    from openai.lib.streaming.responses import ResponseStreamManager
+    from openai.types.responses import Response, ResponseStreamEvent
+
+    analysis = sys.argv[4]
+    path = f"/video-analyses/{analysis}/chat"
+    question = [{"role": "user", "content": "What do they plant?"}]
+    whole = client.post(path, body={"messages": question}, cast_to=Response)
+    assert whole.status == "completed" and whole.output_text == "Hello there.", whole
+    manager = ResponseStreamManager(
+        lambda: client.post(
+            path,
+            body={"messages": question, "stream": True},
+            cast_to=Response,
+            stream=True,
+            stream_cls=Stream[ResponseStreamEvent],
+        ),
+        text_format=openai.omit,
+        input_tools=openai.omit,
+        starting_after=None,
+    )
+    deltas = []
+    with manager as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+        final = stream.get_final_response()
+    assert "".join(deltas) == "Hello there.", deltas
+    assert final.output_text == "Hello there." and final.usage.total_tokens > 0, final
+    got = client.get(f"/video-analyses/{analysis}", cast_to=object)
+    assert got["status"] == "completed" and got["chunks"], got
+    try:
+        client.post("/video-analyses/vid_missing/chat", body={"messages": question}, cast_to=Response)
+        raise AssertionError("a chat about a missing analysis was answered")
+    except openai.NotFoundError as e:
+        assert e.code == "resource_not_found", e.body
 
 
 globals()[scenario]()

@@ -15,6 +15,7 @@
 )]
 
 mod gateways;
+mod grounding;
 mod load;
 #[cfg(feature = "local")]
 mod local;
@@ -61,6 +62,8 @@ struct Cli {
 enum Sub {
     /// Serve the mock upstream (used by the benchmark itself).
     Mock,
+    /// The time grounding adds before the upstream call, for a two-hour talk's timeline.
+    Grounding,
     /// Token counting's worst case: how long a 1 MiB message without spaces takes to count.
     Tokens,
     /// The video library: processing time and memory for a talk with speech (release build
@@ -436,6 +439,10 @@ async fn main() -> std::process::ExitCode {
             } else {
                 std::process::ExitCode::FAILURE
             };
+        }
+        Some(Sub::Grounding) => {
+            grounding::run();
+            return std::process::ExitCode::SUCCESS;
         }
         Some(Sub::Tokens) => {
             tokens();

@@ -58,6 +58,7 @@ async fn chat(
         let ask = Ask {
             persona,
             messages,
+            reference: None,
             options: Default::default(),
         };
         answer::start(&state, &caller, ask, &mut record).await

@@ -43,6 +43,7 @@ pub async fn completions(
         let core_ask = Ask {
             persona: ask.persona,
             messages: ask.messages,
+            reference: None,
             options: ask.options,
         };
         let started = answer::start(&state, &caller, core_ask, &mut record).await?;

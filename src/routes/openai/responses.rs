@@ -248,6 +248,7 @@ pub async fn create(
         let core_ask = Ask {
             persona: ask.persona,
             messages: ask.messages,
+            reference: None,
             options: ask.options,
         };
         let started = answer::start(&state, &caller, core_ask, &mut record).await?;

@@ -1,0 +1,152 @@
+//! A chat about videos, for every video dialect: the caller's videos are looked up (its
+//! tenant's only; missing or not ready is the caller's error, and nothing goes upstream), their
+//! timelines are fitted to the token budget by `grounding`, and the answer starts like any
+//! other with the timeline as its reference material.
+//!
+//! The budget for the timeline: `video_chat.timeline_tokens`, lowered to what the persona's
+//! `context_tokens` leaves after its prompt, the conversation and the answer's room; when every
+//! upstream is the embedded model, its context bounds it the same way.
+
+use crate::access_log::Record;
+use crate::context;
+use crate::conversation::{Message, Role};
+use crate::error::ApiError;
+use crate::grounding::{self, Material, Range};
+use crate::persona::CallerOptions;
+use crate::state::AppState;
+use crate::videos::model::{Segment, Status, Video};
+
+use super::{Ask, Caller, Started};
+
+/// A question about videos, as a dialect decoded it.
+pub struct VideoAsk {
+    pub persona: String,
+    /// The videos, in the caller's order, each with the part of it asked about.
+    pub videos: Vec<(String, Range)>,
+    /// The conversation, ending with the caller's question.
+    pub messages: Vec<Message>,
+    pub options: CallerOptions,
+}
+
+/// A video the answer stands on, and the timeline segments it was shown.
+pub struct Cited {
+    pub video: Video,
+    pub segments: Vec<Segment>,
+}
+
+/// Looks the videos up and grounds the answer in them; then as `answer::start`.
+pub async fn start(
+    state: &AppState,
+    caller: &Caller,
+    ask: VideoAsk,
+    record: &mut Record,
+) -> Result<(Started, Vec<Cited>), ApiError> {
+    let library = state.videos().ok_or(ApiError::VideosDisabled)?;
+    let mut found: Vec<(Video, Vec<Segment>, Range)> = Vec::with_capacity(ask.videos.len());
+    for (id, range) in &ask.videos {
+        if found.iter().any(|(v, _, _)| &v.id == id) {
+            continue;
+        }
+        let video = library
+            .get(&caller.tenant, id)
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| ApiError::NotFound {
+                what: "video",
+                id: id.chars().take(100).collect(),
+            })?;
+        if video.status != Status::Ready {
+            return Err(ApiError::NotReady {
+                id: video.id.clone(),
+                status: video.status.as_str(),
+            });
+        }
+        let segments = library.timeline(id).await.map_err(storage)?;
+        found.push((video, segments, *range));
+    }
+    let config = &caller.runtime.config;
+    let persona = config
+        .personas
+        .get(&ask.persona)
+        .ok_or_else(|| ApiError::UnknownPersona(ask.persona.clone()))?;
+    let model = persona.model.as_deref();
+    let budget = budget(caller, &ask, model);
+    let question = ask
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map_or("", |m| m.content.as_str());
+    let materials: Vec<Material<'_>> = found
+        .iter()
+        .map(|(video, segments, range)| Material {
+            video,
+            segments,
+            range: *range,
+        })
+        .collect();
+    let grounding = grounding::ground(&materials, question, budget, &|text| {
+        context::count_text(model, text)
+    });
+    let cited = grounding
+        .cited
+        .iter()
+        .map(|(v, used)| {
+            let (video, segments, _) = &found[*v];
+            Cited {
+                video: video.clone(),
+                segments: used.iter().map(|i| segments[*i].clone()).collect(),
+            }
+        })
+        .collect();
+    let started = super::start(
+        state,
+        caller,
+        Ask {
+            persona: ask.persona,
+            messages: ask.messages,
+            reference: Some(grounding.text),
+            options: ask.options,
+        },
+        record,
+    )
+    .await?;
+    Ok((started, cited))
+}
+
+/// Tokens the timeline may take.
+fn budget(caller: &Caller, ask: &VideoAsk, model: Option<&str>) -> usize {
+    let config = &caller.runtime.config;
+    let cap = config.video_chat.timeline_tokens as usize;
+    let Some(persona) = config.personas.get(&ask.persona) else {
+        return cap;
+    };
+    let local = persona.context_tokens == 0 && caller.runtime.upstreams.all_local();
+    let window = if persona.context_tokens > 0 {
+        persona.context_tokens
+    } else if local {
+        config.local.context_tokens
+    } else {
+        return cap;
+    };
+    let mut prompt = ask.messages.clone();
+    if let Some(p) = persona.system_prompt.as_deref() {
+        prompt.push(Message::new(Role::System, p));
+    }
+    let used = context::count_prompt(model, &prompt);
+    let mut room = persona
+        .max_tokens
+        .or(ask.options.sampling.max_tokens)
+        .unwrap_or(config.video_chat.answer_tokens);
+    if local {
+        // The embedded model keeps at most a quarter of its context for the answer.
+        room = room.min(window / 4);
+    }
+    let room = room as usize;
+    cap.min((window as usize).saturating_sub(used + room))
+}
+
+fn storage(error: crate::videos::LibraryError) -> ApiError {
+    tracing::error!(%error, "video library");
+    ApiError::Storage
+}

@@ -1,0 +1,414 @@
+//! What every route onto the video library shares, native and dialects alike: the library (or
+//! the 503 when it is off), a caller's video by id (another tenant's is as missing as one that
+//! never was), uploads streamed to disk under `videos.max_bytes`, links checked by `url_guard`,
+//! and the log line each request writes. Errors are `ApiError`s; each dialect renders them in
+//! its own envelope.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::header;
+use axum::response::Response;
+use tokio::io::AsyncWriteExt;
+
+use super::incoming::Incoming;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::videos::model::Video;
+use crate::videos::{url_guard, Library, LibraryError, Owner, Staging, Upload};
+
+/// Largest subtitles file taken with an upload.
+const MAX_SUBTITLES_BYTES: u64 = 10 << 20;
+pub const MAX_NAME_CHARS: usize = 256;
+/// Largest text part (a name, a description) taken with an upload.
+const MAX_TEXT_PART_BYTES: usize = 64 << 10;
+
+pub fn library(state: &AppState) -> Result<&Library, ApiError> {
+    state.videos().map(|l| &**l).ok_or(ApiError::VideosDisabled)
+}
+
+/// The video `id` if `tenant` may see it, or the 404 that names it.
+pub async fn existing(library: &Library, tenant: &str, id: &str) -> Result<Video, ApiError> {
+    library
+        .get(tenant, id)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| not_found(id))
+}
+
+pub fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound {
+        what: "video",
+        id: id.chars().take(100).collect(),
+    }
+}
+
+pub fn storage(error: LibraryError) -> ApiError {
+    tracing::error!(%error, "video library");
+    ApiError::Storage
+}
+
+/// Runs a handler, renders its error with `render` (the dialect's envelope), and writes the
+/// request's log line.
+pub async fn respond(
+    incoming: &Incoming,
+    route: &'static str,
+    render: fn(&ApiError) -> Response,
+    handler: impl std::future::Future<Output = Result<Response, ApiError>>,
+) -> Response {
+    let started = std::time::Instant::now();
+    let (response, outcome) = match handler.await {
+        Ok(response) => (response, "ok".to_string()),
+        Err(error) => (render(&error), error.code().to_string()),
+    };
+    tracing::info!(
+        request_id = %incoming.request_id,
+        route,
+        status = response.status().as_u16(),
+        duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        %outcome,
+        "videos"
+    );
+    response
+}
+
+pub fn is_multipart(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("multipart/form-data"))
+}
+
+/// An upload that has arrived in full: the video on disk, and the text parts the route takes.
+pub struct Received {
+    staging: Option<Staging>,
+    bytes: u64,
+    /// The file part's name, reduced to its last path component (pymavi sends the path it was
+    /// given): only ever a label, never a path.
+    pub file_name: Option<String>,
+    subtitles: Option<&'static str>,
+    pub text: BTreeMap<String, String>,
+}
+
+/// What a multipart upload may carry besides the video (`file`) and `subtitles`.
+pub struct Parts<'a> {
+    /// The text parts this route takes; any other part is a 400 that names it.
+    pub text: &'a [&'a str],
+    /// Whether the video itself may be left out (Reka: a form with `video_url` instead).
+    pub file_optional: bool,
+}
+
+/// Reads a multipart body, streaming the video to disk as it arrives (a 2 GB upload never sits
+/// in memory); over `videos.max_bytes` it is refused with 413 while still arriving.
+pub async fn receive(
+    library: &Library,
+    incoming: &Incoming,
+    request: Request,
+    state: &AppState,
+    parts: &Parts<'_>,
+) -> Result<Received, ApiError> {
+    let max = library.config().max_bytes;
+    let idle = incoming.runtime.config.limits.body_timeout;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // The multipart framing and a subtitles file come on top of the video itself.
+    if declared.is_some_and(|len| len > max.saturating_add(MAX_SUBTITLES_BYTES + (1 << 20))) {
+        return Err(too_large(max));
+    }
+    let mut multipart = Multipart::from_request(request, state)
+        .await
+        .map_err(|e| ApiError::bad_request("body", e.body_text()))?;
+    let staging = library.staging().await.map_err(storage)?;
+    let (mut bytes, mut file_name, mut subtitles) = (None, None, None);
+    let mut text = BTreeMap::new();
+    while let Some(field) = next(multipart.next_field(), idle).await? {
+        let part = field.name().unwrap_or_default().to_string();
+        match part.as_str() {
+            "file" => {
+                if bytes.is_some() {
+                    return Err(ApiError::bad_request(
+                        "file",
+                        "was sent twice; send one video per upload",
+                    ));
+                }
+                file_name = field.file_name().map(base_name);
+                bytes = Some(save(field, &staging.source(), max, idle, "file").await?);
+            }
+            "subtitles" => {
+                let ext = field
+                    .file_name()
+                    .and_then(|f| f.rsplit_once('.'))
+                    .map(|(_, ext)| ext.to_ascii_lowercase());
+                let ext = match ext.as_deref() {
+                    Some("srt") => "srt",
+                    Some("vtt") => "vtt",
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "subtitles",
+                            "must be a file named .srt or .vtt",
+                        ))
+                    }
+                };
+                save(
+                    field,
+                    &staging.subtitles(ext),
+                    MAX_SUBTITLES_BYTES,
+                    idle,
+                    "subtitles",
+                )
+                .await?;
+                subtitles = Some(ext);
+            }
+            name if parts.text.contains(&name) => {
+                let value = next(field.text(), idle).await?;
+                if value.len() > MAX_TEXT_PART_BYTES {
+                    return Err(ApiError::bad_request(
+                        part,
+                        format!("is longer than {MAX_TEXT_PART_BYTES} bytes"),
+                    ));
+                }
+                text.insert(part, value);
+            }
+            other => {
+                let mut takes = vec!["file", "subtitles"];
+                takes.extend(parts.text);
+                return Err(ApiError::bad_request(
+                    other.to_string(),
+                    format!("is not a part this endpoint takes ({})", takes.join(", ")),
+                ));
+            }
+        }
+    }
+    let Some(bytes) = bytes else {
+        if parts.file_optional {
+            // No video: the text parts are all there is; the staging folder goes with it.
+            return Ok(Received {
+                staging: None,
+                bytes: 0,
+                file_name: None,
+                subtitles: None,
+                text,
+            });
+        }
+        return Err(ApiError::bad_request(
+            "file",
+            "is missing: send the video as a `file` part",
+        ));
+    };
+    if bytes == 0 {
+        return Err(ApiError::bad_request("file", "is empty (0 bytes)"));
+    }
+    Ok(Received {
+        staging: Some(staging),
+        bytes,
+        file_name,
+        subtitles,
+        text,
+    })
+}
+
+impl Received {
+    /// Whether a video came with it (a Reka form may bring a `video_url` instead).
+    pub fn has_file(&self) -> bool {
+        self.bytes > 0
+    }
+
+    /// Files it as a new video of `owner`, named `name`, else by its file name.
+    pub async fn add(
+        self,
+        library: &Library,
+        name: Option<String>,
+        owner: &Owner,
+    ) -> Result<Video, ApiError> {
+        let name = match name {
+            Some(name) => checked_name(&name)?,
+            None => self.file_name.clone().unwrap_or_default(),
+        };
+        let staging = self.staging.ok_or_else(|| {
+            ApiError::bad_request("file", "is missing: send the video as a `file` part")
+        })?;
+        let upload = Upload {
+            name: if name.trim().is_empty() {
+                "video".into()
+            } else {
+                name
+            },
+            bytes: self.bytes,
+            subtitles: self.subtitles,
+        };
+        library
+            .add_upload(staging, upload, owner)
+            .await
+            .map_err(storage)
+    }
+}
+
+/// Queues a video to be fetched from `url`, after `url_guard` let it through; named `name`, else
+/// by the URL's last path segment. `field` names the request field the URL came in.
+pub async fn add_link(
+    library: &Library,
+    url: &str,
+    field: &str,
+    name: Option<String>,
+    owner: &Owner,
+) -> Result<Video, ApiError> {
+    let checked = url_guard::check(url, library.config().allow_private_urls)
+        .await
+        .map_err(|e| ApiError::bad_request(field.to_string(), e.to_string()))?;
+    let name = match name {
+        Some(name) => checked_name(&name)?,
+        None => checked
+            .url
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("video")
+            .chars()
+            .take(MAX_NAME_CHARS)
+            .collect(),
+    };
+    library
+        .add_url(checked.url.as_str(), &name, owner)
+        .await
+        .map_err(storage)
+}
+
+/// A callback URL, checked now (so a refused one is the caller's 400, not a silent failure
+/// later) and again on every delivery.
+pub async fn checked_callback(
+    library: &Library,
+    url: Option<String>,
+    field: &str,
+) -> Result<Option<String>, ApiError> {
+    let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    url_guard::check(&url, library.config().allow_private_urls)
+        .await
+        .map_err(|e| ApiError::bad_request(field.to_string(), e.to_string()))?;
+    Ok(Some(url))
+}
+
+/// A form's fields, multipart (with or without a video) or `application/x-www-form-urlencoded`
+/// (text only), for the dialects that take either.
+pub async fn receive_form(
+    library: &Library,
+    incoming: &Incoming,
+    request: Request,
+    state: &AppState,
+    parts: &Parts<'_>,
+) -> Result<Received, ApiError> {
+    if is_multipart(&request) {
+        return receive(library, incoming, request, state, parts).await;
+    }
+    let limits = &incoming.runtime.config.limits;
+    let (head, body) = request.into_parts();
+    let bytes = super::body::read(
+        body,
+        &head.headers,
+        limits.max_body_bytes,
+        limits.body_timeout,
+    )
+    .await?;
+    let mut text = BTreeMap::new();
+    for (key, value) in url::form_urlencoded::parse(&bytes) {
+        if !parts.text.contains(&key.as_ref()) {
+            return Err(ApiError::bad_request(
+                key.into_owned(),
+                format!(
+                    "is not a field this endpoint takes ({})",
+                    parts.text.join(", ")
+                ),
+            ));
+        }
+        text.insert(key.into_owned(), value.into_owned());
+    }
+    Ok(Received {
+        staging: None,
+        bytes: 0,
+        file_name: None,
+        subtitles: None,
+        text,
+    })
+}
+
+pub fn checked_name(name: &str) -> Result<String, ApiError> {
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::bad_request(
+            "name",
+            format!("is longer than {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(name.trim().to_string())
+}
+
+/// The last component of a path a client sent as a file name, `/` or `\` separated.
+fn base_name(name: &str) -> String {
+    name.rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(MAX_NAME_CHARS)
+        .collect()
+}
+
+/// One multipart step, with the body's idle limit: a caller that stops sending is let go.
+async fn next<T>(
+    step: impl std::future::Future<Output = Result<T, axum::extract::multipart::MultipartError>>,
+    idle: Duration,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(idle, step).await {
+        Err(_) => Err(ApiError::BodyTimeout(idle)),
+        Ok(Err(e)) => Err(ApiError::bad_request("body", e.body_text())),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+async fn save(
+    mut field: axum::extract::multipart::Field<'_>,
+    path: &std::path::Path,
+    max: u64,
+    idle: Duration,
+    part: &str,
+) -> Result<u64, ApiError> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| storage(e.into()))?;
+    let mut written = 0u64;
+    while let Some(chunk) = next(field.chunk(), idle).await? {
+        written += chunk.len() as u64;
+        if written > max {
+            return Err(if part == "file" {
+                too_large(max)
+            } else {
+                ApiError::bad_request(part.to_string(), format!("is larger than {max} bytes"))
+            });
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| storage(e.into()))?;
+    }
+    file.sync_all().await.map_err(|e| storage(e.into()))?;
+    Ok(written)
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::BodyTooLarge {
+        limit: usize::try_from(max).unwrap_or(usize::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_sent_path_is_only_a_name() {
+        assert_eq!(super::base_name("../clips/a.mp4"), "a.mp4");
+        assert_eq!(super::base_name("C:\\v\\b.mp4"), "b.mp4");
+        assert_eq!(super::base_name("c.mp4"), "c.mp4");
+    }
+}

@@ -1,0 +1,386 @@
+//! Mavera under `/api/v1/`: video analyses. `POST /video-analyses` (JSON with `video_url`, or a
+//! multipart upload with a `file`), `GET /video-analyses` (`limit`, `offset`, `status`),
+//! `GET`/`DELETE /video-analyses/{id}`, and `POST /video-analyses/{id}/chat` (1–50 `messages`,
+//! `stream`), which answers as OpenAI's Responses API does: a `response` object, or the event
+//! stream the official SDK's `responses.stream` helper reads (the OpenAI front door's encoder).
+//! An analysis is a library video: `pending` (queued), `generating`, `completed`, `failed`; its
+//! `chunks` are the timeline's segments. Errors: `{"error":{"message","type","code","param"}}`.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::incoming::Incoming;
+use super::library::{add_link, existing, is_multipart, library, receive, respond, storage, Parts};
+use super::openai::responses::{response_object, ResponseIds, ResponsesEncoder, Status as RStatus};
+use super::video_chat::{self, Reply};
+use crate::answer::grounded::VideoAsk;
+use crate::answer::UsageBasis;
+use crate::conversation::{Message, Role};
+use crate::error::ApiError;
+use crate::grounding::Range;
+use crate::persona::CallerOptions;
+use crate::state::AppState;
+use crate::upstream::FinishReason;
+use crate::videos::model::{Status, Video};
+use crate::videos::{Library, Owner, Page};
+
+const DIALECT: &str = "mavera";
+const MAX_MESSAGES: usize = 50;
+/// The fields an analysis takes besides the video, kept and given back as they came.
+const LABELS: &[&str] = &[
+    "title",
+    "brand",
+    "product",
+    "primary_intent",
+    "goal",
+    "asset_id",
+];
+
+/// Mavera's error envelope, with its codes.
+pub fn error_response(error: &ApiError) -> Response {
+    let (kind, code) = match error {
+        ApiError::Unauthorized => ("authentication_error", "invalid_api_key"),
+        ApiError::NotFound { .. } => ("invalid_request_error", "resource_not_found"),
+        ApiError::NotReady { .. } => ("invalid_request_error", "analysis_not_completed"),
+        ApiError::BadRequest { problem, .. } if problem.starts_with("is required") => {
+            ("invalid_request_error", "missing_field")
+        }
+        ApiError::BadRequest { .. } => ("invalid_request_error", "invalid_field"),
+        ApiError::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
+        other => other.openai_type_and_code(),
+    };
+    let message = match error {
+        ApiError::NotReady { id, status } => format!(
+            "analysis {id} is {} (status {}); chat needs it completed",
+            if *status == "failed" {
+                "failed"
+            } else {
+                "not completed yet"
+            },
+            analysis_status(Status::parse(status).unwrap_or(Status::Queued))
+        ),
+        other => other.to_string(),
+    };
+    let body =
+        json!({"error": {"message": message, "type": kind, "code": code, "param": error.param()}});
+    error.respond(error.status(), body.to_string())
+}
+
+fn analysis_status(status: Status) -> &'static str {
+    match status {
+        Status::Queued => "pending",
+        Status::Processing => "generating",
+        Status::Ready => "completed",
+        Status::Failed => "failed",
+    }
+}
+
+/// The analysis object; `chunks` (and the aggregated transcript) when the timeline is given.
+fn analysis(video: &Video, timeline: Option<&[crate::videos::model::Segment]>) -> Value {
+    let mut a = json!({
+        "id": video.id,
+        "object": "video_analysis",
+        "status": analysis_status(video.status),
+        "title": video.labels.get("title").cloned().unwrap_or_else(|| json!(video.name)),
+        "created_at": video.created_at,
+        "updated_at": video.ready_at.unwrap_or(video.created_at),
+        "duration": video.duration_s,
+        "error": video.error,
+        "progress": {
+            "total_chunks": timeline.map_or(0, <[_]>::len),
+            "processed_chunks": if video.status == Status::Ready { timeline.map_or(0, <[_]>::len) } else { 0 },
+        },
+    });
+    for key in LABELS.iter().filter(|k| **k != "title") {
+        if let Some(value) = video.labels.get(*key) {
+            a[*key] = value.clone();
+        }
+    }
+    if let Some(segments) = timeline {
+        a["chunks"] = json!(segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| json!({
+                "index": i,
+                "start_time": s.start_s,
+                "end_time": s.end_s,
+                "transcript": s.transcript,
+                "image_description": image_description(s),
+            }))
+            .collect::<Vec<_>>());
+        let transcript: Vec<&str> = segments
+            .iter()
+            .map(|s| s.transcript.as_str())
+            .filter(|t| !t.is_empty())
+            .collect();
+        a["results"] = json!({"aggregated_transcript": transcript.join(" ")});
+    }
+    a
+}
+
+/// What was seen, and the text on screen, as one description.
+fn image_description(s: &crate::videos::model::Segment) -> String {
+    [s.caption.as_str(), s.on_screen_text.as_str()]
+        .iter()
+        .filter(|t| !t.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" — ")
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    request: Request,
+) -> Response {
+    respond(&incoming, "mavera.create", error_response, async {
+        let caller = incoming.admit()?;
+        let library = library(&state)?;
+        let mut owner = Owner {
+            tenant: caller.tenant,
+            ..Owner::default()
+        };
+        let video = if is_multipart(&request) {
+            let parts = Parts {
+                text: LABELS,
+                file_optional: false,
+            };
+            let received = receive(library, &incoming, request, &state, &parts).await?;
+            for (k, v) in &received.text {
+                owner.labels.insert(k.clone(), json!(v));
+            }
+            let title = received.text.get("title").cloned();
+            received.add(library, title, &owner).await?
+        } else {
+            let limits = &incoming.runtime.config.limits;
+            let (head, body) = request.into_parts();
+            let bytes = super::body::read(body, &head.headers, limits.max_body_bytes, limits.body_timeout).await?;
+            let mut fields: serde_json::Map<String, Value> = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::bad_request("body", format!("must be a JSON object with `video_url`: {e}")))?;
+            let url = match fields.remove("video_url") {
+                Some(Value::String(url)) if !url.is_empty() => url,
+                Some(_) => return Err(ApiError::bad_request("video_url", "must be a URL")),
+                None if fields.contains_key("asset_id") => {
+                    return Err(ApiError::bad_request(
+                        "asset_id",
+                        "is not supported by chatapi (it has no Files API): send `video_url`, or upload the video as multipart `file`",
+                    ))
+                }
+                None => return Err(ApiError::bad_request("video_url", "is required")),
+            };
+            for (k, v) in fields {
+                if !LABELS.contains(&k.as_str()) {
+                    return Err(ApiError::bad_request(k, format!("is not a field this endpoint takes (video_url, {})", LABELS.join(", "))));
+                }
+                owner.labels.insert(k, v);
+            }
+            let title = owner.labels.get("title").and_then(Value::as_str).map(str::to_string);
+            add_link(library, &url, "video_url", title, &owner).await?
+        };
+        Ok((StatusCode::CREATED, Json(analysis(&video, None))).into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    offset: Option<u32>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    respond(&incoming, "mavera.list", error_response, async {
+        let caller = incoming.admit()?;
+        let library = library(&state)?;
+        let Query(q) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
+        let statuses = match q.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") => vec![],
+            Some("pending") => vec![Status::Queued],
+            Some("generating") => vec![Status::Processing],
+            Some("completed") => vec![Status::Ready],
+            Some("failed") => vec![Status::Failed],
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    "status",
+                    format!("`{other}` is not one of pending, generating, completed, failed"),
+                ))
+            }
+        };
+        let limit = q.limit.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::bad_request("limit", "must be between 1 and 100"));
+        }
+        let page = Page {
+            tenant: caller.tenant,
+            statuses,
+            limit,
+            offset: q.offset.unwrap_or(0),
+            ..Page::default()
+        };
+        let (videos, has_more) = library.list(&page).await.map_err(storage)?;
+        let total = library.count(&page).await.map_err(storage)?;
+        let data: Vec<Value> = videos.iter().map(|v| analysis(v, None)).collect();
+        Ok(
+            Json(json!({"object": "list", "data": data, "has_more": has_more, "total": total}))
+                .into_response(),
+        )
+    })
+    .await
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    Path(id): Path<String>,
+) -> Response {
+    respond(&incoming, "mavera.get", error_response, async {
+        let caller = incoming.admit()?;
+        let library = library(&state)?;
+        let video = existing(library, &caller.tenant, &id).await?;
+        let timeline = timeline_if_ready(library, &video).await?;
+        Ok(Json(analysis(&video, timeline.as_deref())).into_response())
+    })
+    .await
+}
+
+async fn timeline_if_ready(
+    library: &Library,
+    video: &Video,
+) -> Result<Option<Vec<crate::videos::model::Segment>>, ApiError> {
+    if video.status != Status::Ready {
+        return Ok(None);
+    }
+    Ok(Some(library.timeline(&video.id).await.map_err(storage)?))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    Path(id): Path<String>,
+) -> Response {
+    respond(&incoming, "mavera.delete", error_response, async {
+        let caller = incoming.admit()?;
+        let deleted = library(&state)?.delete(&caller.tenant, &id).await;
+        if deleted.map_err(storage)? {
+            Ok(
+                Json(json!({"id": id, "object": "video_analysis.deleted", "deleted": true}))
+                    .into_response(),
+            )
+        } else {
+            Err(super::library::not_found(&id))
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct ChatBody {
+    messages: Vec<ChatMessage>,
+    #[serde(default)]
+    stream: bool,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage {
+    role: String,
+    content: String,
+}
+
+pub async fn chat(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(&incoming, "mavera.chat", error_response, async {
+        let (caller, bytes) = super::body::admitted(&incoming, &headers, body).await?;
+        let body: ChatBody = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request(
+                "body",
+                format!(
+                    "must be {{\"messages\": [{{\"role\", \"content\"}}], \"stream\": bool}}: {e}"
+                ),
+            )
+        })?;
+        if body.messages.is_empty() || body.messages.len() > MAX_MESSAGES {
+            return Err(ApiError::bad_request(
+                "messages",
+                format!("must hold between 1 and {MAX_MESSAGES} messages"),
+            ));
+        }
+        let mut messages = Vec::with_capacity(body.messages.len());
+        for (i, m) in body.messages.into_iter().enumerate() {
+            let role = match m.role.as_str() {
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                "system" => Role::System,
+                other => {
+                    return Err(ApiError::bad_request(
+                        format!("messages[{i}].role"),
+                        format!("`{other}` is not one of user, assistant, system"),
+                    ))
+                }
+            };
+            messages.push(Message::new(role, m.content));
+        }
+        if messages.last().map(|m| m.role) != Some(Role::User) {
+            return Err(ApiError::bad_request(
+                "messages",
+                "must end with a user message",
+            ));
+        }
+        let persona = caller.runtime.config.video_chat.mavera.clone();
+        let ask = VideoAsk {
+            persona: persona.clone(),
+            videos: vec![(id, Range::default())],
+            messages,
+            // A response always carries its usage.
+            options: CallerOptions {
+                include_usage: true,
+                ..CallerOptions::default()
+            },
+        };
+        let model = persona.clone();
+        let reply = video_chat::run(
+            &state,
+            &incoming,
+            DIALECT,
+            &caller,
+            ask,
+            body.stream,
+            |_, basis| ResponsesEncoder::new(&model, basis),
+        )
+        .await?;
+        Ok(match reply {
+            Reply::Streaming(response) => response,
+            Reply::Whole { whole, basis } => {
+                let usage = UsageBasis::or_estimate(basis.as_ref(), whole.usage, &whole.text)
+                    .unwrap_or_default();
+                let finish = whole.finish_reason.unwrap_or(FinishReason::Stop);
+                Json(response_object(
+                    &ResponseIds::new(),
+                    &persona,
+                    RStatus::Done(&finish),
+                    &whole.text,
+                    Some(usage),
+                ))
+                .into_response()
+            }
+        })
+    })
+    .await
+}

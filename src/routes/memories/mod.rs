@@ -1,0 +1,94 @@
+//! Memories.ai's dialects (its first API was MAVI): `mavi` is v1.0 under `/api/serve/video/`,
+//! as the `pymavi` client speaks it; `v1_2` is v1.2 under `/serve/api/v1/`. Shared here: the
+//! `{"code","msg","data"}` envelope with its string codes (sent with the real HTTP status:
+//! pymavi raises its authentication error only on a 401), the video statuses
+//! `UNPARSE`/`PARSE`/`FAIL`, and the video record both versions return from an upload.
+
+pub mod mavi;
+pub mod v1_2;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::videos::model::{Status, Video};
+
+pub const OK: &str = "0000";
+
+/// Memories.ai's string code for an error.
+fn code(error: &ApiError) -> &'static str {
+    if matches!(error, ApiError::NotReady { .. }) {
+        // 0409 is the vendor's "duplicate"; a video not parsed yet is a bad parameter.
+        return "0001";
+    }
+    match error.status() {
+        StatusCode::UNAUTHORIZED => "0401",
+        StatusCode::FORBIDDEN => "0403",
+        StatusCode::CONFLICT => "0409",
+        StatusCode::TOO_MANY_REQUESTS => "0429",
+        s if s.is_client_error() => "0001",
+        _ => "0500",
+    }
+}
+
+/// An error in the v1.0 envelope, with its real status.
+pub fn error_response(error: &ApiError) -> Response {
+    let body = json!({"code": code(error), "msg": error.to_string(), "data": null});
+    error.respond(error.status(), body.to_string())
+}
+
+/// An error in the v1.2 envelope, which adds `success`/`failed`.
+pub fn error_response_v1_2(error: &ApiError) -> Response {
+    let body = json!({
+        "code": code(error), "msg": error.to_string(), "data": null,
+        "success": false, "failed": true,
+    });
+    error.respond(error.status(), body.to_string())
+}
+
+pub fn ok(data: Value) -> Response {
+    Json(json!({"code": OK, "msg": "success", "data": data})).into_response()
+}
+
+pub fn ok_v1_2(data: Value) -> Response {
+    Json(json!({"code": OK, "msg": "success", "data": data, "success": true, "failed": false}))
+        .into_response()
+}
+
+pub fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Queued | Status::Processing => "UNPARSE",
+        Status::Ready => "PARSE",
+        Status::Failed => "FAIL",
+    }
+}
+
+/// The statuses a `videoStatus` filter names; `PARSE_ERROR` is accepted for `FAIL` (the
+/// vendor's own pages use both).
+pub fn parse_status(name: &str) -> Option<&'static [Status]> {
+    match name.to_ascii_uppercase().as_str() {
+        "UNPARSE" => Some(&[Status::Queued, Status::Processing]),
+        "PARSE" => Some(&[Status::Ready]),
+        "FAIL" | "PARSE_ERROR" => Some(&[Status::Failed]),
+        _ => None,
+    }
+}
+
+/// What an upload answers: `{videoNo, videoName, videoStatus, uploadTime}` (ms, as a string).
+pub fn uploaded(video: &Video) -> Value {
+    json!({
+        "videoNo": video.id,
+        "videoName": video.name,
+        "videoStatus": status_name(video.status),
+        "uploadTime": video.created_ms.to_string(),
+    })
+}
+
+/// Whole seconds, as a string (the vendors' `duration`).
+pub fn seconds(video: &Video) -> String {
+    video
+        .duration_s
+        .map_or("0".to_string(), |d| (d.round() as i64).to_string())
+}

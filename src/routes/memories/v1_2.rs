@@ -1,0 +1,482 @@
+//! Memories.ai v1.2 under `/serve/api/v1/`: `upload` (multipart `file`, `unique_id`,
+//! `callback`), `upload_url` (form `url`, `unique_id`, `callback`), `list_videos`,
+//! `delete_videos`, `chat` and `chat_stream`. A `session_id` names a conversation the server
+//! keeps in the library's store (numeric, as the vendor's are): a chat without one starts a new
+//! session, and every answer says which.
+//!
+//! `chat_stream` sends `data:<json>` events: a `ref` event first (the timeline segments the
+//! answer was given, with `startTime`/`endTime` in seconds), `content` events with the text,
+//! and `data:"Done"`, the line the vendor's sample client and community clients stop on.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::mavi::delete_all;
+use super::{error_response_v1_2 as error_response, ok_v1_2 as ok, seconds, status_name, uploaded};
+use crate::answer::grounded::{Cited, VideoAsk};
+use crate::conversation::{Message, Role};
+use crate::error::ApiError;
+use crate::grounding::Range;
+use crate::relay::{Encoder, Failure};
+use crate::routes::incoming::Incoming;
+use crate::routes::library::{
+    add_link, checked_callback, library, receive, receive_form, respond, storage, Parts,
+};
+use crate::routes::video_chat::{self, Reply};
+use crate::state::AppState;
+use crate::upstream::Event;
+use crate::videos::{Library, Owner, Page};
+
+const DIALECT: &str = "memories";
+const MAX_CHAT_VIDEOS: usize = 50;
+const MAX_DELETE: usize = 100;
+/// Turns a session keeps (a turn is a question or an answer); older ones are forgotten.
+const SESSION_TURNS: usize = 40;
+
+fn owner(tenant: String, fields: &std::collections::BTreeMap<String, String>) -> Owner {
+    let mut labels = serde_json::Map::new();
+    if let Some(unique) = fields.get("unique_id").filter(|u| !u.is_empty()) {
+        labels.insert("unique_id".into(), json!(unique));
+    }
+    Owner {
+        tenant,
+        callback: None,
+        labels,
+    }
+}
+
+pub async fn upload(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    request: Request,
+) -> Response {
+    respond(&incoming, "memories.upload", error_response, async {
+        let caller = incoming.admit()?;
+        let library = library(&state)?;
+        let parts = Parts {
+            text: &["unique_id", "callback"],
+            file_optional: false,
+        };
+        let received = receive(library, &incoming, request, &state, &parts).await?;
+        let mut owner = owner(caller.tenant, &received.text);
+        owner.callback =
+            checked_callback(library, received.text.get("callback").cloned(), "callback").await?;
+        let video = received.add(library, None, &owner).await?;
+        Ok(ok(uploaded(&video)))
+    })
+    .await
+}
+
+pub async fn upload_url(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    request: Request,
+) -> Response {
+    respond(&incoming, "memories.upload_url", error_response, async {
+        let caller = incoming.admit()?;
+        let library = library(&state)?;
+        let parts = Parts {
+            text: &["url", "unique_id", "callback"],
+            file_optional: true,
+        };
+        let form = receive_form(library, &incoming, request, &state, &parts).await?;
+        let url = form
+            .text
+            .get("url")
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| ApiError::bad_request("url", "is required"))?;
+        let mut owner = owner(caller.tenant, &form.text);
+        owner.callback =
+            checked_callback(library, form.text.get("callback").cloned(), "callback").await?;
+        let video = add_link(library, url, "url", None, &owner).await?;
+        Ok(ok(uploaded(&video)))
+    })
+    .await
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListBody {
+    #[serde(default)]
+    page: Option<u32>,
+    #[serde(default)]
+    size: Option<u32>,
+    #[serde(default)]
+    video_name: Option<String>,
+    #[serde(default)]
+    video_no: Option<String>,
+    #[serde(default, rename = "unique_id")]
+    _unique_id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+pub async fn list_videos(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(&incoming, "memories.list_videos", error_response, async {
+        let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
+        let library = library(&state)?;
+        let q: ListBody = if bytes.is_empty() {
+            ListBody::default()
+        } else {
+            json_body(&bytes, "JSON {page, size, video_name, video_no, status}")?
+        };
+        let size = q.size.unwrap_or(20);
+        if !(1..=200).contains(&size) {
+            return Err(ApiError::bad_request("size", "must be between 1 and 200"));
+        }
+        let page_no = q.page.unwrap_or(1).max(1);
+        let statuses = match q.status.as_deref().filter(|s| !s.is_empty()) {
+            None => Vec::new(),
+            Some(name) => super::parse_status(name)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "status",
+                        format!("`{name}` is not one of PARSE, UNPARSE, FAIL"),
+                    )
+                })?
+                .to_vec(),
+        };
+        let (videos, total) = if let Some(id) = q.video_no.filter(|v| !v.is_empty()) {
+            let found = library.get(&caller.tenant, &id).await.map_err(storage)?;
+            let found: Vec<_> = found
+                .into_iter()
+                .filter(|v| statuses.is_empty() || statuses.contains(&v.status))
+                .collect();
+            let n = found.len() as u64;
+            (found, n)
+        } else {
+            let page = Page {
+                tenant: caller.tenant,
+                statuses,
+                name_contains: q.video_name.filter(|n| !n.is_empty()),
+                limit: size,
+                offset: (page_no - 1).saturating_mul(size),
+                ..Page::default()
+            };
+            let (videos, _) = library.list(&page).await.map_err(storage)?;
+            (videos, library.count(&page).await.map_err(storage)?)
+        };
+        let rows: Vec<Value> = videos
+            .iter()
+            .map(|v| {
+                json!({
+                    "duration": seconds(v),
+                    "size": v.source.bytes.unwrap_or(0).to_string(),
+                    "status": status_name(v.status),
+                    "cause": v.error.clone().unwrap_or_else(|| "null".into()),
+                    "video_no": v.id,
+                    "video_name": v.name,
+                    "create_time": v.created_ms.to_string(),
+                })
+            })
+            .collect();
+        Ok(ok(json!({
+            "videos": rows,
+            "current_page": page_no,
+            "page_size": size,
+            "total_count": total.to_string(),
+        })))
+    })
+    .await
+}
+
+pub async fn delete_videos(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    _query: Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(&incoming, "memories.delete_videos", error_response, async {
+        let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
+        let library = library(&state)?;
+        let ids: Vec<String> = json_body(&bytes, "a JSON array of video_nos")?;
+        delete_all(library, &caller.tenant, &ids, MAX_DELETE).await?;
+        Ok(ok(Value::Null))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct ChatBody {
+    video_nos: Vec<String>,
+    prompt: String,
+    #[serde(default)]
+    session_id: Option<SessionId>,
+    #[serde(default, rename = "unique_id")]
+    _unique_id: Option<String>,
+}
+
+/// Numeric, sent as a number or a string of digits.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SessionId {
+    Number(u64),
+    Text(String),
+}
+
+#[derive(serde::Serialize, Deserialize)]
+struct Turn {
+    role: String,
+    content: String,
+}
+
+pub async fn chat(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(&incoming, "memories.chat", error_response, async {
+        run_chat(&state, &incoming, &headers, body, false).await
+    })
+    .await
+}
+
+pub async fn chat_stream(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(&incoming, "memories.chat_stream", error_response, async {
+        run_chat(&state, &incoming, &headers, body, true).await
+    })
+    .await
+}
+
+async fn run_chat(
+    state: &AppState,
+    incoming: &Incoming,
+    headers: &HeaderMap,
+    body: Body,
+    stream: bool,
+) -> Result<Response, ApiError> {
+    let (caller, bytes) = crate::routes::body::admitted(incoming, headers, body).await?;
+    let library = state.videos().cloned().ok_or(ApiError::VideosDisabled)?;
+    let body: ChatBody = json_body(
+        &bytes,
+        "{\"video_nos\": [...], \"prompt\": \"...\", \"session_id\": 123}",
+    )?;
+    if body.video_nos.is_empty() || body.video_nos.len() > MAX_CHAT_VIDEOS {
+        return Err(ApiError::bad_request(
+            "video_nos",
+            format!("must list between 1 and {MAX_CHAT_VIDEOS} videos"),
+        ));
+    }
+    if body.prompt.trim().is_empty() {
+        return Err(ApiError::bad_request("prompt", "must not be empty"));
+    }
+    let session_id = match body.session_id {
+        None => new_session_id(),
+        Some(SessionId::Number(n)) => n.to_string(),
+        Some(SessionId::Text(t)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t,
+        Some(SessionId::Text(t)) => {
+            return Err(ApiError::bad_request(
+                "session_id",
+                format!("`{t}` is not a number; leave it out to start a new session"),
+            ))
+        }
+    };
+    let mut turns: Vec<Turn> = match library
+        .session(&caller.tenant, &session_id)
+        .await
+        .map_err(storage)?
+    {
+        Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let mut messages: Vec<Message> = turns
+        .iter()
+        .map(|t| {
+            let role = if t.role == "assistant" {
+                Role::Assistant
+            } else {
+                Role::User
+            };
+            Message::new(role, t.content.clone())
+        })
+        .collect();
+    messages.push(Message::new(Role::User, body.prompt.clone()));
+    turns.push(Turn {
+        role: "user".into(),
+        content: body.prompt,
+    });
+    let ask = VideoAsk {
+        persona: caller.runtime.config.video_chat.memories.clone(),
+        videos: body
+            .video_nos
+            .into_iter()
+            .map(|id| (id, Range::default()))
+            .collect(),
+        messages,
+        options: Default::default(),
+    };
+    let mut session = Some(Session {
+        library,
+        tenant: caller.tenant.clone(),
+        id: session_id.clone(),
+        turns,
+    });
+    let reply = video_chat::run(
+        state,
+        incoming,
+        DIALECT,
+        &caller,
+        ask,
+        stream,
+        |cited, _| StreamEncoder {
+            refs: Some(refs(cited)),
+            session: session.take(),
+            text: String::new(),
+            failed: false,
+        },
+    )
+    .await?;
+    Ok(match reply {
+        Reply::Streaming(response) => response,
+        Reply::Whole { whole, .. } => {
+            if let Some(session) = session {
+                session.save_now(whole.text.clone()).await;
+            }
+            ok(json!({
+                "role": "ASSISTANT",
+                "content": whole.text,
+                "thinkings": [],
+                "session_id": session_id,
+            }))
+        }
+    })
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8], shape: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("body", format!("must be {shape}: {e}")))
+}
+
+/// A fresh numeric session id (positive, 63 bits, as the vendor's are).
+fn new_session_id() -> String {
+    use rand::Rng;
+    let n: u64 = rand::rng().random_range(1u64 << 40..i64::MAX as u64);
+    n.to_string()
+}
+
+/// The `ref` array: per video, the segments its answer was given.
+fn refs(cited: &[Cited]) -> Value {
+    json!(cited
+        .iter()
+        .map(|c| json!({
+            "video": {
+                "duration": super::seconds(&c.video),
+                "video_no": c.video.id,
+                "video_name": c.video.name,
+            },
+            "refItems": c.segments.iter().map(|s| json!({
+                "videoNo": c.video.id,
+                "startTime": s.start_s.floor() as i64,
+                "endTime": s.end_s.ceil() as i64,
+                "type": "visual_ts",
+                "text": short(&s.transcript),
+            })).collect::<Vec<_>>(),
+        }))
+        .collect::<Vec<_>>())
+}
+
+fn short(text: &str) -> String {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// A kept conversation, saved when its answer is complete.
+struct Session {
+    library: Arc<Library>,
+    tenant: String,
+    id: String,
+    turns: Vec<Turn>,
+}
+
+impl Session {
+    /// The session gains the question and `answer`.
+    async fn save_now(mut self, answer: String) {
+        self.turns.push(Turn {
+            role: "assistant".into(),
+            content: answer,
+        });
+        let excess = self.turns.len().saturating_sub(SESSION_TURNS);
+        self.turns.drain(..excess);
+        let saved = match serde_json::to_string(&self.turns) {
+            Ok(json) => self
+                .library
+                .save_session(&self.tenant, &self.id, &json)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = saved {
+            tracing::error!(%error, session = %self.id, "memories session not saved");
+        }
+    }
+
+    /// From a stream's end, which cannot wait: the write (a millisecond) starts before the
+    /// `Done` line leaves, so a client's next turn finds it.
+    fn save(self, answer: String) {
+        tokio::spawn(self.save_now(answer));
+    }
+}
+
+struct StreamEncoder {
+    refs: Option<Value>,
+    session: Option<Session>,
+    text: String,
+    failed: bool,
+}
+
+impl StreamEncoder {
+    fn session_id(&self) -> &str {
+        self.session.as_ref().map_or("", |s| s.id.as_str())
+    }
+}
+
+impl Encoder for StreamEncoder {
+    fn begin(&mut self) -> Option<Bytes> {
+        let refs = self.refs.take()?;
+        let event = json!({"type": "ref", "sessionId": self.session_id(), "ref": refs});
+        Some(Bytes::from(format!("data:{event}\n\n")))
+    }
+
+    fn event(&mut self, event: Event) -> Option<Bytes> {
+        let Event::Text(text) = event else {
+            return None;
+        };
+        self.text.push_str(&text);
+        let event = json!({"type": "content", "role": "assistant", "content": text, "sessionId": self.session_id()});
+        Some(Bytes::from(format!("data:{event}\n\n")))
+    }
+
+    fn failed(&mut self, failure: Failure<'_>) -> Option<Bytes> {
+        self.failed = true;
+        let event = json!({"code": "0500", "msg": failure.message, "data": failure.message});
+        Some(Bytes::from(format!("data:{event}\n\n")))
+    }
+
+    fn end(&mut self) -> Bytes {
+        if let Some(session) = self.session.take().filter(|_| !self.failed) {
+            session.save(std::mem::take(&mut self.text));
+        }
+        Bytes::from_static(b"data:\"Done\"\n\n")
+    }
+}

@@ -1,0 +1,519 @@
+//! Reka Vision under `/v2/`, as the official `reka-mcp` client speaks it: `POST /v2/videos`
+//! (multipart `file`, or a form with `video_url`; `video_name`, `description`, `group_id`),
+//! `GET /v2/videos` (repeated `ids=`), `GET`/`DELETE /v2/videos/{id}`, the feature plan and
+//! triggers, the `transcript` and `captions` listings (`start`/`end`, `page_limit`,
+//! `page_token`), and `POST /v2/chat` (`messages` ending with a user turn, `context` of 1–5
+//! `{video_id, start?, end?}`) → `{"response","model"}`; no streaming, as at Reka.
+//!
+//! Features map onto the library's processing: `transcript` and `captions` follow the video
+//! (`pending`, `processing`, `ready`, `failed`). Without a vision upstream, captions are made of
+//! the on-screen text and what was said, so they still become `ready` and reka-mcp's pipelines
+//! finish. `embeddings` is `none`: search by meaning is not built yet.
+//!
+//! Errors: `{"error":{"type","message","param"}}` with `X-Request-ID`. reka-mcp retries any
+//! status ≥ 500 three times, `/v2/chat` included, so an upstream failure (already retried and
+//! failed over here) is answered 424, not 502: one model call is not made into four.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, RawQuery, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::incoming::Incoming;
+use super::library::{add_link, existing, library, receive_form, respond, storage, Parts};
+use super::video_chat::{self, Reply};
+use crate::answer::grounded::VideoAsk;
+use crate::conversation::{Message, Role};
+use crate::error::ApiError;
+use crate::grounding::Range;
+use crate::state::AppState;
+use crate::videos::model::{Segment, Status, Video};
+use crate::videos::Owner;
+
+const DIALECT: &str = "reka";
+const MAX_CONTEXT: usize = 5;
+const FEATURES: &[&str] = &["transcript", "captions", "embeddings"];
+
+pub fn error_response(error: &ApiError) -> Response {
+    let kind = match error.status() {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "authentication_error",
+        StatusCode::NOT_FOUND => "not_found_error",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+        s if s.is_server_error() && !matches!(error, ApiError::Upstream(_)) => "server_error",
+        _ if matches!(error, ApiError::Upstream(_)) => "upstream_error",
+        _ => "validation_error",
+    };
+    let status = match error {
+        ApiError::Upstream(_) => StatusCode::FAILED_DEPENDENCY,
+        other => other.status(),
+    };
+    let body =
+        json!({"error": {"type": kind, "message": error.to_string(), "param": error.param()}});
+    error.respond(status, body.to_string())
+}
+
+fn video_status(video: &Video) -> &'static str {
+    match video.status {
+        Status::Failed => "failed",
+        Status::Queued if video.source.kind == "url" => "uploading",
+        _ => "uploaded",
+    }
+}
+
+fn feature_status(video: &Video, feature: &str) -> &'static str {
+    if feature == "embeddings" {
+        return "none";
+    }
+    match video.status {
+        Status::Queued => "pending",
+        Status::Processing => "processing",
+        Status::Ready => "ready",
+        Status::Failed => "failed",
+    }
+}
+
+fn features(video: &Video) -> Value {
+    let map: serde_json::Map<String, Value> = FEATURES
+        .iter()
+        .map(|f| (f.to_string(), json!(feature_status(video, f))))
+        .collect();
+    Value::Object(map)
+}
+
+fn metadata(video: &Video) -> Value {
+    json!({
+        "width": video.width,
+        "height": video.height,
+        "avg_fps": null,
+        "video_name": video.name,
+        "title": null,
+        "duration": video.duration_s,
+        "thumbnail": null,
+        "description": video.labels.get("description"),
+        "source": video.source.url,
+    })
+}
+
+fn video_json(video: &Video) -> Value {
+    json!({
+        "video_id": video.id,
+        "url": null,
+        "status": video_status(video),
+        "metadata": metadata(video),
+        "features": features(video),
+        "group_id": video.labels.get("group_id"),
+        "error": video.error,
+    })
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    request: Request,
+) -> Response {
+    respond(&incoming, "reka.create", error_response, async {
+        let caller = incoming.admit()?;
+        let library = library(&state)?;
+        let parts = Parts {
+            text: &["video_url", "video_name", "description", "group_id"],
+            file_optional: true,
+        };
+        let form = receive_form(library, &incoming, request, &state, &parts).await?;
+        let mut owner = Owner {
+            tenant: caller.tenant,
+            ..Owner::default()
+        };
+        for key in ["description", "group_id"] {
+            if let Some(value) = form.text.get(key).filter(|v| !v.is_empty()) {
+                owner.labels.insert(key.into(), json!(value));
+            }
+        }
+        let name = form.text.get("video_name").cloned().filter(|n| !n.is_empty());
+        let url = form.text.get("video_url").cloned().filter(|u| !u.is_empty());
+        let video = match (form.has_file(), url) {
+            (true, Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "video_url",
+                    "send either a `file` or a `video_url`, not both",
+                ))
+            }
+            (true, None) => form.add(library, name, &owner).await?,
+            (false, Some(url)) => add_link(library, &url, "video_url", name, &owner).await?,
+            (false, None) => {
+                return Err(ApiError::bad_request(
+                    "file",
+                    "is required: send the video as a `file` part, or a `video_url`",
+                ))
+            }
+        };
+        Ok(Json(json!({"video_id": video.id, "status": video_status(&video), "metadata": metadata(&video)})).into_response())
+    })
+    .await
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    RawQuery(query): RawQuery,
+) -> Response {
+    respond(&incoming, "reka.list", error_response, async {
+        let caller = incoming.admit()?;
+        let library = library(&state)?;
+        let ids: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .filter(|(k, _)| k == "ids")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        let videos = if ids.is_empty() {
+            let page = crate::videos::Page {
+                tenant: caller.tenant,
+                limit: 200,
+                ..Default::default()
+            };
+            library.list(&page).await.map_err(storage)?.0
+        } else {
+            let mut found = Vec::new();
+            for id in &ids {
+                if let Some(v) = library.get(&caller.tenant, id).await.map_err(storage)? {
+                    found.push(v);
+                }
+            }
+            found
+        };
+        let results: Vec<Value> = videos.iter().map(video_json).collect();
+        Ok(Json(json!({"results": results})).into_response())
+    })
+    .await
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    Path(id): Path<String>,
+) -> Response {
+    respond(&incoming, "reka.get", error_response, async {
+        let caller = incoming.admit()?;
+        let video = existing(library(&state)?, &caller.tenant, &id).await?;
+        Ok(Json(video_json(&video)).into_response())
+    })
+    .await
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    Path(id): Path<String>,
+) -> Response {
+    respond(&incoming, "reka.delete", error_response, async {
+        let caller = incoming.admit()?;
+        let deleted = library(&state)?.delete(&caller.tenant, &id).await;
+        if deleted.map_err(storage)? {
+            Ok(
+                Json(json!({"status": "deleted", "message": format!("video {id} deleted")}))
+                    .into_response(),
+            )
+        } else {
+            Err(super::library::not_found(&id))
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct PlanBody {
+    desired: Vec<String>,
+}
+
+fn known_feature(name: &str, field: &str) -> Result<(), ApiError> {
+    if FEATURES.contains(&name) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            field.to_string(),
+            format!("`{name}` is not one of {}", FEATURES.join(", ")),
+        ))
+    }
+}
+
+/// What it takes to have the `desired` features: processing makes transcript and captions
+/// together, so nothing is for the caller to start; embeddings are blocked (not built yet).
+pub async fn plan(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(&incoming, "reka.plan", error_response, async {
+        let (caller, bytes) = super::body::admitted(&incoming, &headers, body).await?;
+        let body: PlanBody = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request("body", format!("must be {{\"desired\": [...]}}: {e}"))
+        })?;
+        for f in &body.desired {
+            known_feature(f, "desired")?;
+        }
+        let video = existing(library(&state)?, &caller.tenant, &id).await?;
+        let statuses: serde_json::Map<String, Value> = body
+            .desired
+            .iter()
+            .map(|f| (f.clone(), json!(feature_status(&video, f))))
+            .collect();
+        let blocked: Vec<&String> = body.desired.iter().filter(|f| *f == "embeddings").collect();
+        let done = body
+            .desired
+            .iter()
+            .all(|f| feature_status(&video, f) == "ready");
+        Ok(Json(json!({
+            "video_id": video.id,
+            "all_required": body.desired,
+            "statuses": statuses,
+            "actionable": [],
+            "blocked": blocked,
+            "done": done,
+        }))
+        .into_response())
+    })
+    .await
+}
+
+/// Starting a feature: transcript and captions are already under way with the video's
+/// processing, so this reports where they stand; embeddings cannot be started (409).
+pub async fn trigger(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    Path((id, feature)): Path<(String, String)>,
+) -> Response {
+    respond(&incoming, "reka.trigger", error_response, async {
+        let caller = incoming.admit()?;
+        known_feature(&feature, "feature")?;
+        let video = existing(library(&state)?, &caller.tenant, &id).await?;
+        if feature == "embeddings" {
+            return Err(ApiError::bad_request(
+                "feature",
+                "`embeddings` is not available on this server yet (search by meaning is not built); transcript and captions are",
+            ));
+        }
+        Ok(Json(json!({"video_id": video.id, "feature": feature, "status": feature_status(&video, &feature)})).into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct ListingQuery {
+    #[serde(default)]
+    start: Option<f64>,
+    #[serde(default)]
+    end: Option<f64>,
+    #[serde(default)]
+    page_limit: Option<usize>,
+    #[serde(default)]
+    page_token: Option<String>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+pub async fn transcript(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    Path(id): Path<String>,
+    query: Result<Query<ListingQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    respond(&incoming, "reka.transcript", error_response, async {
+        listing(&state, &incoming, &id, query, Listing::Transcript).await
+    })
+    .await
+}
+
+pub async fn captions(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    Path(id): Path<String>,
+    query: Result<Query<ListingQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    respond(&incoming, "reka.captions", error_response, async {
+        listing(&state, &incoming, &id, query, Listing::Captions).await
+    })
+    .await
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Listing {
+    Transcript,
+    Captions,
+}
+
+async fn listing(
+    state: &AppState,
+    incoming: &Incoming,
+    id: &str,
+    query: Result<Query<ListingQuery>, axum::extract::rejection::QueryRejection>,
+    kind: Listing,
+) -> Result<Response, ApiError> {
+    let caller = incoming.admit()?;
+    let library = library(state)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
+    let video = existing(library, &caller.tenant, id).await?;
+    if video.status != Status::Ready {
+        return Err(ApiError::NotReady {
+            id: video.id,
+            status: video.status.as_str(),
+        });
+    }
+    let range = Range {
+        start: q.start,
+        end: q.end,
+    };
+    let segments = library.timeline(id).await.map_err(storage)?;
+    let items: Vec<Value> = segments
+        .iter()
+        .filter(|s| {
+            range.start.is_none_or(|a| s.end_s > a) && range.end.is_none_or(|b| s.start_s < b)
+        })
+        .filter_map(|s| item(s, kind))
+        .collect();
+    if kind == Listing::Transcript && q.format.as_deref() == Some("text") {
+        let text: Vec<&str> = items.iter().filter_map(|i| i["text"].as_str()).collect();
+        return Ok(Json(json!({"text": text.join(" ")})).into_response());
+    }
+    let limit = q.page_limit.unwrap_or(50).clamp(1, 500);
+    let from: usize = match q.page_token.as_deref() {
+        None | Some("") => 0,
+        Some(t) => t
+            .parse()
+            .map_err(|_| ApiError::bad_request("page_token", "is not a token this server gave"))?,
+    };
+    let page: Vec<&Value> = items.iter().skip(from).take(limit).collect();
+    let next = (from + limit < items.len()).then(|| (from + limit).to_string());
+    Ok(Json(json!({"data": page, "next_page_token": next})).into_response())
+}
+
+/// A transcript line, or a caption: what was seen, else (no vision upstream) what was on
+/// screen and said, with its `source` saying which.
+fn item(s: &Segment, kind: Listing) -> Option<Value> {
+    match kind {
+        Listing::Transcript => (!s.transcript.is_empty())
+            .then(|| json!({"start": s.start_s, "end": s.end_s, "text": s.transcript})),
+        Listing::Captions => {
+            let (text, source) = if !s.caption.is_empty() {
+                (s.caption.clone(), "vision")
+            } else if !s.on_screen_text.is_empty() {
+                (format!("On screen: {}", s.on_screen_text), "on_screen_text")
+            } else if !s.transcript.is_empty() {
+                (format!("Said: {}", s.transcript), "transcript")
+            } else {
+                return None;
+            };
+            Some(json!({"start": s.start_s, "end": s.end_s, "caption": text, "source": source}))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ChatBody {
+    messages: Vec<ChatMessage>,
+    context: Vec<Context>,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage {
+    role: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct Context {
+    video_id: String,
+    #[serde(default)]
+    start: Option<f64>,
+    #[serde(default)]
+    end: Option<f64>,
+}
+
+pub async fn chat(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(&incoming, "reka.chat", error_response, async {
+        let (caller, bytes) = super::body::admitted(&incoming, &headers, body).await?;
+        let body: ChatBody = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request(
+                "body",
+                format!("must be {{\"messages\": [...], \"context\": [{{\"video_id\"}}]}}: {e}"),
+            )
+        })?;
+        if body.context.is_empty() || body.context.len() > MAX_CONTEXT {
+            return Err(ApiError::bad_request(
+                "context",
+                format!("must name between 1 and {MAX_CONTEXT} videos"),
+            ));
+        }
+        let mut messages = Vec::with_capacity(body.messages.len());
+        for (i, m) in body.messages.into_iter().enumerate() {
+            let role = match m.role.as_str() {
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                "system" => Role::System,
+                other => {
+                    return Err(ApiError::bad_request(
+                        format!("messages[{i}].role"),
+                        format!("`{other}` is not one of user, assistant, system"),
+                    ))
+                }
+            };
+            messages.push(Message::new(role, m.content));
+        }
+        if messages.last().map(|m| m.role) != Some(Role::User) {
+            return Err(ApiError::bad_request(
+                "messages",
+                "must end with a user message",
+            ));
+        }
+        let mut videos = Vec::with_capacity(body.context.len());
+        for (i, c) in body.context.into_iter().enumerate() {
+            if let (Some(start), Some(end)) = (c.start, c.end) {
+                if start >= end || start < 0.0 {
+                    return Err(ApiError::bad_request(
+                        format!("context[{i}].start"),
+                        "must be at least 0 and before `end`",
+                    ));
+                }
+            }
+            videos.push((
+                c.video_id,
+                Range {
+                    start: c.start,
+                    end: c.end,
+                },
+            ));
+        }
+        let persona = caller.runtime.config.video_chat.reka.clone();
+        let model = caller
+            .runtime
+            .config
+            .personas
+            .get(&persona)
+            .and_then(|p| p.model.clone())
+            .unwrap_or_else(|| persona.clone());
+        let ask = VideoAsk {
+            persona,
+            videos,
+            messages,
+            options: Default::default(),
+        };
+        let reply = video_chat::run(&state, &incoming, DIALECT, &caller, ask, false, |_, _| {
+            video_chat::Unstreamed
+        })
+        .await?;
+        match reply {
+            Reply::Whole { whole, .. } => {
+                Ok(Json(json!({"response": whole.text, "model": model})).into_response())
+            }
+            Reply::Streaming(response) => Ok(response),
+        }
+    })
+    .await
+}
