@@ -7,9 +7,10 @@
 //! each with its neighbours, plus the start of each video, in time order, with `…` where a
 //! stretch was left out. A caller's time range (Reka's `start`/`end`) narrows a video first.
 //!
-//! Lines are sized by a cheap estimate while choosing; the chosen text is then counted once
-//! with the model's tokenizer and trimmed if the estimate was short, so the budget holds
-//! without tokenizing a two-hour timeline per question.
+//! Lines are sized by the token count each segment was given when its timeline was made
+//! (`videos::timeline::count_tokens`), plus a fixed allowance for the stamp and labels, so a
+//! chat never tokenizes a two-hour timeline on its way upstream; a segment without a stored
+//! count (a timeline made before they were) is counted here.
 
 use std::collections::{HashMap, HashSet};
 
@@ -54,6 +55,17 @@ pub struct Grounding {
     pub whole: bool,
 }
 
+/// Tokens a line takes beyond its segment's text: the stamp, the labels, quotes and newline,
+/// rounded up (`[1:02:05] said: "" · on screen: "" · seen: ` is 17 with o200k).
+const LINE_OVERHEAD: usize = 20;
+
+/// A segment's line and its size in tokens.
+struct Line {
+    index: usize,
+    text: String,
+    tokens: usize,
+}
+
 /// `budget`: tokens the grounding may take. `count`: the model's tokenizer.
 pub fn ground(
     materials: &[Material<'_>],
@@ -62,45 +74,45 @@ pub fn ground(
     count: &dyn Fn(&str) -> usize,
 ) -> Grounding {
     let named = materials.len() > 1;
-    let lines: Vec<Vec<(usize, String)>> = materials
+    let lines: Vec<Vec<Line>> = materials
         .iter()
         .map(|m| {
+            let name = if named { count(&m.video.name) } else { 0 };
             m.segments
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| m.range.overlaps(s))
-                .filter_map(|(i, s)| line(m.video, s, named).map(|l| (i, l)))
+                .filter_map(|(index, s)| {
+                    let text = line(m.video, s, named)?;
+                    let tokens = match s.tokens {
+                        Some(n) => n as usize + LINE_OVERHEAD + name,
+                        None => count(&text) + 1,
+                    };
+                    Some(Line {
+                        index,
+                        text,
+                        tokens,
+                    })
+                })
                 .collect()
         })
         .collect();
-    let fixed = estimate(INSTRUCTIONS)
-        + estimate(PARTIAL)
+    let fixed = count(INSTRUCTIONS)
+        + count(PARTIAL)
         + materials
             .iter()
-            .map(|m| estimate(&header(m)))
+            .map(|m| count(&header(m)) + 2)
             .sum::<usize>();
-    let all: usize = lines.iter().flatten().map(|(_, l)| estimate(l)).sum();
-    let mut chosen: Vec<HashSet<usize>> = if fixed + all <= budget {
+    let all: usize = lines.iter().flatten().map(|l| l.tokens).sum();
+    let chosen: Vec<HashSet<usize>> = if fixed + all <= budget {
         lines
             .iter()
-            .map(|v| v.iter().map(|(i, _)| *i).collect())
+            .map(|v| v.iter().map(|l| l.index).collect())
             .collect()
     } else {
         select(materials, &lines, question, budget.saturating_sub(fixed))
     };
-    // The estimate is a guess; the tokenizer has the last word. Trim the latest-chosen lines'
-    // share until it fits (rarely more than once).
-    loop {
-        let grounding = render(materials, &lines, &chosen);
-        let total = count(&grounding.text);
-        let size: usize = chosen.iter().map(HashSet::len).sum();
-        if total <= budget || size == 0 {
-            return grounding;
-        }
-        let keep = size * budget / total.max(1);
-        let drop = (size - keep).max(1);
-        trim(&mut chosen, drop);
-    }
+    render(materials, &lines, &chosen)
 }
 
 /// One segment as a line: `[01:05] said: "…" · on screen: "…" · seen: …`. None when it has
@@ -151,17 +163,7 @@ fn header(m: &Material<'_>) -> String {
     )
 }
 
-/// Tokens a line will take, roughly: English runs about four bytes a token; the stamp and
-/// punctuation cost a few more.
-fn estimate(text: &str) -> usize {
-    text.len() / 4 + 4
-}
-
-fn render(
-    materials: &[Material<'_>],
-    lines: &[Vec<(usize, String)>],
-    chosen: &[HashSet<usize>],
-) -> Grounding {
+fn render(materials: &[Material<'_>], lines: &[Vec<Line>], chosen: &[HashSet<usize>]) -> Grounding {
     let whole = lines
         .iter()
         .zip(chosen)
@@ -177,14 +179,14 @@ fn render(
         text.push_str(&header(m));
         let mut used = Vec::new();
         let mut gap = false;
-        for (i, line) in &lines[v] {
-            if chosen[v].contains(i) {
+        for line in &lines[v] {
+            if chosen[v].contains(&line.index) {
                 if gap {
                     text.push_str("\n…");
                 }
                 text.push('\n');
-                text.push_str(line);
-                used.push(*i);
+                text.push_str(&line.text);
+                used.push(line.index);
                 gap = false;
             } else {
                 gap = true;
@@ -201,11 +203,11 @@ fn render(
     Grounding { text, cited, whole }
 }
 
-/// The most relevant lines within `budget` estimated tokens: each video's first line, then
-/// each BM25 hit with its neighbours, best first.
+/// The most relevant lines within `budget` tokens: each video's first line, then each BM25
+/// hit with its neighbours, best first.
 fn select(
     materials: &[Material<'_>],
-    lines: &[Vec<(usize, String)>],
+    lines: &[Vec<Line>],
     question: &str,
     budget: usize,
 ) -> Vec<HashSet<usize>> {
@@ -213,7 +215,7 @@ fn select(
     let size: HashMap<(usize, usize), usize> = lines
         .iter()
         .enumerate()
-        .flat_map(|(v, ls)| ls.iter().map(move |(i, l)| ((v, *i), estimate(l))))
+        .flat_map(|(v, ls)| ls.iter().map(move |l| ((v, l.index), l.tokens)))
         .collect();
     let mut spent = 0;
     let mut take = |v: usize, i: usize, chosen: &mut Vec<HashSet<usize>>| -> bool {
@@ -231,8 +233,8 @@ fn select(
         true
     };
     for (v, ls) in lines.iter().enumerate() {
-        if let Some((first, _)) = ls.first() {
-            take(v, *first, &mut chosen);
+        if let Some(first) = ls.first() {
+            take(v, first.index, &mut chosen);
         }
     }
     for (v, i) in rank(materials, lines, question) {
@@ -252,52 +254,50 @@ const K1: f64 = 1.2;
 const B: f64 = 0.75;
 
 /// Segments by BM25 score against the question, best first; segments sharing no term with it
-/// are left out.
-fn rank(
-    materials: &[Material<'_>],
-    lines: &[Vec<(usize, String)>],
-    question: &str,
-) -> Vec<(usize, usize)> {
-    let query: HashSet<String> = terms(question).collect();
+/// are left out. One pass over the words, comparing each with the question's few terms, with
+/// no allocation per word: this runs on the request path.
+fn rank(materials: &[Material<'_>], lines: &[Vec<Line>], question: &str) -> Vec<(usize, usize)> {
+    let mut query: Vec<String> = terms(question).collect();
+    query.sort();
+    query.dedup();
     if query.is_empty() {
         return Vec::new();
     }
-    let docs: Vec<((usize, usize), Vec<String>)> = lines
-        .iter()
-        .enumerate()
-        .flat_map(|(v, ls)| {
-            ls.iter().map(move |(i, _)| {
-                let s = &materials[v].segments[*i];
-                let text = [&s.transcript, &s.on_screen_text, &s.caption];
-                ((v, *i), text.iter().flat_map(|t| terms(t)).collect())
-            })
-        })
-        .collect();
-    let n = docs.len() as f64;
-    let average = docs.iter().map(|(_, t)| t.len()).sum::<usize>() as f64 / n.max(1.0);
-    let mut df: HashMap<&str, usize> = HashMap::new();
-    for (_, doc) in &docs {
-        let unique: HashSet<&str> = doc.iter().map(String::as_str).collect();
-        for term in unique.into_iter().filter(|t| query.contains(*t)) {
-            *df.entry(term).or_default() += 1;
+    // Per segment: its length in words, and how often each query term occurs.
+    let mut docs: Vec<((usize, usize), usize, Vec<u32>)> = Vec::new();
+    for (v, ls) in lines.iter().enumerate() {
+        for l in ls {
+            let s = &materials[v].segments[l.index];
+            let mut tf = vec![0u32; query.len()];
+            let mut length = 0;
+            for text in [&s.transcript, &s.on_screen_text, &s.caption] {
+                for word in words(text) {
+                    length += 1;
+                    if let Some(q) = query.iter().position(|q| same_word(q, word)) {
+                        tf[q] += 1;
+                    }
+                }
+            }
+            docs.push(((v, l.index), length, tf));
         }
     }
+    let n = docs.len() as f64;
+    let average = docs.iter().map(|d| d.1).sum::<usize>() as f64 / n.max(1.0);
+    let idf: Vec<f64> = (0..query.len())
+        .map(|q| {
+            let df = docs.iter().filter(|d| d.2[q] > 0).count() as f64;
+            ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+        })
+        .collect();
     let mut scored: Vec<((usize, usize), f64)> = docs
         .iter()
-        .filter_map(|(at, doc)| {
-            let mut tf: HashMap<&str, usize> = HashMap::new();
-            for term in doc.iter().filter(|t| query.contains(t.as_str())) {
-                *tf.entry(term).or_default() += 1;
-            }
-            let length = doc.len() as f64;
+        .filter_map(|(at, length, tf)| {
+            let norm = K1 * (1.0 - B + B * *length as f64 / average.max(1.0));
             let score: f64 = tf
                 .iter()
-                .map(|(term, &f)| {
-                    let d = df.get(term).copied().unwrap_or(0) as f64;
-                    let idf = ((n - d + 0.5) / (d + 0.5) + 1.0).ln();
-                    let f = f as f64;
-                    idf * f * (K1 + 1.0) / (f + K1 * (1.0 - B + B * length / average.max(1.0)))
-                })
+                .zip(&idf)
+                .filter(|(f, _)| **f > 0)
+                .map(|(&f, idf)| idf * f64::from(f) * (K1 + 1.0) / (f64::from(f) + norm))
                 .sum();
             (score > 0.0).then_some((*at, score))
         })
@@ -306,7 +306,22 @@ fn rank(
     scored.into_iter().map(|(at, _)| at).collect()
 }
 
-/// Lower-case words of two characters or more, without the commonest English words.
+/// Words of two characters or more.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() >= 2)
+}
+
+/// `word` is `term` (lower-case already) whatever its case.
+fn same_word(term: &str, word: &str) -> bool {
+    if word.is_ascii() {
+        term.len() == word.len() && term.eq_ignore_ascii_case(word)
+    } else {
+        word.to_lowercase() == term
+    }
+}
+
+/// The question's terms: lower-case words, without the commonest English words.
 fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
     const STOP: &[&str] = &[
         "the", "and", "for", "are", "was", "were", "what", "when", "where", "who", "how", "why",
@@ -314,24 +329,9 @@ fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
         "to", "in", "on", "at", "an", "be", "as", "by", "or", "do", "video", "say", "said", "says",
         "tell", "me", "there", "which", "has", "have",
     ];
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() >= 2)
+    words(text)
         .map(str::to_lowercase)
         .filter(|w| !STOP.contains(&w.as_str()))
-}
-
-/// Drops `n` chosen lines, from the end of the longest selection: the start of each video and
-/// the earliest hits stay longest.
-fn trim(chosen: &mut [HashSet<usize>], n: usize) {
-    for _ in 0..n {
-        let Some(longest) = chosen.iter_mut().max_by_key(|c| c.len()) else {
-            return;
-        };
-        let Some(&last) = longest.iter().max() else {
-            return;
-        };
-        longest.remove(&last);
-    }
 }
 
 #[cfg(test)]
@@ -374,6 +374,7 @@ mod tests {
             on_screen_text: String::new(),
             caption: String::new(),
             keyframe: None,
+            tokens: None,
         }
     }
 
@@ -435,19 +436,32 @@ mod tests {
     }
 
     #[test]
-    fn the_tokenizer_has_the_last_word_on_the_budget() {
+    fn stored_counts_size_the_lines_without_tokenizing_them() {
         let v = video("talk.mp4");
-        let segments = talk();
+        let mut segments = talk();
+        for s in &mut segments {
+            s.tokens = Some(100);
+        }
         let m = [Material {
             video: &v,
             segments: &segments,
             range: Range::default(),
         }];
-        // A tokenizer far more expensive than the estimate: still within budget.
-        let dear = |t: &str| t.len();
-        let g = ground(&m, "giraffe", 2000, &dear);
-        assert!(g.text.len() <= 2000, "{}", g.text.len());
-        assert!(g.cited[0].1.contains(&0));
+        let counted = std::cell::Cell::new(0);
+        let count = |t: &str| {
+            counted.set(counted.get() + t.len());
+            words(t)
+        };
+        let g = ground(&m, "giraffe", 1000, &count);
+        // Fixed parts aside, 1000 tokens hold 7 lines of 100 + 20.
+        let sent: usize = g.cited[0].1.len();
+        assert!((4..=7).contains(&sent), "{:?}", g.cited);
+        assert!(g.cited[0].1.contains(&70) && g.cited[0].1.contains(&0));
+        assert!(
+            counted.get() < 1000,
+            "only the instructions and header were tokenized, not the lines: {}",
+            counted.get()
+        );
     }
 
     #[test]

@@ -130,6 +130,22 @@ pub struct Segment {
     pub caption: String,
     /// The keyframe (index into the video's keyframes) that shows this stretch.
     pub keyframe: Option<u32>,
+    /// Tokens of its text (o200k), counted when the timeline was made; `None` for timelines
+    /// made before chatapi counted them.
+    #[serde(skip)]
+    pub tokens: Option<u32>,
+}
+
+impl Segment {
+    /// Its text (said, on screen, seen), as counted for `tokens`.
+    pub fn text(&self) -> String {
+        [&self.transcript, &self.on_screen_text, &self.caption]
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]

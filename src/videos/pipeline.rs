@@ -139,6 +139,11 @@ pub async fn process(
     steps.captions = Some(describe(library, &dir, &mut frames, cancel).await?);
     lap(&mut steps, "captions");
     let segments = timeline::build(probe.duration_s, &frames, &cues);
+    // Counted here, once, off the runtime: tokenizing a long timeline takes milliseconds that a
+    // chat about it must not spend.
+    let segments = tokio::task::spawn_blocking(move || timeline::count_tokens(segments))
+        .await
+        .map_err(|e| JobError::Internal(format!("counting the timeline's tokens: {e}")))?;
     Ok(Done {
         steps,
         keyframes: frames,

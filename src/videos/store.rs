@@ -336,8 +336,8 @@ impl Store {
         }
         for (i, s) in segments.iter().enumerate() {
             sqlx::query(
-                "INSERT OR REPLACE INTO segments (video_id, idx, start_s, end_s, transcript, on_screen_text, caption, keyframe)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT OR REPLACE INTO segments (video_id, idx, start_s, end_s, transcript, on_screen_text, caption, keyframe, tokens)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .bind(id)
             .bind(i as i64)
@@ -347,6 +347,7 @@ impl Store {
             .bind(&s.on_screen_text)
             .bind(&s.caption)
             .bind(s.keyframe)
+            .bind(s.tokens)
             .execute(&mut *tx)
             .await?;
         }
@@ -382,7 +383,7 @@ impl Store {
 
     pub async fn segments(&self, id: &str) -> Result<Vec<Segment>, StoreError> {
         sqlx::query_as(
-            "SELECT start_s, end_s, transcript, on_screen_text, caption, keyframe
+            "SELECT start_s, end_s, transcript, on_screen_text, caption, keyframe, tokens
              FROM segments WHERE video_id = ?1 ORDER BY idx",
         )
         .bind(id)

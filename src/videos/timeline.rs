@@ -9,6 +9,16 @@ use super::subtitles::Cue;
 /// Longest stretch one `[MM:SS]` stamp covers.
 pub const MAX_SEGMENT_S: f64 = 30.0;
 
+/// Each segment with its size in tokens, for grounding chats without tokenizing on the request
+/// path. CPU work: run it off the async runtime.
+pub fn count_tokens(mut segments: Vec<Segment>) -> Vec<Segment> {
+    for s in &mut segments {
+        let n = crate::context::count_text(None, &s.text());
+        s.tokens = Some(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+    segments
+}
+
 pub fn build(duration_s: f64, keyframes: &[Keyframe], cues: &[Cue]) -> Vec<Segment> {
     let mut scenes: Vec<(f64, Option<&Keyframe>)> =
         keyframes.iter().map(|k| (k.time_s, Some(k))).collect();
@@ -43,6 +53,7 @@ pub fn build(duration_s: f64, keyframes: &[Keyframe], cues: &[Cue]) -> Vec<Segme
                 } else {
                     String::new()
                 },
+                tokens: None,
                 keyframe: keyframe.map(|k| k.index),
             });
             words.clear();

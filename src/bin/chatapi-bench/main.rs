@@ -441,7 +441,7 @@ async fn main() -> std::process::ExitCode {
             };
         }
         Some(Sub::Grounding) => {
-            grounding::run();
+            grounding::run().await;
             return std::process::ExitCode::SUCCESS;
         }
         Some(Sub::Tokens) => {
