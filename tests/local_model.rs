@@ -533,3 +533,53 @@ async fn a_reload_that_replaces_the_engine_lets_answers_in_flight_finish() {
     assert_eq!(status, 200);
     assert!(next.done && !next.text().is_empty());
 }
+
+/// A video chat end to end on the embedded model, no key and no network: a MAVI chat about a
+/// test video, whose timeline must be cut to fit the model's 1,024-token context.
+#[tokio::test]
+async fn a_mavi_chat_about_a_video_is_answered_by_the_embedded_model() {
+    let _serial = one_at_a_time().await;
+    let store = common::videos::storage();
+    let server = Server::start_toml(&model_config(&format!(
+        "[storage]\ndir = \"{}\"\n[videos]\nenabled = true\nspeech_binary = \"\"\nspeech_model = \"\"\n\
+         [personas.video]\ntemperature = 0.0\nmax_tokens = 48\n",
+        store.display()
+    )))
+    .await;
+    let form = common::videos::form(&common::videos::made().with_track(), vec![]);
+    let up: serde_json::Value = client()
+        .post(format!("{}/api/serve/video/upload", server.url))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let no = up["data"]["videoNo"].as_str().unwrap().to_string();
+    let video = common::videos::settled(&server.url, &no, None).await;
+    assert_eq!(video["status"], "ready", "{video}");
+    let r = client()
+        .post(format!("{}/api/serve/video/chat", server.url))
+        .json(&json!({"videoNos": [no], "message": "What do they plant?", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    let pieces: Vec<serde_json::Value> = body
+        .split("\n\n")
+        .filter_map(|e| e.trim().strip_prefix("data:"))
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert!(!pieces.is_empty(), "{body}");
+    assert!(
+        pieces.iter().all(|p| p["code"] == "0000"),
+        "every event a success, none an error (a prompt over the model's context would be): {body}"
+    );
+    let text: String = pieces
+        .iter()
+        .map(|p| p["data"]["msg"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!text.trim().is_empty(), "{body}");
+}
