@@ -337,6 +337,12 @@ pub async fn receive_form(
     })
 }
 
+/// A JSON body of the shape `shape` (named in the error when it is not).
+pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8], shape: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("body", format!("must be {shape}: {e}")))
+}
+
 pub fn checked_name(name: &str) -> Result<String, ApiError> {
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(ApiError::bad_request(

@@ -20,7 +20,6 @@ use super::openai::responses::{response_object, ResponseIds, ResponsesEncoder, S
 use super::video_chat::{self, Reply};
 use crate::answer::grounded::VideoAsk;
 use crate::answer::UsageBasis;
-use crate::conversation::{Message, Role};
 use crate::error::ApiError;
 use crate::grounding::Range;
 use crate::persona::CallerOptions;
@@ -288,15 +287,9 @@ pub async fn delete(
 
 #[derive(Deserialize)]
 struct ChatBody {
-    messages: Vec<ChatMessage>,
+    messages: Vec<video_chat::TextMessage>,
     #[serde(default)]
     stream: bool,
-}
-
-#[derive(Deserialize)]
-struct ChatMessage {
-    role: String,
-    content: String,
 }
 
 pub async fn chat(
@@ -322,27 +315,7 @@ pub async fn chat(
                 format!("must hold between 1 and {MAX_MESSAGES} messages"),
             ));
         }
-        let mut messages = Vec::with_capacity(body.messages.len());
-        for (i, m) in body.messages.into_iter().enumerate() {
-            let role = match m.role.as_str() {
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                "system" => Role::System,
-                other => {
-                    return Err(ApiError::bad_request(
-                        format!("messages[{i}].role"),
-                        format!("`{other}` is not one of user, assistant, system"),
-                    ))
-                }
-            };
-            messages.push(Message::new(role, m.content));
-        }
-        if messages.last().map(|m| m.role) != Some(Role::User) {
-            return Err(ApiError::bad_request(
-                "messages",
-                "must end with a user message",
-            ));
-        }
+        let messages = video_chat::conversation(body.messages)?;
         let persona = caller.runtime.config.video_chat.mavera.clone();
         let ask = VideoAsk {
             persona: persona.clone(),

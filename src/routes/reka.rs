@@ -26,7 +26,6 @@ use super::incoming::Incoming;
 use super::library::{add_link, existing, library, receive_form, respond, storage, Parts};
 use super::video_chat::{self, Reply};
 use crate::answer::grounded::VideoAsk;
-use crate::conversation::{Message, Role};
 use crate::error::ApiError;
 use crate::grounding::Range;
 use crate::state::AppState;
@@ -412,14 +411,8 @@ fn item(s: &Segment, kind: Listing) -> Option<Value> {
 
 #[derive(Deserialize)]
 struct ChatBody {
-    messages: Vec<ChatMessage>,
+    messages: Vec<video_chat::TextMessage>,
     context: Vec<Context>,
-}
-
-#[derive(Deserialize)]
-struct ChatMessage {
-    role: String,
-    content: String,
 }
 
 #[derive(Deserialize)]
@@ -451,27 +444,7 @@ pub async fn chat(
                 format!("must name between 1 and {MAX_CONTEXT} videos"),
             ));
         }
-        let mut messages = Vec::with_capacity(body.messages.len());
-        for (i, m) in body.messages.into_iter().enumerate() {
-            let role = match m.role.as_str() {
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                "system" => Role::System,
-                other => {
-                    return Err(ApiError::bad_request(
-                        format!("messages[{i}].role"),
-                        format!("`{other}` is not one of user, assistant, system"),
-                    ))
-                }
-            };
-            messages.push(Message::new(role, m.content));
-        }
-        if messages.last().map(|m| m.role) != Some(Role::User) {
-            return Err(ApiError::bad_request(
-                "messages",
-                "must end with a user message",
-            ));
-        }
+        let messages = video_chat::conversation(body.messages)?;
         let mut videos = Vec::with_capacity(body.context.len());
         for (i, c) in body.context.into_iter().enumerate() {
             if let (Some(start), Some(end)) = (c.start, c.end) {

@@ -10,6 +10,7 @@ use crate::answer::admission::Caller;
 use crate::answer::collect::{self, Whole};
 use crate::answer::grounded::{self, Cited, VideoAsk};
 use crate::answer::UsageBasis;
+use crate::conversation::{Message, Role};
 use crate::error::ApiError;
 use crate::relay::{self, Encoder};
 use crate::state::AppState;
@@ -55,6 +56,39 @@ pub async fn run<E: Encoder>(
     }
     let whole = collect::whole(started, &mut record, state.hard_stop()).await?;
     Ok(Reply::Whole { whole, basis })
+}
+
+/// A `{role, content}` message as Mavera and Reka send them.
+#[derive(serde::Deserialize)]
+pub struct TextMessage {
+    role: String,
+    content: String,
+}
+
+/// The conversation, checked: known roles, ending with the user's question.
+pub fn conversation(messages: Vec<TextMessage>) -> Result<Vec<Message>, ApiError> {
+    let mut out = Vec::with_capacity(messages.len());
+    for (i, m) in messages.into_iter().enumerate() {
+        let role = match m.role.as_str() {
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            "system" => Role::System,
+            other => {
+                return Err(ApiError::bad_request(
+                    format!("messages[{i}].role"),
+                    format!("`{other}` is not one of user, assistant, system"),
+                ))
+            }
+        };
+        out.push(Message::new(role, m.content));
+    }
+    if out.last().map(|m| m.role) != Some(Role::User) {
+        return Err(ApiError::bad_request(
+            "messages",
+            "must end with a user message",
+        ));
+    }
+    Ok(out)
 }
 
 /// The encoder of a dialect that never streams (Reka): `run` with `stream: false` never uses it.

@@ -24,7 +24,7 @@ use crate::grounding::Range;
 use crate::relay::{Encoder, Failure};
 use crate::routes::incoming::Incoming;
 use crate::routes::library::{
-    add_link, checked_callback, library, receive, respond, storage, Parts,
+    add_link, checked_callback, json_body, library, receive, respond, storage, Parts,
 };
 use crate::routes::video_chat::{self, Reply};
 use crate::state::AppState;
@@ -300,11 +300,6 @@ pub async fn chat(
         })
     })
     .await
-}
-
-fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8], shape: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("body", format!("must be {shape}: {e}")))
 }
 
 fn piece(text: &str) -> Value {

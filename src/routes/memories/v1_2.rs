@@ -27,7 +27,7 @@ use crate::grounding::Range;
 use crate::relay::{Encoder, Failure};
 use crate::routes::incoming::Incoming;
 use crate::routes::library::{
-    add_link, checked_callback, library, receive, receive_form, respond, storage, Parts,
+    add_link, checked_callback, json_body, library, receive, receive_form, respond, storage, Parts,
 };
 use crate::routes::video_chat::{self, Reply};
 use crate::state::AppState;
@@ -358,11 +358,6 @@ async fn run_chat(
             }))
         }
     })
-}
-
-fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8], shape: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("body", format!("must be {shape}: {e}")))
 }
 
 /// A fresh numeric session id (positive, 63 bits, as the vendor's are).
