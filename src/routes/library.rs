@@ -37,6 +37,15 @@ pub async fn existing(library: &Library, tenant: &str, id: &str) -> Result<Video
         .ok_or_else(|| not_found(id))
 }
 
+/// Deletes the video `id` if `tenant` may see it; else the 404 that names it.
+pub async fn delete_existing(library: &Library, tenant: &str, id: &str) -> Result<(), ApiError> {
+    if library.delete(tenant, id).await.map_err(storage)? {
+        Ok(())
+    } else {
+        Err(not_found(id))
+    }
+}
+
 pub fn not_found(id: &str) -> ApiError {
     ApiError::NotFound {
         what: "video",

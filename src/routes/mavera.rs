@@ -272,15 +272,9 @@ pub async fn delete(
 ) -> Response {
     respond(&incoming, "mavera.delete", error_response, async {
         let caller = incoming.admit()?;
-        let deleted = library(&state)?.delete(&caller.tenant, &id).await;
-        if deleted.map_err(storage)? {
-            Ok(
-                Json(json!({"id": id, "object": "video_analysis.deleted", "deleted": true}))
-                    .into_response(),
-            )
-        } else {
-            Err(super::library::not_found(&id))
-        }
+        super::library::delete_existing(library(&state)?, &caller.tenant, &id).await?;
+        let deleted = json!({"id": id, "object": "video_analysis.deleted", "deleted": true});
+        Ok(Json(deleted).into_response())
     })
     .await
 }

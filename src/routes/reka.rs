@@ -207,15 +207,9 @@ pub async fn delete(
 ) -> Response {
     respond(&incoming, "reka.delete", error_response, async {
         let caller = incoming.admit()?;
-        let deleted = library(&state)?.delete(&caller.tenant, &id).await;
-        if deleted.map_err(storage)? {
-            Ok(
-                Json(json!({"status": "deleted", "message": format!("video {id} deleted")}))
-                    .into_response(),
-            )
-        } else {
-            Err(super::library::not_found(&id))
-        }
+        super::library::delete_existing(library(&state)?, &caller.tenant, &id).await?;
+        let deleted = json!({"status": "deleted", "message": format!("video {id} deleted")});
+        Ok(Json(deleted).into_response())
     })
     .await
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::incoming::Incoming;
 use super::library::{
-    add_link, existing, is_multipart, library, not_found, receive, respond, storage, Parts,
+    add_link, delete_existing, existing, is_multipart, library, receive, respond, storage, Parts,
 };
 use super::openai::error_response;
 use crate::error::ApiError;
@@ -216,12 +216,8 @@ pub async fn delete(
 ) -> Response {
     respond(&incoming, "delete", error_response, async {
         let caller = incoming.admit()?;
-        let deleted = library(&state)?.delete(&caller.tenant, &id).await;
-        if deleted.map_err(storage)? {
-            Ok(Json(json!({"id": id, "object": "video.deleted", "deleted": true})).into_response())
-        } else {
-            Err(not_found(&id))
-        }
+        delete_existing(library(&state)?, &caller.tenant, &id).await?;
+        Ok(Json(json!({"id": id, "object": "video.deleted", "deleted": true})).into_response())
     })
     .await
 }

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{error_response, ok, parse_status, seconds, status_name, uploaded, OK};
+use super::{error_response, ok, seconds, status_name, uploaded, OK};
 use crate::answer::grounded::VideoAsk;
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
@@ -124,17 +124,7 @@ pub async fn search_db(
         let caller = incoming.admit()?;
         let library = library(&state)?;
         let Query(q) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
-        let statuses = match q.video_status.as_deref().filter(|s| !s.is_empty()) {
-            None => Vec::new(),
-            Some(name) => parse_status(name)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "videoStatus",
-                        format!("`{name}` is not one of PARSE, UNPARSE, FAIL"),
-                    )
-                })?
-                .to_vec(),
-        };
+        let statuses = super::statuses("videoStatus", q.video_status.as_deref())?;
         let size = q.page_size.unwrap_or(20);
         if !(1..=200).contains(&size) {
             return Err(ApiError::bad_request(

@@ -65,15 +65,23 @@ pub fn status_name(status: Status) -> &'static str {
     }
 }
 
-/// The statuses a `videoStatus` filter names; `PARSE_ERROR` is accepted for `FAIL` (the
-/// vendor's own pages use both).
-pub fn parse_status(name: &str) -> Option<&'static [Status]> {
-    match name.to_ascii_uppercase().as_str() {
-        "UNPARSE" => Some(&[Status::Queued, Status::Processing]),
-        "PARSE" => Some(&[Status::Ready]),
-        "FAIL" | "PARSE_ERROR" => Some(&[Status::Failed]),
-        _ => None,
-    }
+/// The statuses a status filter (`field`) names, all when it names none; `PARSE_ERROR` is
+/// accepted for `FAIL` (the vendor's own pages use both).
+pub fn statuses(field: &str, name: Option<&str>) -> Result<Vec<Status>, ApiError> {
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    Ok(match name.to_ascii_uppercase().as_str() {
+        "UNPARSE" => vec![Status::Queued, Status::Processing],
+        "PARSE" => vec![Status::Ready],
+        "FAIL" | "PARSE_ERROR" => vec![Status::Failed],
+        _ => {
+            return Err(ApiError::bad_request(
+                field.to_string(),
+                format!("`{name}` is not one of PARSE, UNPARSE, FAIL"),
+            ))
+        }
+    })
 }
 
 /// What an upload answers: `{videoNo, videoName, videoStatus, uploadTime}` (ms, as a string).

@@ -136,17 +136,7 @@ pub async fn list_videos(
             return Err(ApiError::bad_request("size", "must be between 1 and 200"));
         }
         let page_no = q.page.unwrap_or(1).max(1);
-        let statuses = match q.status.as_deref().filter(|s| !s.is_empty()) {
-            None => Vec::new(),
-            Some(name) => super::parse_status(name)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "status",
-                        format!("`{name}` is not one of PARSE, UNPARSE, FAIL"),
-                    )
-                })?
-                .to_vec(),
-        };
+        let statuses = super::statuses("status", q.status.as_deref())?;
         let (videos, total) = if let Some(id) = q.video_no.filter(|v| !v.is_empty()) {
             let found = library.get(&caller.tenant, &id).await.map_err(storage)?;
             let found: Vec<_> = found
