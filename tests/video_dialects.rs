@@ -517,6 +517,8 @@ async fn a_chat_about_a_video_still_processing_is_refused_in_each_dialect() {
     .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["type"], "validation_error");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("transcript and captions"), "{message}");
     let (status, body) = post(
         &format!("/api/v1/video-analyses/{id}/chat"),
         json!({"messages": [{"role": "user", "content": "hi"}]}),

@@ -49,8 +49,18 @@ pub fn error_response(error: &ApiError) -> Response {
         ApiError::Upstream(_) => StatusCode::FAILED_DEPENDENCY,
         other => other.status(),
     };
-    let body =
-        json!({"error": {"type": kind, "message": error.to_string(), "param": error.param()}});
+    let message =
+        match error {
+            // Reka names the features a chat still waits for.
+            ApiError::NotReady { id, status } if *status != "failed" => {
+                format!(
+            "video {id} is not ready for chat: features transcript and captions are still {}",
+            if *status == "queued" { "pending" } else { "processing" }
+        )
+            }
+            other => other.to_string(),
+        };
+    let body = json!({"error": {"type": kind, "message": message, "param": error.param()}});
     error.respond(status, body.to_string())
 }
 
