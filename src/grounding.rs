@@ -66,10 +66,13 @@ struct Line {
     tokens: usize,
 }
 
-/// `budget`: tokens the grounding may take. `count`: the model's tokenizer.
+/// `budget`: tokens the grounding may take. `count`: the model's tokenizer. `meaning`: the
+/// segments (material, segment index) closest in meaning to the question, best first, when
+/// search by meaning is on; fused with the keyword ranking when the timeline must be cut.
 pub fn ground(
     materials: &[Material<'_>],
     question: &str,
+    meaning: &[(usize, usize)],
     budget: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Grounding {
@@ -110,7 +113,13 @@ pub fn ground(
             .map(|v| v.iter().map(|l| l.index).collect())
             .collect()
     } else {
-        select(materials, &lines, question, budget.saturating_sub(fixed))
+        select(
+            materials,
+            &lines,
+            question,
+            meaning,
+            budget.saturating_sub(fixed),
+        )
     };
     render(materials, &lines, &chosen)
 }
@@ -209,6 +218,7 @@ fn select(
     materials: &[Material<'_>],
     lines: &[Vec<Line>],
     question: &str,
+    meaning: &[(usize, usize)],
     budget: usize,
 ) -> Vec<HashSet<usize>> {
     let mut chosen: Vec<HashSet<usize>> = vec![HashSet::new(); materials.len()];
@@ -237,7 +247,7 @@ fn select(
             take(v, first.index, &mut chosen);
         }
     }
-    for (v, i) in rank(materials, lines, question) {
+    for (v, i) in fuse(&rank(materials, lines, question), meaning) {
         // The hit first, then what leads into it and what follows.
         if !take(v, i, &mut chosen) {
             break;
@@ -248,6 +258,22 @@ fn select(
         take(v, i + 1, &mut chosen);
     }
     chosen
+}
+
+/// Reciprocal-rank fusion of the keyword and meaning rankings (k = 60), best first.
+fn fuse(words: &[(usize, usize)], meaning: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    if meaning.is_empty() {
+        return words.to_vec();
+    }
+    let mut score: HashMap<(usize, usize), f64> = HashMap::new();
+    for list in [words, meaning] {
+        for (rank, at) in list.iter().enumerate() {
+            *score.entry(*at).or_default() += 1.0 / (61.0 + rank as f64);
+        }
+    }
+    let mut fused: Vec<((usize, usize), f64)> = score.into_iter().collect();
+    fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    fused.into_iter().map(|(at, _)| at).collect()
 }
 
 const K1: f64 = 1.2;
@@ -322,7 +348,7 @@ fn same_word(term: &str, word: &str) -> bool {
 }
 
 /// The question's terms: lower-case words, without the commonest English words.
-fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
+pub(crate) fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
     const STOP: &[&str] = &[
         "the", "and", "for", "are", "was", "were", "what", "when", "where", "who", "how", "why",
         "this", "that", "with", "from", "you", "your", "about", "does", "did", "is", "it", "of",
@@ -403,7 +429,7 @@ mod tests {
             segments: &segments,
             range: Range::default(),
         }];
-        let g = ground(&m, "giraffe?", 10_000, &words);
+        let g = ground(&m, "giraffe?", &[], 10_000, &words);
         assert!(g.whole);
         assert!(g.text.contains("[00:00] said: \"hello\""), "{}", g.text);
         assert!(g.text.contains("[01:05] said: \"the giraffe\""));
@@ -420,7 +446,7 @@ mod tests {
             segments: &segments,
             range: Range::default(),
         }];
-        let g = ground(&m, "Where does the giraffe go?", 300, &words);
+        let g = ground(&m, "Where does the giraffe go?", &[], 300, &words);
         assert!(!g.whole);
         assert_eq!(g.cited[0].1[0], 0, "the start of the video");
         for i in [69, 70, 71] {
@@ -452,7 +478,7 @@ mod tests {
             counted.set(counted.get() + t.len());
             words(t)
         };
-        let g = ground(&m, "giraffe", 1000, &count);
+        let g = ground(&m, "giraffe", &[], 1000, &count);
         // Fixed parts aside, 1000 tokens hold 7 lines of 100 + 20.
         let sent: usize = g.cited[0].1.len();
         assert!((4..=7).contains(&sent), "{:?}", g.cited);
@@ -484,11 +510,25 @@ mod tests {
                 range: Range::default(),
             },
         ];
-        let g = ground(&m, "anything", 10_000, &words);
+        let g = ground(&m, "anything", &[], 10_000, &words);
         assert_eq!(g.cited, vec![(0, vec![2, 3]), (1, vec![0])]);
         assert!(g.text.contains("a.mp4 [01:00] said"), "{}", g.text);
         assert!(g.text.contains("b.mp4 [00:00] said: \"other video\""));
         assert!(g.text.contains("asked about [01:00] to [02:00]"));
+    }
+
+    #[test]
+    fn a_hit_by_meaning_alone_is_given_when_the_timeline_is_cut() {
+        let v = video("talk.mp4");
+        let segments = talk();
+        let m = [Material {
+            video: &v,
+            segments: &segments,
+            range: Range::default(),
+        }];
+        // No word of the question is in segment 40; search by meaning found it.
+        let g = ground(&m, "a long-necked animal", &[(0, 40)], 300, &words);
+        assert!(g.cited[0].1.contains(&40), "{:?}", g.cited);
     }
 
     #[test]
@@ -500,7 +540,7 @@ mod tests {
             segments: &segments,
             range: Range::default(),
         }];
-        assert!(ground(&m, "", 1000, &words)
+        assert!(ground(&m, "", &[], 1000, &words)
             .text
             .contains("[1:02:05] said: \"late\""));
     }

@@ -391,7 +391,7 @@ async fn reka_with_reka_mcp() {
     let features = &read["video"]["features"];
     assert_eq!(features["transcript"], "ready");
     assert_eq!(features["captions"], "ready");
-    assert_eq!(features["embeddings"], "none");
+    assert_eq!(features["embeddings"], "ready");
     let transcript = read["transcript"].as_array().unwrap();
     assert_eq!(transcript.len(), 1, "{transcript:?}");
     assert_eq!(transcript[0]["text"], "Today we plant tomatoes");

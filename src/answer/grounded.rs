@@ -85,7 +85,8 @@ pub async fn start(
             range: *range,
         })
         .collect();
-    let grounding = grounding::ground(&materials, question, budget, &|text| {
+    let meaning = by_meaning(library, caller, &found, question, budget).await;
+    let grounding = grounding::ground(&materials, question, &meaning, budget, &|text| {
         context::count_text(model, text)
     });
     let cited = grounding
@@ -112,6 +113,43 @@ pub async fn start(
     )
     .await?;
     Ok((started, cited))
+}
+
+/// The segments closest in meaning to the question, when the timelines will not fit whole
+/// (their stored sizes say so without tokenizing) and search by meaning is on; else none.
+async fn by_meaning(
+    library: &crate::videos::Library,
+    caller: &Caller,
+    found: &[(Video, Vec<Segment>, Range)],
+    question: &str,
+    budget: usize,
+) -> Vec<(usize, usize)> {
+    let size: usize = found
+        .iter()
+        .flat_map(|(_, segments, _)| segments)
+        .map(|s| s.tokens.map_or(usize::MAX / 4096, |t| t as usize))
+        .sum();
+    if size <= budget || question.trim().is_empty() {
+        return Vec::new();
+    }
+    let vector = match library.embed_query(question).await {
+        Ok(Some(vector)) => vector,
+        Ok(None) => return Vec::new(),
+        Err(error) => {
+            tracing::warn!(%error, "grounding: the question could not be embedded; keywords only");
+            return Vec::new();
+        }
+    };
+    let ids: std::collections::HashSet<String> =
+        found.iter().map(|(v, _, _)| v.id.clone()).collect();
+    library
+        .nearest(&vector, &caller.tenant, &ids, 200)
+        .into_iter()
+        .filter_map(|(video, idx)| {
+            let v = found.iter().position(|(f, _, _)| f.id == video)?;
+            Some((v, idx as usize))
+        })
+        .collect()
 }
 
 /// Tokens the timeline may take.

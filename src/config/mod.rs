@@ -130,6 +130,8 @@ pub struct VideosConfig {
     /// The speech-to-text program and its model; empty: no speech-to-text.
     pub speech_binary: PathBuf,
     pub speech_model: PathBuf,
+    /// The sentence-embedding model's folder (search by meaning); empty: keyword search only.
+    pub embedding_model: PathBuf,
     /// Upstreams (by name, remote, with a `model`) that caption keyframes, in failover order.
     pub vision_upstreams: Vec<String>,
 }

@@ -13,6 +13,7 @@ pub mod memories;
 pub mod openai;
 mod ops;
 pub mod reka;
+pub mod search;
 pub mod sse;
 pub mod video_chat;
 pub mod videos;
@@ -41,6 +42,11 @@ fn video_dialects() -> Router<AppState> {
         .route(&format!("{v1_0}/searchDB"), get(mavi::search_db))
         .route(&format!("{v1_0}/delete"), delete(mavi::delete))
         .route(&format!("{v1_0}/chat"), post(mavi::chat))
+        .route(&format!("{v1_0}/searchAI"), post(mavi::search_ai))
+        .route(
+            &format!("{v1_0}/searchVideoFragment"),
+            post(mavi::search_video_fragment),
+        )
         .route(
             &format!("{v12}/upload"),
             post(v1_2::upload).layer(DefaultBodyLimit::disable()),
@@ -50,6 +56,7 @@ fn video_dialects() -> Router<AppState> {
         .route(&format!("{v12}/delete_videos"), post(v1_2::delete_videos))
         .route(&format!("{v12}/chat"), post(v1_2::chat))
         .route(&format!("{v12}/chat_stream"), post(v1_2::chat_stream))
+        .route(&format!("{v12}/search"), post(v1_2::search))
         .route(
             "/api/v1/video-analyses",
             post(mavera::create)
@@ -73,6 +80,7 @@ fn video_dialects() -> Router<AppState> {
         .route("/v2/videos/{id}/transcript", get(reka::transcript))
         .route("/v2/videos/{id}/captions", get(reka::captions))
         .route("/v2/chat", post(reka::chat))
+        .route("/v2/search", post(reka::search))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -93,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/videos/{id}", get(videos::get).delete(videos::delete))
         .route("/v1/videos/{id}/timeline", get(videos::timeline))
         .route("/v1/videos/{id}/keyframes/{file}", get(videos::keyframe))
+        .route("/v1/search", post(search::search))
         .merge(video_dialects())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -8,7 +8,7 @@
 //! Features map onto the library's processing: `transcript` and `captions` follow the video
 //! (`pending`, `processing`, `ready`, `failed`). Without a vision upstream, captions are made of
 //! the on-screen text and what was said, so they still become `ready` and reka-mcp's pipelines
-//! finish. `embeddings` is `none`: search by meaning is not built yet.
+//! finish. `embeddings` are the segment vectors of search by meaning (`POST /v2/search`).
 //!
 //! Errors: `{"error":{"type","message","param"}}` with `X-Request-ID`. reka-mcp retries any
 //! status ≥ 500 three times, `/v2/chat` included, so an upstream failure (already retried and
@@ -24,12 +24,14 @@ use serde_json::{json, Value};
 
 use super::incoming::Incoming;
 use super::library::{add_link, existing, library, receive_form, respond, storage, Parts};
+use super::search;
 use super::video_chat::{self, Reply};
 use crate::answer::grounded::VideoAsk;
 use crate::error::ApiError;
 use crate::grounding::Range;
 use crate::state::AppState;
 use crate::videos::model::{Segment, Status, Video};
+use crate::videos::search::Mode;
 use crate::videos::Owner;
 
 const DIALECT: &str = "reka";
@@ -73,8 +75,13 @@ fn video_status(video: &Video) -> &'static str {
 }
 
 fn feature_status(video: &Video, feature: &str) -> &'static str {
-    if feature == "embeddings" {
-        return "none";
+    if feature == "embeddings" && video.status == Status::Ready {
+        // Made by the last step; a video ready before search existed gets them at start.
+        return match &video.steps.embeddings {
+            Some(step) if step.note.is_none() => "ready",
+            Some(_) => "failed",
+            None => "processing",
+        };
     }
     match video.status {
         Status::Queued => "pending",
@@ -240,8 +247,8 @@ fn known_feature(name: &str, field: &str) -> Result<(), ApiError> {
     }
 }
 
-/// What it takes to have the `desired` features: processing makes transcript and captions
-/// together, so nothing is for the caller to start; embeddings are blocked (not built yet).
+/// What it takes to have the `desired` features: processing makes them all, so nothing is for
+/// the caller to start; a feature that failed (embeddings without the model) is blocked.
 pub async fn plan(
     State(state): State<AppState>,
     incoming: Incoming,
@@ -263,7 +270,11 @@ pub async fn plan(
             .iter()
             .map(|f| (f.clone(), json!(feature_status(&video, f))))
             .collect();
-        let blocked: Vec<&String> = body.desired.iter().filter(|f| *f == "embeddings").collect();
+        let blocked: Vec<&String> = body
+            .desired
+            .iter()
+            .filter(|f| feature_status(&video, f) == "failed")
+            .collect();
         let done = body
             .desired
             .iter()
@@ -281,8 +292,8 @@ pub async fn plan(
     .await
 }
 
-/// Starting a feature: transcript and captions are already under way with the video's
-/// processing, so this reports where they stand; embeddings cannot be started (409).
+/// Starting a feature: every feature is made by the video's processing, already under way, so
+/// this reports where it stands.
 pub async fn trigger(
     State(state): State<AppState>,
     incoming: Incoming,
@@ -292,12 +303,6 @@ pub async fn trigger(
         let caller = incoming.admit()?;
         known_feature(&feature, "feature")?;
         let video = existing(library(&state)?, &caller.tenant, &id).await?;
-        if feature == "embeddings" {
-            return Err(ApiError::bad_request(
-                "feature",
-                "`embeddings` is not available on this server yet (search by meaning is not built); transcript and captions are",
-            ));
-        }
         Ok(Json(json!({"video_id": video.id, "feature": feature, "status": feature_status(&video, &feature)})).into_response())
     })
     .await
@@ -491,6 +496,156 @@ pub async fn chat(
             }
             Reply::Streaming(response) => Ok(response),
         }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct SearchBody {
+    query: String,
+    #[serde(default)]
+    strategy: Option<String>,
+    #[serde(default)]
+    fields: Option<Vec<String>>,
+    #[serde(default)]
+    video_ids: Option<Vec<String>>,
+    #[serde(default)]
+    group_ids: Option<Vec<String>>,
+    #[serde(default)]
+    threshold: Option<String>,
+    #[serde(default)]
+    page_limit: Option<i64>,
+    #[serde(default)]
+    page_token: Option<String>,
+}
+
+/// `POST /v2/search`: by meaning unless `strategy` is `text` (a literal, any-case match over
+/// `fields`). `threshold` is a word: `high`, `medium`, `low` (the default), `none`.
+pub async fn search(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(&incoming, "reka.search", error_response, async {
+        let (caller, bytes) = super::body::admitted(&incoming, &headers, body).await?;
+        let library = library(&state)?;
+        let body: SearchBody = super::library::json_body(&bytes, "{\"query\": \"...\"}")?;
+        let text = search::query_text(&body.query, "query")?;
+        let page = search::limit(body.page_limit, "page_limit", 10, 50)?;
+        let from: usize = match body.page_token.as_deref() {
+            None | Some("") => 0,
+            Some(t) => t.parse().map_err(|_| {
+                ApiError::bad_request("page_token", "is not a token this server gave")
+            })?,
+        };
+        if body.group_ids.as_ref().is_some_and(|g| !g.is_empty()) {
+            return Err(ApiError::bad_request(
+                "group_ids",
+                "video groups are not supported by chatapi; name video_ids instead",
+            ));
+        }
+        let videos = match &body.video_ids {
+            Some(ids) => Some(
+                search::searchable(library, &caller.tenant, ids, "video_ids")
+                    .await?
+                    .into_iter()
+                    .map(|v| v.id)
+                    .collect::<Vec<_>>(),
+            ),
+            None => None,
+        };
+        let threshold = match body.threshold.as_deref() {
+            Some("high") => 0.5,
+            Some("medium") => 0.35,
+            None | Some("low") => 0.25,
+            Some("none") => 0.0,
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    "threshold",
+                    format!("`{other}` is not one of high, medium, low, none"),
+                ))
+            }
+        };
+        let wanted = from + page + 1;
+        let clips = match body.strategy.as_deref() {
+            None | Some("semantic") => {
+                let asked = search::Asked {
+                    text: text.clone(),
+                    videos,
+                    limit: wanted,
+                    threshold: Some(threshold),
+                    mode: Mode::Semantic,
+                };
+                search::run(library, &caller.tenant, asked).await?
+            }
+            Some("text") => {
+                let fields = body
+                    .fields
+                    .unwrap_or_else(|| vec!["transcript".into(), "captions".into()]);
+                for f in &fields {
+                    if f != "transcript" && f != "captions" {
+                        return Err(ApiError::bad_request(
+                            "fields",
+                            format!("`{f}` is not one of transcript, captions"),
+                        ));
+                    }
+                }
+                let which = (
+                    fields.iter().any(|f| f == "transcript"),
+                    fields.iter().any(|f| f == "captions"),
+                );
+                let clips = library
+                    .find_literal(&caller.tenant, videos.as_deref(), &text, which, wanted)
+                    .await
+                    .map_err(search::search_error)?;
+                search::with_videos(library, &caller.tenant, clips).await?
+            }
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    "strategy",
+                    format!("`{other}` is not one of semantic, text"),
+                ))
+            }
+        };
+        let more = clips.len() > from + page;
+        let data: Vec<Value> = clips
+            .iter()
+            .enumerate()
+            .skip(from)
+            .take(page)
+            .map(|(rank, (clip, video))| {
+                json!({
+                    "video_id": video.id,
+                    "video_name": video.name,
+                    "start": clip.start_s,
+                    "end": clip.end_s,
+                    "score": clip.score,
+                    "rank": rank + 1,
+                    "caption": clip.text,
+                    "transcript": clip.text,
+                    "video_url": null,
+                })
+            })
+            .collect();
+        let searched = match &body.video_ids {
+            Some(ids) => ids.len() as u64,
+            None => {
+                let everything = crate::videos::Page {
+                    tenant: caller.tenant.clone(),
+                    statuses: vec![Status::Ready],
+                    ..Default::default()
+                };
+                library.count(&everything).await.map_err(storage)?
+            }
+        };
+        Ok(Json(json!({
+            "data": data,
+            "search_pool": {"videos": searched},
+            "next_page_token": more.then(|| (from + page).to_string()),
+            "report": {"strategy": body.strategy.unwrap_or_else(|| "semantic".into()), "threshold": threshold},
+        }))
+        .into_response())
     })
     .await
 }

@@ -72,10 +72,22 @@ async fn run(library: &Library, job: Claimed) {
                     &done.steps,
                     &done.keyframes,
                     &done.segments,
+                    &done.vectors,
                 )
                 .await
             {
-                Ok(true) => Ok("ready"),
+                Ok(true) => {
+                    if let Ok(Some(video)) = library.store.get(&id).await {
+                        let indexed: Vec<(u32, Vec<f32>)> = done
+                            .vectors
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, v)| (i as u32, v))
+                            .collect();
+                        library.vectors.add(&id, &video.tenant, &indexed);
+                    }
+                    Ok("ready")
+                }
                 Ok(false) => Ok("deleted"),
                 Err(e) => Err(e),
             }

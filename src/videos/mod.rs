@@ -16,6 +16,7 @@
 mod callback;
 mod captions;
 mod download;
+pub mod embed;
 mod jobs;
 mod keyframes;
 pub mod model;
@@ -23,11 +24,13 @@ mod ocr;
 mod pipeline;
 mod probe;
 mod programs;
+pub mod search;
 mod speech;
 pub mod store;
 mod subtitles;
 pub mod timeline;
 pub mod url_guard;
+pub mod vectors;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -82,6 +85,11 @@ pub struct Library {
     running: Mutex<HashMap<String, CancellationToken>>,
     stop: CancellationToken,
     workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Loaded on first use (a server that never searches or processes never holds it); `None`
+    /// when `videos.embedding_model` is not set or did not load.
+    embedder: tokio::sync::OnceCell<Option<Arc<embed::Embedder>>>,
+    /// Every ready video's segment vectors, for search by meaning.
+    vectors: vectors::VectorIndex,
 }
 
 /// An upload on its way in: a folder of its own under `incoming/`, removed unless `add_upload`
@@ -141,8 +149,16 @@ impl Library {
             running: Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),
             workers: Mutex::new(Vec::new()),
+            embedder: tokio::sync::OnceCell::new(),
+            vectors: vectors::VectorIndex::default(),
         });
         library.sweep_orphans().await?;
+        for stored in library.store.all_vectors().await? {
+            library
+                .vectors
+                .add(&stored.video_id, &stored.tenant, &stored.vectors);
+        }
+        tokio::spawn(embed_backlog(library.clone()));
         let workers = (0..config.workers)
             .map(|_| tokio::spawn(jobs::work(library.clone())))
             .collect();
@@ -285,11 +301,45 @@ impl Library {
         if self.get(tenant, id).await?.is_none() || !self.store.delete(id).await? {
             return Ok(false);
         }
+        self.vectors.remove(id);
         if let Some(job) = self.running().get(id) {
             job.cancel();
         }
         remove_dir(&self.video_dir(id)).await?;
         Ok(true)
+    }
+
+    /// The sentence-embedding model, loaded (off the runtime) on first use.
+    pub async fn embedder(&self) -> Option<Arc<embed::Embedder>> {
+        self.embedder
+            .get_or_init(|| async {
+                let dir = self.config.embedding_model.clone();
+                if dir.as_os_str().is_empty() {
+                    return None;
+                }
+                let shown = dir.display().to_string();
+                match tokio::task::spawn_blocking(move || embed::Embedder::load(&dir)).await {
+                    Ok(Ok(model)) => {
+                        tracing::info!(model = %shown, "embedding model loaded");
+                        Some(Arc::new(model))
+                    }
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "search by meaning is off: the embedding model did not load");
+                        None
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "loading the embedding model panicked");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+
+    /// Whether a video's segments are in the index for search by meaning.
+    pub fn has_vectors(&self, id: &str) -> bool {
+        self.vectors.contains(id)
     }
 
     /// The jobs this process runs now, by video id (a panicked holder left nothing half-done:
@@ -318,6 +368,55 @@ impl Library {
             }
         }
         Ok(())
+    }
+}
+
+/// Videos made ready before search by meaning (or while its model was missing) get their
+/// vectors, one at a time, in the background; what is not done resumes at the next start.
+async fn embed_backlog(library: Arc<Library>) {
+    let ids = match library.store.unembedded().await {
+        Ok(ids) => ids,
+        Err(error) => {
+            tracing::warn!(%error, "embedding backlog: could not list videos");
+            return;
+        }
+    };
+    if ids.is_empty() || library.embedder().await.is_none() {
+        return;
+    }
+    tracing::info!(
+        videos = ids.len(),
+        "embedding the timelines of videos that have no vectors"
+    );
+    for id in ids {
+        if library.stop.is_cancelled() {
+            return;
+        }
+        let (Ok(Some(video)), Ok(segments)) = (
+            library.store.get(&id).await,
+            library.store.segments(&id).await,
+        ) else {
+            continue;
+        };
+        let Ok((vectors, step)) = pipeline::embed_segments(&library, &segments).await else {
+            continue;
+        };
+        let mut steps = video.steps.clone();
+        steps.embeddings = Some(step);
+        match library.store.save_vectors(&id, &steps, &vectors).await {
+            Ok(true) => {
+                let indexed: Vec<(u32, Vec<f32>)> = vectors
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| (i as u32, v))
+                    .collect();
+                library.vectors.add(&id, &video.tenant, &indexed);
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(video = %id, %error, "embedding backlog: vectors not saved")
+            }
+        }
     }
 }
 

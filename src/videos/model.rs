@@ -84,6 +84,9 @@ pub struct Steps {
     pub ocr: Option<CountStep>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captions: Option<CountStep>,
+    /// Segment vectors for search by meaning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<CountStep>,
     /// Seconds each step took (`download`, `probe`, `transcript`, `keyframes`, `ocr`,
     /// `captions`; the transcript and keyframes run side by side, `transcript_and_keyframes` is
     /// the two together), for operators sizing a machine.

@@ -18,6 +18,8 @@ pub struct Done {
     pub steps: Steps,
     pub keyframes: Vec<Keyframe>,
     pub segments: Vec<Segment>,
+    /// One per segment, in order; empty without an embedding model.
+    pub vectors: Vec<Vec<f32>>,
 }
 
 pub async fn process(
@@ -144,11 +146,65 @@ pub async fn process(
     let segments = tokio::task::spawn_blocking(move || timeline::count_tokens(segments))
         .await
         .map_err(|e| JobError::Internal(format!("counting the timeline's tokens: {e}")))?;
+    let (vectors, embedded) = embed_segments(library, &segments).await?;
+    steps.embeddings = Some(embedded);
+    lap(&mut steps, "embeddings");
     Ok(Done {
         steps,
         keyframes: frames,
         segments,
+        vectors,
     })
+}
+
+/// Fewer words than this and a segment is embedded with its neighbours' words too: a short
+/// line ("Yes.") means little on its own.
+const SHORT_SEGMENT_WORDS: usize = 12;
+
+/// A vector per segment, for search by meaning, made off the runtime. Without a model: none,
+/// and the step says why (the video is ready all the same, searchable by keyword).
+pub async fn embed_segments(
+    library: &Library,
+    segments: &[Segment],
+) -> Result<(Vec<Vec<f32>>, CountStep), JobError> {
+    let Some(embedder) = library.embedder().await else {
+        let why = if library.config.embedding_model.as_os_str().is_empty() {
+            "no embedding model is configured (videos.embedding_model): search by keyword only"
+        } else {
+            "the embedding model is not installed (scripts/fetch-model.sh): search by keyword only"
+        };
+        return Ok((
+            Vec::new(),
+            CountStep {
+                count: 0,
+                note: Some(why.into()),
+            },
+        ));
+    };
+    let texts: Vec<String> = (0..segments.len())
+        .map(|i| {
+            let own = segments[i].text();
+            if own.split_whitespace().count() >= SHORT_SEGMENT_WORDS {
+                return own;
+            }
+            let before = i
+                .checked_sub(1)
+                .map(|j| segments[j].text())
+                .unwrap_or_default();
+            let after = segments.get(i + 1).map(Segment::text).unwrap_or_default();
+            [before, own, after]
+                .into_iter()
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let vectors = tokio::task::spawn_blocking(move || embedder.embed(&texts))
+        .await
+        .map_err(|e| JobError::Internal(format!("embedding: {e}")))?
+        .map_err(|e| JobError::Internal(e.to_string()))?;
+    let count = vectors.len();
+    Ok((vectors, CountStep { count, note: None }))
 }
 
 fn round_ms(seconds: f64) -> f64 {

@@ -319,6 +319,7 @@ impl Store {
         steps: &Steps,
         keyframes: &[Keyframe],
         segments: &[Segment],
+        vectors: &[Vec<f32>],
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         if !end_job(&mut tx, id, worker).await? {
@@ -350,6 +351,15 @@ impl Store {
             .bind(s.tokens)
             .execute(&mut *tx)
             .await?;
+            sqlx::query("INSERT INTO segments_fts (text, video_id, idx) VALUES (?1, ?2, ?3)")
+                .bind(s.text())
+                .bind(id)
+                .bind(i as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (i, v) in vectors.iter().enumerate() {
+            insert_vector(&mut tx, id, i, v).await?;
         }
         sqlx::query("UPDATE videos SET status = 'ready', error = NULL, steps = ?1, ready_at = ?2 WHERE id = ?3")
             .bind(serde_json::to_string(steps).map_err(|e| StoreError::Encode(Box::new(e)))?)
@@ -391,6 +401,142 @@ impl Store {
         .await
     }
 
+    /// Vectors of every ready video (loaded into memory at start), `f` called per video.
+    pub async fn all_vectors(&self) -> Result<Vec<StoredVectors>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT v.id AS video_id, v.tenant, s.idx, s.vector FROM segment_vectors s
+             JOIN videos v ON v.id = s.video_id WHERE v.status = 'ready' ORDER BY v.id, s.idx",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<StoredVectors> = Vec::new();
+        for r in rows {
+            let video_id: String = r.try_get("video_id")?;
+            let idx: i64 = r.try_get("idx")?;
+            let bytes: Vec<u8> = r.try_get("vector")?;
+            if out.last().is_none_or(|v| v.video_id != video_id) {
+                out.push(StoredVectors {
+                    video_id,
+                    tenant: r.try_get("tenant")?,
+                    vectors: Vec::new(),
+                });
+            }
+            if let Some(last) = out.last_mut() {
+                last.vectors.push((idx as u32, vector_of(&bytes)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ready videos with a timeline and no vectors (made before search, or without a model).
+    pub async fn unembedded(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT id FROM videos v WHERE status = 'ready'
+             AND EXISTS (SELECT 1 FROM segments s WHERE s.video_id = v.id)
+             AND NOT EXISTS (SELECT 1 FROM segment_vectors x WHERE x.video_id = v.id)",
+        )
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Saves a ready video's vectors and the step's record; false when the video is gone.
+    pub async fn save_vectors(
+        &self,
+        id: &str,
+        steps: &Steps,
+        vectors: &[Vec<f32>],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated =
+            sqlx::query("UPDATE videos SET steps = ?1 WHERE id = ?2 AND status = 'ready'")
+                .bind(serde_json::to_string(steps).map_err(|e| StoreError::Encode(Box::new(e)))?)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for (i, v) in vectors.iter().enumerate() {
+            insert_vector(&mut tx, id, i, v).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Keyword hits among `tenant`'s ready videos (only `videos`, when given), best first.
+    /// `query` is an FTS5 query.
+    pub async fn text_hits(
+        &self,
+        tenant: &str,
+        videos: Option<&[String]>,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<TextHit>, StoreError> {
+        let only = videos.map(|ids| format!(",{},", ids.join(",")));
+        let rows = sqlx::query(
+            "SELECT f.video_id, f.idx, bm25(segments_fts) AS rank
+             FROM segments_fts f JOIN videos v ON v.id = f.video_id
+             WHERE segments_fts MATCH ?1 AND v.tenant = ?2 AND v.status = 'ready'
+               AND (?3 IS NULL OR instr(?3, ',' || f.video_id || ',') > 0)
+             ORDER BY rank LIMIT ?4",
+        )
+        .bind(query)
+        .bind(tenant)
+        .bind(only)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TextHit {
+                    video_id: r.try_get("video_id")?,
+                    idx: r.try_get::<i64, _>("idx")? as u32,
+                    rank: r.try_get("rank")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Segments whose transcript (and/or caption and on-screen text) contains `needle`, any
+    /// case: a literal match, in time order.
+    pub async fn substring_hits(
+        &self,
+        tenant: &str,
+        videos: Option<&[String]>,
+        needle: &str,
+        transcript: bool,
+        captions: bool,
+        limit: u32,
+    ) -> Result<Vec<TextHit>, StoreError> {
+        let only = videos.map(|ids| format!(",{},", ids.join(",")));
+        let rows = sqlx::query(
+            "SELECT s.video_id, s.idx FROM segments s JOIN videos v ON v.id = s.video_id
+             WHERE v.tenant = ?1 AND v.status = 'ready'
+               AND (?2 IS NULL OR instr(?2, ',' || s.video_id || ',') > 0)
+               AND ((?3 AND instr(lower(s.transcript), lower(?4)) > 0)
+                 OR (?5 AND (instr(lower(s.caption), lower(?4)) > 0
+                          OR instr(lower(s.on_screen_text), lower(?4)) > 0)))
+             ORDER BY v.created_at DESC, s.idx LIMIT ?6",
+        )
+        .bind(tenant)
+        .bind(only)
+        .bind(transcript)
+        .bind(needle)
+        .bind(captions)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TextHit {
+                    video_id: r.try_get("video_id")?,
+                    idx: r.try_get::<i64, _>("idx")? as u32,
+                    rank: 0.0,
+                })
+            })
+            .collect()
+    }
+
     pub async fn keyframes(&self, id: &str) -> Result<Vec<Keyframe>, StoreError> {
         sqlx::query_as(
             "SELECT idx, time_s, ocr_text, caption FROM keyframes WHERE video_id = ?1 ORDER BY idx",
@@ -399,6 +545,45 @@ impl Store {
         .fetch_all(&self.pool)
         .await
     }
+}
+
+async fn insert_vector(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: &str,
+    idx: usize,
+    vector: &[f32],
+) -> Result<(), StoreError> {
+    let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+    sqlx::query(
+        "INSERT OR REPLACE INTO segment_vectors (video_id, idx, vector) VALUES (?1, ?2, ?3)",
+    )
+    .bind(id)
+    .bind(idx as i64)
+    .bind(bytes)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn vector_of(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// One keyword hit: the segment, and its BM25 rank (lower is better, as SQLite gives it).
+pub struct TextHit {
+    pub video_id: String,
+    pub idx: u32,
+    pub rank: f64,
+}
+
+/// Every stored vector of one video, by segment.
+pub struct StoredVectors {
+    pub video_id: String,
+    pub tenant: String,
+    pub vectors: Vec<(u32, Vec<f32>)>,
 }
 
 /// Removes the job inside `tx` if `worker` still holds it; false when it does not (the video

@@ -72,6 +72,20 @@ def mavi_errors():
     out({"ok": True})
 
 
+def mavi_search():
+    video_no = args[0]
+    client = mavi()
+    found = client.search_video("a locomotive in the hills")
+    assert list(found)[0] == video_no, found
+    clips = client.search_key_clip("a locomotive in the hills", [video_no], limit=3)
+    try:
+        client.search_video("   ")
+        raise AssertionError("an empty search was answered")
+    except Exception as e:  # pymavi raises MaviAPIError on any other 4xx
+        assert "searchValue" in str(e), e
+    out({"videos": found, "clips": clips})
+
+
 # --- Reka Vision v2, with reka-mcp's client ------------------------------------------------
 
 
@@ -114,6 +128,14 @@ async def reka_chat():
         [{"video_id": video_id, "start": start, "end": end}],
     )
     out(answer)
+
+
+async def reka_search():
+    video_id = args[0]
+    client = reka()
+    hits = await client.search_videos("a two-wheeled ride by the sea", max_results=3)
+    in_one = await client.search_videos("a locomotive in the hills", video_ids=[video_id])
+    out({"hits": hits, "in_one": in_one})
 
 
 async def reka_errors():

@@ -84,7 +84,7 @@ pub async fn run() {
         .await
         .expect("its job");
     store
-        .finish_ready(&video.id, "bench", &Steps::default(), &[], &segments)
+        .finish_ready(&video.id, "bench", &Steps::default(), &[], &segments, &[])
         .await
         .expect("its timeline");
     let count = |t: &str| chatapi::context::count_text(None, t);
@@ -102,7 +102,7 @@ pub async fn run() {
             segments: &read,
             range: Range::default(),
         }];
-        let g = ground(&materials, question, 8000, &count);
+        let g = ground(&materials, question, &[], 8000, &count);
         let done = started.elapsed();
         reads.push(was_read);
         times.push(done - was_read);

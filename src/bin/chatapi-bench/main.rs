@@ -23,6 +23,7 @@ mod mock;
 mod procs;
 mod report;
 mod scenarios;
+mod search;
 mod videos;
 
 use std::path::PathBuf;
@@ -64,6 +65,16 @@ enum Sub {
     Mock,
     /// The time grounding adds before the upstream call, for a two-hour talk's timeline.
     Grounding,
+    /// Search by meaning: the model's load, memory and throughput, and a search over many
+    /// segments (vector scan and FTS5).
+    Search {
+        /// The embedding model's folder.
+        #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+        model: PathBuf,
+        /// Segments searched.
+        #[arg(long, default_value_t = 100_000)]
+        segments: usize,
+    },
     /// Token counting's worst case: how long a 1 MiB message without spaces takes to count.
     Tokens,
     /// The video library: processing time and memory for a talk with speech (release build
@@ -439,6 +450,10 @@ async fn main() -> std::process::ExitCode {
             } else {
                 std::process::ExitCode::FAILURE
             };
+        }
+        Some(Sub::Search { model, segments }) => {
+            search::run(&model, segments).await;
+            return std::process::ExitCode::SUCCESS;
         }
         Some(Sub::Grounding) => {
             grounding::run().await;

@@ -26,9 +26,11 @@ use crate::routes::incoming::Incoming;
 use crate::routes::library::{
     add_link, checked_callback, json_body, library, receive, respond, storage, Parts,
 };
+use crate::routes::search;
 use crate::routes::video_chat::{self, Reply};
 use crate::state::AppState;
 use crate::upstream::Event;
+use crate::videos::search::Mode;
 use crate::videos::{Owner, Page};
 
 const DIALECT: &str = "mavi";
@@ -206,6 +208,115 @@ pub async fn delete_all(
         library.delete(tenant, id).await.map_err(storage)?;
     }
     Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchBody {
+    search_value: String,
+    #[serde(default)]
+    video_nos: Option<Vec<String>>,
+    /// pymavi always sends it, `null` when its caller gave none.
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// `POST searchAI` `{searchValue, limit}`: the caller's videos that match, best first.
+pub async fn search_ai(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(&incoming, "mavi.searchAI", error_response, async {
+        let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
+        let library = library(&state)?;
+        let body: SearchBody = json_body(&bytes, "{\"searchValue\": \"...\", \"limit\": 10}")?;
+        let want = search::limit(body.limit, "limit", 20, 200)?;
+        let asked = search::Asked {
+            text: search::query_text(&body.search_value, "searchValue")?,
+            videos: None,
+            // Clips, then videos: ask for enough clips to fill the videos asked for.
+            limit: want * 5,
+            threshold: None,
+            mode: Mode::Hybrid,
+        };
+        let found = search::run(library, &caller.tenant, asked).await?;
+        let mut seen = std::collections::HashSet::new();
+        let videos: Vec<Value> = found
+            .iter()
+            .filter(|(_, v)| seen.insert(v.id.clone()))
+            .take(want)
+            .map(|(_, v)| {
+                json!({
+                    "videoNo": v.id,
+                    "videoName": v.name,
+                    "videoStatus": status_name(v.status),
+                    "uploadTime": v.created_ms.to_string(),
+                    "duration": seconds(v),
+                })
+            })
+            .collect();
+        Ok(ok(json!({"videos": videos})))
+    })
+    .await
+}
+
+/// `POST searchVideoFragment` `{videoNos (≤ 50), searchValue, limit}`: the moments that match,
+/// best first, `fragmentStartTime`/`fragmentEndTime` in seconds (as strings).
+pub async fn search_video_fragment(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        &incoming,
+        "mavi.searchVideoFragment",
+        error_response,
+        async {
+            let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
+            let library = library(&state)?;
+            let body: SearchBody = json_body(
+                &bytes,
+                "{\"videoNos\": [...], \"searchValue\": \"...\", \"limit\": 10}",
+            )?;
+            let text = search::query_text(&body.search_value, "searchValue")?;
+            let ids = body.video_nos.unwrap_or_default();
+            if ids.len() > MAX_CHAT_VIDEOS {
+                return Err(ApiError::bad_request(
+                    "videoNos",
+                    format!("must list between 1 and {MAX_CHAT_VIDEOS} videos"),
+                ));
+            }
+            let videos = search::searchable(library, &caller.tenant, &ids, "videoNos").await?;
+            let asked = search::Asked {
+                text,
+                videos: Some(videos.into_iter().map(|v| v.id).collect()),
+                limit: search::limit(body.limit, "limit", 20, 200)?,
+                threshold: None,
+                mode: Mode::Hybrid,
+            };
+            let found = search::run(library, &caller.tenant, asked).await?;
+            let clips: Vec<Value> = found
+                .iter()
+                .map(|(clip, v)| {
+                    json!({
+                        "videoNo": v.id,
+                        "videoName": v.name,
+                        "videoStatus": status_name(v.status),
+                        "uploadTime": v.created_ms.to_string(),
+                        "duration": seconds(v),
+                        "fragmentStartTime": (clip.start_s.floor() as i64).to_string(),
+                        "fragmentEndTime": (clip.end_s.ceil() as i64).to_string(),
+                        "score": clip.score,
+                    })
+                })
+                .collect();
+            Ok(ok(json!({"videos": clips})))
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]

@@ -29,9 +29,11 @@ use crate::routes::incoming::Incoming;
 use crate::routes::library::{
     add_link, checked_callback, json_body, library, receive, receive_form, respond, storage, Parts,
 };
+use crate::routes::search;
 use crate::routes::video_chat::{self, Reply};
 use crate::state::AppState;
 use crate::upstream::Event;
+use crate::videos::search::Mode;
 use crate::videos::{Library, Owner, Page};
 
 const DIALECT: &str = "memories";
@@ -464,4 +466,82 @@ impl Encoder for StreamEncoder {
         }
         Bytes::from_static(b"data:\"Done\"\n\n")
     }
+}
+
+#[derive(Deserialize)]
+pub struct SearchBody {
+    search_param: String,
+    #[serde(default, rename = "search_type")]
+    _search_type: Option<String>,
+    #[serde(default, rename = "unique_id")]
+    _unique_id: Option<String>,
+    #[serde(default)]
+    top_k: Option<i64>,
+    #[serde(default)]
+    filtering_level: Option<String>,
+    #[serde(default)]
+    video_nos: Option<Vec<String>>,
+}
+
+/// `POST search` `{search_param, top_k, filtering_level, video_nos}`: the moments that match,
+/// `data[{videoNo, videoName, startTime, endTime, score}]`, seconds as strings.
+pub async fn search(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(&incoming, "memories.search", error_response, async {
+        let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
+        let library = library(&state)?;
+        let body: SearchBody = json_body(&bytes, "{\"search_param\": \"...\", \"top_k\": 10}")?;
+        let threshold = match body
+            .filtering_level
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("") | Some("low") => None,
+            Some("medium") => Some(0.35),
+            Some("high") => Some(0.5),
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    "filtering_level",
+                    format!("`{other}` is not one of low, medium, high"),
+                ))
+            }
+        };
+        let videos = match body.video_nos.filter(|v| !v.is_empty()) {
+            Some(ids) => Some(
+                search::searchable(library, &caller.tenant, &ids, "video_nos")
+                    .await?
+                    .into_iter()
+                    .map(|v| v.id)
+                    .collect(),
+            ),
+            None => None,
+        };
+        let asked = search::Asked {
+            text: search::query_text(&body.search_param, "search_param")?,
+            videos,
+            limit: search::limit(body.top_k, "top_k", 10, 100)?,
+            threshold,
+            mode: Mode::Hybrid,
+        };
+        let found = search::run(library, &caller.tenant, asked).await?;
+        let data: Vec<Value> = found
+            .iter()
+            .map(|(clip, v)| {
+                json!({
+                    "videoNo": v.id,
+                    "videoName": v.name,
+                    "startTime": (clip.start_s.floor() as i64).to_string(),
+                    "endTime": (clip.end_s.ceil() as i64).to_string(),
+                    "score": clip.score,
+                })
+            })
+            .collect();
+        Ok(ok(json!(data)))
+    })
+    .await
 }

@@ -1,0 +1,227 @@
+//! Search across the library, natively (`POST /v1/search`) and what every dialect's search
+//! route shares: checking the query, the limit and the videos named (each must be the caller's
+//! and ready; one still processing is not searchable yet, said so), and running the search.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::incoming::Incoming;
+use super::library::{existing, json_body, library, respond, storage};
+use super::openai::error_response;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::videos::model::{Status, Video};
+use crate::videos::search::{Clip, Mode, Query, SearchError};
+use crate::videos::Library;
+
+pub const MAX_QUERY_CHARS: usize = 1000;
+pub const MAX_VIDEOS: usize = 100;
+
+/// A checked search request, whatever dialect it came in.
+pub struct Asked {
+    pub text: String,
+    pub videos: Option<Vec<String>>,
+    pub limit: usize,
+    pub threshold: Option<f32>,
+    pub mode: Mode,
+}
+
+/// The query text, trimmed: present and not too long. `field` names it as the dialect does.
+pub fn query_text(text: &str, field: &str) -> Result<String, ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::bad_request(
+            field.to_string(),
+            "must not be empty",
+        ));
+    }
+    if text.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::bad_request(
+            field.to_string(),
+            format!("is longer than {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// `limit` within 1..=`max`, `default` when absent.
+pub fn limit(
+    value: Option<i64>,
+    field: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(n) if n >= 1 && n as usize <= max => Ok(n as usize),
+        Some(_) => Err(ApiError::bad_request(
+            field.to_string(),
+            format!("must be between 1 and {max}"),
+        )),
+    }
+}
+
+/// The videos a search is limited to: each the caller's and ready.
+pub async fn searchable(
+    library: &Library,
+    tenant: &str,
+    ids: &[String],
+    field: &str,
+) -> Result<Vec<Video>, ApiError> {
+    if ids.is_empty() || ids.len() > MAX_VIDEOS {
+        return Err(ApiError::bad_request(
+            field.to_string(),
+            format!("must name between 1 and {MAX_VIDEOS} videos"),
+        ));
+    }
+    let mut videos = Vec::with_capacity(ids.len());
+    for id in ids {
+        let video = existing(library, tenant, id).await?;
+        if video.status != Status::Ready {
+            return Err(ApiError::NotReady {
+                id: video.id,
+                status: video.status.as_str(),
+            });
+        }
+        videos.push(video);
+    }
+    Ok(videos)
+}
+
+/// Runs it; each clip comes with its video.
+pub async fn run(
+    library: &Library,
+    tenant: &str,
+    asked: Asked,
+) -> Result<Vec<(Clip, Video)>, ApiError> {
+    let query = Query {
+        tenant,
+        text: &asked.text,
+        videos: asked.videos,
+        limit: asked.limit,
+        threshold: asked.threshold,
+        mode: asked.mode,
+    };
+    let clips = library.search(query).await.map_err(search_error)?;
+    with_videos(library, tenant, clips).await
+}
+
+/// Each clip with its video (one that went meanwhile is dropped).
+pub async fn with_videos(
+    library: &Library,
+    tenant: &str,
+    clips: Vec<Clip>,
+) -> Result<Vec<(Clip, Video)>, ApiError> {
+    let mut out = Vec::with_capacity(clips.len());
+    let mut known: Vec<Video> = Vec::new();
+    for clip in clips {
+        let video = match known.iter().find(|v| v.id == clip.video_id) {
+            Some(v) => v.clone(),
+            None => match library.get(tenant, &clip.video_id).await.map_err(storage)? {
+                Some(v) => {
+                    known.push(v.clone());
+                    v
+                }
+                None => continue,
+            },
+        };
+        out.push((clip, video));
+    }
+    Ok(out)
+}
+
+pub fn search_error(error: SearchError) -> ApiError {
+    match error {
+        SearchError::NoModel => ApiError::SearchByMeaningOff,
+        SearchError::Library(e) => storage(e),
+        SearchError::Embed(e) => {
+            tracing::error!(error = %e, "search: embedding the query failed");
+            ApiError::Storage
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchBody {
+    query: String,
+    #[serde(default)]
+    video_ids: Option<Vec<String>>,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    threshold: Option<f32>,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+/// `POST /v1/search` `{query, video_ids?, limit?, threshold?, mode?}` →
+/// `{"object":"list","data":[{video_id, name, start_s, end_s, score, text, keyframe_url}]}`.
+pub async fn search(
+    State(state): State<AppState>,
+    incoming: Incoming,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(&incoming, "search", error_response, async {
+        let (caller, bytes) = super::body::admitted(&incoming, &headers, body).await?;
+        let library = library(&state)?;
+        let body: SearchBody = json_body(
+            &bytes,
+            "{\"query\": \"...\", \"video_ids\": [...], \"limit\": 10, \"threshold\": 0.3, \"mode\": \"hybrid\"}",
+        )?;
+        let mode = match body.mode.as_deref() {
+            None | Some("hybrid") => Mode::Hybrid,
+            Some("semantic") => Mode::Semantic,
+            Some("text") => Mode::Text,
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    "mode",
+                    format!("`{other}` is not one of hybrid, semantic, text"),
+                ))
+            }
+        };
+        if body.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+            return Err(ApiError::bad_request("threshold", "must be between 0 and 1"));
+        }
+        let videos = match &body.video_ids {
+            Some(ids) => Some(
+                searchable(library, &caller.tenant, ids, "video_ids")
+                    .await?
+                    .into_iter()
+                    .map(|v| v.id)
+                    .collect(),
+            ),
+            None => None,
+        };
+        let asked = Asked {
+            text: query_text(&body.query, "query")?,
+            videos,
+            limit: limit(body.limit, "limit", 10, 100)?,
+            threshold: body.threshold,
+            mode,
+        };
+        let found = run(library, &caller.tenant, asked).await?;
+        let data: Vec<Value> = found
+            .iter()
+            .map(|(clip, video)| {
+                json!({
+                    "video_id": video.id,
+                    "name": video.name,
+                    "start_s": clip.start_s,
+                    "end_s": clip.end_s,
+                    "score": clip.score,
+                    "text": clip.text,
+                    "keyframe_url": clip.keyframe.map(|k| format!("/v1/videos/{}/keyframes/{k}.jpg", video.id)),
+                })
+            })
+            .collect();
+        Ok(Json(json!({"object": "list", "data": data})).into_response())
+    })
+    .await
+}

@@ -1,0 +1,280 @@
+//! Finding the moment: a query against a tenant's timelines, by meaning (the segment vectors,
+//! `vectors`), by keyword (FTS5, BM25) or both (reciprocal-rank fusion), as clips: adjacent
+//! matching segments of one video merged into one stretch with a score in 0..1.
+//!
+//! Scores: `semantic`, the cosine (a paraphrase sharing no word with its scene scores about
+//! 0.45–0.65 with this model, unrelated text under about 0.2); `text`, BM25 relative to the best
+//! hit; `hybrid`, the fused rank, 1.0 for a segment first on both lists, 0.5 for first on one.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::model::Segment;
+use super::{Library, LibraryError};
+
+/// RRF's constant: the usual 60, so a list's top few dominate without drowning the other list.
+const RRF_K: f32 = 60.0;
+/// Below this cosine a segment is no hit by meaning at all, in hybrid mode.
+const SEMANTIC_FLOOR: f32 = 0.2;
+/// The default cut in semantic mode.
+const SEMANTIC_THRESHOLD: f32 = 0.25;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Hybrid,
+    Semantic,
+    Text,
+}
+
+pub struct Query<'a> {
+    pub tenant: &'a str,
+    pub text: &'a str,
+    /// Only these videos (already checked to be the tenant's and ready).
+    pub videos: Option<Vec<String>>,
+    pub limit: usize,
+    pub threshold: Option<f32>,
+    pub mode: Mode,
+}
+
+/// A stretch of a video that matches.
+#[derive(Debug, Clone)]
+pub struct Clip {
+    pub video_id: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub score: f32,
+    pub text: String,
+    pub keyframe: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("search by meaning is not available on this server: its embedding model (videos.embedding_model) is not installed")]
+    NoModel,
+    #[error(transparent)]
+    Library(#[from] LibraryError),
+    #[error("{0}")]
+    Embed(String),
+}
+
+impl Library {
+    pub async fn search(&self, q: Query<'_>) -> Result<Vec<Clip>, SearchError> {
+        let candidates = (q.limit * 4).max(50);
+        let only: Option<HashSet<String>> = q.videos.as_ref().map(|v| v.iter().cloned().collect());
+        let mut by_meaning: Vec<((String, u32), f32)> = Vec::new();
+        if q.mode != Mode::Text {
+            match self.embed_query(q.text).await? {
+                Some(vector) => {
+                    let floor = if q.mode == Mode::Hybrid {
+                        SEMANTIC_FLOOR
+                    } else {
+                        f32::MIN
+                    };
+                    by_meaning = self
+                        .vectors
+                        .search(&vector, q.tenant, only.as_ref(), candidates)
+                        .into_iter()
+                        .filter(|h| h.score >= floor)
+                        .map(|h| ((h.key.video.to_string(), h.key.idx), h.score))
+                        .collect();
+                }
+                None if q.mode == Mode::Semantic => return Err(SearchError::NoModel),
+                None => {}
+            }
+        }
+        let mut by_words: Vec<((String, u32), f64)> = Vec::new();
+        if q.mode != Mode::Semantic {
+            if let Some(fts) = fts_query(q.text) {
+                by_words = self
+                    .store
+                    .text_hits(q.tenant, q.videos.as_deref(), &fts, candidates as u32)
+                    .await
+                    .map_err(LibraryError::from)?
+                    .into_iter()
+                    .map(|h| ((h.video_id, h.idx), h.rank))
+                    .collect();
+            }
+        }
+        let scores: HashMap<(String, u32), f32> = match q.mode {
+            Mode::Semantic => by_meaning
+                .into_iter()
+                .map(|(k, s)| (k, s.max(0.0)))
+                .collect(),
+            Mode::Text => {
+                let best = by_words.first().map_or(1.0, |(_, r)| *r);
+                by_words
+                    .into_iter()
+                    .map(|(k, r)| (k, if best == 0.0 { 1.0 } else { (r / best) as f32 }))
+                    .collect()
+            }
+            Mode::Hybrid => {
+                let mut fused: HashMap<(String, u32), f32> = HashMap::new();
+                let keys = by_meaning
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .enumerate()
+                    .chain(by_words.into_iter().map(|(k, _)| k).enumerate());
+                for (rank, key) in keys {
+                    *fused.entry(key).or_default() += 1.0 / (RRF_K + 1.0 + rank as f32);
+                }
+                let top = 2.0 / (RRF_K + 1.0);
+                fused.into_iter().map(|(k, s)| (k, s / top)).collect()
+            }
+        };
+        let threshold = q.threshold.unwrap_or(match q.mode {
+            Mode::Semantic => SEMANTIC_THRESHOLD,
+            _ => 0.0,
+        });
+        let hits: HashMap<(String, u32), f32> = scores
+            .into_iter()
+            .filter(|(_, s)| *s >= threshold)
+            .collect();
+        self.clips(hits, q.limit).await
+    }
+
+    /// Segments whose transcript and/or captions contain `needle` literally, as clips scored 1.
+    pub async fn find_literal(
+        &self,
+        tenant: &str,
+        videos: Option<&[String]>,
+        needle: &str,
+        (transcript, captions): (bool, bool),
+        limit: usize,
+    ) -> Result<Vec<Clip>, SearchError> {
+        let hits = self
+            .store
+            .substring_hits(
+                tenant,
+                videos,
+                needle,
+                transcript,
+                captions,
+                limit as u32 * 4,
+            )
+            .await
+            .map_err(LibraryError::from)?;
+        let hits = hits
+            .into_iter()
+            .map(|h| ((h.video_id, h.idx), 1.0))
+            .collect();
+        self.clips(hits, limit).await
+    }
+
+    /// Adjacent hits of one video merged into clips, best first.
+    async fn clips(
+        &self,
+        hits: HashMap<(String, u32), f32>,
+        limit: usize,
+    ) -> Result<Vec<Clip>, SearchError> {
+        let mut per_video: BTreeMap<String, BTreeMap<u32, f32>> = BTreeMap::new();
+        for ((video, idx), score) in hits {
+            per_video.entry(video).or_default().insert(idx, score);
+        }
+        let mut clips = Vec::new();
+        for (video, hits) in per_video {
+            let segments = self.timeline(&video).await?;
+            let mut current: Option<(Clip, u32)> = None;
+            for (idx, score) in hits {
+                let Some(s) = segments.get(idx as usize) else {
+                    continue;
+                };
+                match current.as_mut() {
+                    Some((clip, last)) if *last + 1 == idx => {
+                        clip.end_s = s.end_s;
+                        clip.score = clip.score.max(score);
+                        append(&mut clip.text, s);
+                        *last = idx;
+                    }
+                    _ => {
+                        if let Some((clip, _)) = current.take() {
+                            clips.push(clip);
+                        }
+                        let mut text = String::new();
+                        append(&mut text, s);
+                        current = Some((
+                            Clip {
+                                video_id: video.clone(),
+                                start_s: s.start_s,
+                                end_s: s.end_s,
+                                score,
+                                text,
+                                keyframe: s.keyframe,
+                            },
+                            idx,
+                        ));
+                    }
+                }
+            }
+            if let Some((clip, _)) = current {
+                clips.push(clip);
+            }
+        }
+        clips.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.video_id.cmp(&b.video_id))
+                .then(a.start_s.total_cmp(&b.start_s))
+        });
+        clips.truncate(limit);
+        Ok(clips)
+    }
+
+    /// The `k` segments of `videos` nearest to `vector`, best first, with no floor: for ranking
+    /// within videos already chosen (a chat's grounding).
+    pub fn nearest(
+        &self,
+        vector: &[f32],
+        tenant: &str,
+        videos: &HashSet<String>,
+        k: usize,
+    ) -> Vec<(String, u32)> {
+        self.vectors
+            .search(vector, tenant, Some(videos), k)
+            .into_iter()
+            .map(|h| (h.key.video.to_string(), h.key.idx))
+            .collect()
+    }
+
+    /// The query's vector, or `None` without an embedding model.
+    pub async fn embed_query(&self, text: &str) -> Result<Option<Vec<f32>>, SearchError> {
+        let Some(embedder) = self.embedder().await else {
+            return Ok(None);
+        };
+        let texts = vec![text.to_string()];
+        let vectors = tokio::task::spawn_blocking(move || embedder.embed(&texts))
+            .await
+            .map_err(|e| SearchError::Embed(e.to_string()))?
+            .map_err(|e| SearchError::Embed(e.to_string()))?;
+        Ok(vectors.into_iter().next())
+    }
+}
+
+fn append(text: &mut String, s: &Segment) {
+    let more = s.text();
+    if !more.is_empty() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&more);
+    }
+}
+
+/// The query as FTS5 syntax: its words, each quoted (so none is read as an operator), any of
+/// them; `None` when it has none.
+fn fts_query(text: &str) -> Option<String> {
+    let terms: Vec<String> = crate::grounding::terms(text)
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" OR "))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_query_becomes_quoted_words() {
+        assert_eq!(
+            super::fts_query("Where's the NEAR \"bike\"?").as_deref(),
+            Some("\"near\" OR \"bike\"")
+        );
+        assert_eq!(super::fts_query("the a ?"), None);
+    }
+}
