@@ -25,7 +25,9 @@
 //!   served natively by `routes::videos`, and to the video dialects (`routes::memories` for
 //!   MAVI/Memories.ai v1.0 and v1.2, `routes::mavera`, `routes::reka`). Their chats go through
 //!   `answer::grounded` (the caller's videos, the budget) and `grounding` (the timeline, cut to
-//!   the question and stamped `[MM:SS]`) into the same core.
+//!   the question and stamped `[MM:SS]`) into the same core. `videos::search` finds moments by
+//!   meaning (`videos::embed`, the model; `videos::vectors`, the in-memory index) and by keyword
+//!   (FTS5 in `videos::store`), served by `routes::search` and each dialect's search route.
 //!
 //! Beside the path: `server` (the accept loop and phased shutdown), `config` (layered TOML + env,
 //! unknown keys rejected), `state` (the swappable runtime and shared limits), `error` (every
