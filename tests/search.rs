@@ -155,18 +155,10 @@ async fn bad_searches_are_refused_naming_the_problem_in_each_dialect() {
     let busy = busy["id"].as_str().unwrap().to_string();
     videos::appears(&slow.pid).await;
 
-    let post = |path: &'static str, body: Value| {
-        let url = format!("{}{path}", s.url);
-        async move {
-            let r = client()
-                .post(url)
-                .header("Authorization", KEY)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
+    let post = |path: &str, body: Value| {
+        let base = s.url.clone();
+        let path = path.to_string();
+        async move { videos::post_json(&base, &path, KEY, &body).await }
     };
     let native = [
         (json!({"query": "  "}), 400, "query"),

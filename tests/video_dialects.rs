@@ -484,17 +484,9 @@ async fn a_chat_about_a_video_still_processing_is_refused_in_each_dialect() {
     let id = video["id"].as_str().unwrap().to_string();
     videos::appears(&slow.pid).await;
     let post = |path: &str, body: Value| {
-        let url = format!("{}{path}", s.url);
-        async move {
-            let r = client()
-                .post(url)
-                .header("Authorization", KEY)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
+        let base = s.url.clone();
+        let path = path.to_string();
+        async move { videos::post_json(&base, &path, KEY, &body).await }
     };
     let (status, body) = post(
         "/api/serve/video/chat",

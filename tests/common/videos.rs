@@ -180,6 +180,19 @@ pub async fn settled(base: &str, id: &str, key: Option<&str>) -> Value {
     }
 }
 
+/// POSTs `body` as JSON to `base` + `path` with `key` raw in `Authorization` (every dialect reads
+/// it there): the status, and the JSON answer.
+pub async fn post_json(base: &str, path: &str, key: &str, body: &Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("Authorization", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json::<Value>().await.unwrap())
+}
+
 /// A multipart upload of `file` (with its own name), plus `extra` parts.
 pub fn form(
     file: &Path,
