@@ -124,11 +124,12 @@ async fn by_meaning(
     question: &str,
     budget: usize,
 ) -> Vec<(usize, usize)> {
-    let size: usize = found
+    // A segment without a stored count (an old timeline) counts as too big: rank by meaning.
+    let size = found
         .iter()
         .flat_map(|(_, segments, _)| segments)
-        .map(|s| s.tokens.map_or(usize::MAX / 4096, |t| t as usize))
-        .sum();
+        .map(|s| s.tokens.map_or(usize::MAX, |t| t as usize))
+        .fold(0usize, usize::saturating_add);
     if size <= budget || question.trim().is_empty() {
         return Vec::new();
     }
