@@ -337,11 +337,6 @@ impl Library {
             .clone()
     }
 
-    /// Whether a video's segments are in the index for search by meaning.
-    pub fn has_vectors(&self, id: &str) -> bool {
-        self.vectors.contains(id)
-    }
-
     /// The jobs this process runs now, by video id (a panicked holder left nothing half-done:
     /// each change is one insert or remove).
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {

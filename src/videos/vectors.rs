@@ -101,10 +101,6 @@ impl VectorIndex {
         }
     }
 
-    pub fn contains(&self, video: &str) -> bool {
-        self.read().keys.iter().any(|k| &*k.video == video)
-    }
-
     pub fn len(&self) -> usize {
         self.read().keys.len()
     }
