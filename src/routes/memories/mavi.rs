@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{error_response, ok, seconds, status_name, uploaded, OK};
+use super::{error_response, ok, seconds, status_name, uploaded, MAX_CHAT_VIDEOS, OK};
 use crate::answer::grounded::VideoAsk;
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
@@ -36,7 +36,6 @@ use crate::videos::{Owner, Page};
 const DIALECT: &str = "mavi";
 /// pymavi reads 1,024 bytes at a time; an event must fit, `data:` and framing included.
 const MAX_EVENT_BYTES: usize = 1000;
-const MAX_CHAT_VIDEOS: usize = 50;
 const MAX_DELETE: usize = 500;
 
 #[derive(Deserialize)]
@@ -350,15 +349,7 @@ pub async fn chat(
             &bytes,
             "{\"videoNos\": [...], \"message\": \"...\", \"history\": [...], \"stream\": true}",
         )?;
-        if body.video_nos.is_empty() || body.video_nos.len() > MAX_CHAT_VIDEOS {
-            return Err(ApiError::bad_request(
-                "videoNos",
-                format!("must list between 1 and {MAX_CHAT_VIDEOS} videos"),
-            ));
-        }
-        if body.message.trim().is_empty() {
-            return Err(ApiError::bad_request("message", "must not be empty"));
-        }
+        super::check_chat((&body.video_nos, "videoNos"), (&body.message, "message"))?;
         let mut messages = Vec::with_capacity(body.history.len() * 2 + 1);
         for turn in body.history {
             if let Some(user) = turn.user.filter(|u| !u.is_empty()) {

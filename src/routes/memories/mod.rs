@@ -16,6 +16,29 @@ use crate::error::ApiError;
 use crate::videos::model::{Status, Video};
 
 pub const OK: &str = "0000";
+/// Videos one chat may be about.
+pub const MAX_CHAT_VIDEOS: usize = 50;
+
+/// A chat's videos (1 to `MAX_CHAT_VIDEOS`) and its question (not blank), with each field
+/// named as the version calls it.
+pub fn check_chat(
+    (videos, videos_field): (&[String], &str),
+    (question, question_field): (&str, &str),
+) -> Result<(), ApiError> {
+    if videos.is_empty() || videos.len() > MAX_CHAT_VIDEOS {
+        return Err(ApiError::bad_request(
+            videos_field.to_string(),
+            format!("must list between 1 and {MAX_CHAT_VIDEOS} videos"),
+        ));
+    }
+    if question.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            question_field.to_string(),
+            "must not be empty",
+        ));
+    }
+    Ok(())
+}
 
 /// Memories.ai's string code for an error.
 fn code(error: &ApiError) -> &'static str {

@@ -37,7 +37,6 @@ use crate::videos::search::Mode;
 use crate::videos::{Library, Owner, Page};
 
 const DIALECT: &str = "memories";
-const MAX_CHAT_VIDEOS: usize = 50;
 const MAX_DELETE: usize = 100;
 /// Turns a session keeps (a turn is a question or an answer); older ones are forgotten.
 const SESSION_TURNS: usize = 40;
@@ -261,15 +260,7 @@ async fn run_chat(
         &bytes,
         "{\"video_nos\": [...], \"prompt\": \"...\", \"session_id\": 123}",
     )?;
-    if body.video_nos.is_empty() || body.video_nos.len() > MAX_CHAT_VIDEOS {
-        return Err(ApiError::bad_request(
-            "video_nos",
-            format!("must list between 1 and {MAX_CHAT_VIDEOS} videos"),
-        ));
-    }
-    if body.prompt.trim().is_empty() {
-        return Err(ApiError::bad_request("prompt", "must not be empty"));
-    }
+    super::check_chat((&body.video_nos, "video_nos"), (&body.prompt, "prompt"))?;
     let session_id = match body.session_id {
         None => new_session_id(),
         Some(SessionId::Number(n)) => n.to_string(),
