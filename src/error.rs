@@ -35,6 +35,10 @@ pub enum ApiError {
     NoUpstream,
     #[error("the server is shutting down; try again shortly")]
     ShuttingDown,
+    /// Redis, which the replicas share their limits through, is unreachable and
+    /// `cluster.fail_closed` says not to serve without it.
+    #[error("the replicas' shared state is unreachable and this server does not serve without it; try again shortly")]
+    SharedStateDown,
     #[error("{}", upstream_message(.0))]
     Upstream(#[from] UpstreamError),
     #[error("no {what} with id `{id}`")]
@@ -97,9 +101,10 @@ impl ApiError {
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::UnknownPersona(_) => StatusCode::NOT_FOUND,
-            Self::Overloaded { .. } | Self::NoUpstream | Self::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Overloaded { .. }
+            | Self::NoUpstream
+            | Self::ShuttingDown
+            | Self::SharedStateDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream(e) => e.status(),
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -120,9 +125,10 @@ impl ApiError {
             Self::VideosDisabled | Self::SearchByMeaningOff => ErrorKind::Unavailable,
             Self::Storage => ErrorKind::Internal,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
-            Self::Overloaded { .. } | Self::NoUpstream | Self::ShuttingDown => {
-                ErrorKind::Unavailable
-            }
+            Self::Overloaded { .. }
+            | Self::NoUpstream
+            | Self::ShuttingDown
+            | Self::SharedStateDown => ErrorKind::Unavailable,
             Self::Upstream(e) => match e.status() {
                 StatusCode::TOO_MANY_REQUESTS => ErrorKind::RateLimited,
                 StatusCode::BAD_REQUEST => ErrorKind::InvalidRequest,
@@ -145,6 +151,7 @@ impl ApiError {
             Self::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
             Self::NoUpstream => ("server_error", "no_upstream"),
             Self::ShuttingDown => ("server_error", "shutting_down"),
+            Self::SharedStateDown => ("server_error", "shared_state_unavailable"),
             Self::Upstream(e) => e.kind(),
             Self::NotFound { .. } => ("invalid_request_error", "not_found"),
             Self::NotReady { .. } => ("invalid_request_error", "video_not_ready"),
@@ -173,6 +180,7 @@ impl ApiError {
                 Some(*retry_after)
             }
             Self::Upstream(e) => e.retry_after(),
+            Self::SharedStateDown => Some(Duration::from_secs(1)),
             _ => None,
         }
     }

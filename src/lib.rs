@@ -33,11 +33,14 @@
 //! unknown keys rejected), `state` (the swappable runtime and shared limits), `error` (every
 //! failure's status, kind and code, in one place), `access_log` + `metrics` (one log line per
 //! request, Prometheus), `logging` (log output set-up), `signals` (shutdown), `reload` (SIGHUP
-//! and config-file changes), `limits` (rate limiters and the stream cap).
+//! and config-file changes), `limits` (rate limiters and the stream cap), `cluster` (the same
+//! limits, the stream cap, request-id repeats and Memories.ai sessions shared by replicas through
+//! Redis, with this process's own as the fallback).
 
 pub mod access_log;
 pub mod answer;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod conversation;

@@ -10,30 +10,38 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use ipnet::IpNet;
 
 use crate::auth::KeyId;
 use crate::config::LimitsConfig;
 use crate::error::ApiError;
 
+/// A rate limit as configured: requests per minute, with bursts of up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
 /// One limiter and the quota it was built for, shared with the next runtime when a reload
 /// leaves that quota alone (its buckets then carry over).
 struct Limiter<K: Hash + Eq + Clone> {
-    quota: (u32, u32),
+    quota: Quota,
     limiter: Arc<DefaultKeyedRateLimiter<K>>,
 }
 
 impl<K: Hash + Eq + Clone> Limiter<K> {
     fn build(per_minute: u32, burst: u32, previous: Option<&Limiter<K>>) -> Option<Self> {
-        if let Some(p) = previous.filter(|p| p.quota == (per_minute, burst)) {
+        let quota = Quota { per_minute, burst };
+        if let Some(p) = previous.filter(|p| p.quota == quota) {
             return Some(Self {
                 quota: p.quota,
                 limiter: p.limiter.clone(),
             });
         }
         Some(Self {
-            quota: (per_minute, burst),
+            quota,
             limiter: Arc::new(limiter(per_minute, burst)?),
         })
     }
@@ -90,7 +98,7 @@ fn limiter<K: Hash + Eq + Clone>(
     let rate = NonZeroU32::new(per_minute)?;
     let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
     Some(RateLimiter::keyed(
-        Quota::per_minute(rate).allow_burst(burst),
+        governor::Quota::per_minute(rate).allow_burst(burst),
     ))
 }
 
@@ -147,6 +155,14 @@ impl RateLimits {
         }
     }
 
+    /// The per-IP and per-key quotas, `None` where that limit is off (for the shared limiter).
+    pub fn quotas(&self) -> (Option<Quota>, Option<Quota>) {
+        (
+            self.per_ip.as_ref().map(|l| l.quota),
+            self.per_key.as_ref().map(|l| l.quota),
+        )
+    }
+
     /// Forget callers not seen lately, so the tables do not grow with every address ever seen.
     pub fn shrink(&self) {
         if let Some(l) = &self.per_key {
@@ -164,9 +180,27 @@ impl RateLimits {
 #[derive(Debug, Default)]
 pub struct OpenStreams(Arc<AtomicUsize>);
 
-/// One open stream's place under the cap, given back when dropped.
-#[derive(Debug)]
-pub struct StreamSlot(Arc<AtomicUsize>);
+/// One open stream's place under the cap, given back when dropped; with its place under the
+/// replicas' shared cap too, when there is one.
+pub struct StreamSlot {
+    open: Arc<AtomicUsize>,
+    lease: Option<crate::cluster::streams::Lease>,
+}
+
+impl std::fmt::Debug for StreamSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSlot")
+            .field("shared", &self.lease.is_some())
+            .finish()
+    }
+}
+
+impl StreamSlot {
+    pub(crate) fn with_lease(mut self, lease: crate::cluster::streams::Lease) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+}
 
 impl OpenStreams {
     pub fn try_open(&self, cap: usize) -> Result<StreamSlot, ApiError> {
@@ -174,7 +208,10 @@ impl OpenStreams {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
                 (open < cap).then_some(open + 1)
             })
-            .map(|_| StreamSlot(self.0.clone()))
+            .map(|_| StreamSlot {
+                open: self.0.clone(),
+                lease: None,
+            })
             .map_err(|_| ApiError::Overloaded {
                 retry_after: Duration::from_secs(1),
             })
@@ -187,7 +224,7 @@ impl OpenStreams {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

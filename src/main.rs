@@ -56,6 +56,10 @@ async fn main() -> ExitCode {
 fn check_config(config: &Config) -> ExitCode {
     match config.redacted_toml() {
         Ok(text) => {
+            // Comments, so the output stays a config file one can load.
+            for line in chatapi::cluster::Cluster::describe(config) {
+                println!("# state: {line}");
+            }
             println!("{text}");
             ExitCode::SUCCESS
         }

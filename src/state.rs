@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::config::{Config, ConfigError};
 use crate::limits::{OpenStreams, RateLimits};
 use crate::upstream::Upstreams;
@@ -21,6 +22,8 @@ pub enum StartError {
     Upstream(#[from] crate::upstream::BuildError),
     #[error(transparent)]
     Videos(#[from] crate::videos::LibraryError),
+    #[error("cluster.redis_url: {0}")]
+    Cluster(#[from] redis::RedisError),
 }
 
 pub struct Runtime {
@@ -56,6 +59,8 @@ struct Inner {
     config_path: Option<PathBuf>,
     /// The video library, when `videos.enabled`. Opened at start; its settings are not reloaded.
     videos: Option<Arc<Library>>,
+    /// What replicas share (`[cluster]`); started once, not reloaded.
+    cluster: Cluster,
 }
 
 impl AppState {
@@ -66,8 +71,10 @@ impl AppState {
         } else {
             None
         };
+        let cluster = Cluster::start(&config.cluster)?;
         Ok(Self {
             inner: Arc::new(Inner {
+                cluster,
                 runtime: ArcSwap::from_pointee(Runtime::build(config, None)?),
                 reloading: std::sync::Mutex::new(()),
                 recent_failures: Default::default(),
@@ -90,6 +97,10 @@ impl AppState {
 
     pub fn videos(&self) -> Option<&Arc<Library>> {
         self.inner.videos.as_ref()
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.inner.cluster
     }
 
     pub fn streams(&self) -> &OpenStreams {

@@ -94,9 +94,12 @@ pub async fn start(
         .personas
         .get(&ask.persona)
         .ok_or_else(|| ApiError::UnknownPersona(ask.persona.clone()))?;
-    let slot = state
-        .streams()
-        .try_open(config.limits.max_concurrent_streams)?;
+    let slot = crate::cluster::streams::open(
+        state.cluster(),
+        state.streams(),
+        config.limits.max_concurrent_streams,
+    )
+    .await?;
     let (request, applied) = persona::apply(persona, ask.messages, ask.reference, ask.options);
     record.dropped_turns = applied.dropped_turns;
     if runtime.upstreams.is_empty() {
@@ -107,7 +110,11 @@ pub async fn start(
         .check(&request)
         .map_err(|(field, problem)| ApiError::bad_request(field, problem))?;
     let window = config.limits.repeat_window;
-    if let Some(failed) = state.recent_failures().recall(&record.request_id, window) {
+    let failures = state.recent_failures();
+    if let Some(failed) =
+        crate::cluster::repeats::recall(state.cluster(), failures, &record.request_id, window)
+            .await?
+    {
         record.repeated = true;
         return Err(ApiError::Upstream(failed));
     }
@@ -128,7 +135,14 @@ pub async fn start(
         opened = &mut open => match opened {
             Ok(opened) => Start::Opened(opened),
             Err(error) => {
-                state.recent_failures().remember(&record.request_id, &error, window);
+                crate::cluster::repeats::remember(
+                    state.cluster(),
+                    failures,
+                    &record.request_id,
+                    &error,
+                    window,
+                )
+                .await;
                 return Err(error.into());
             }
         },

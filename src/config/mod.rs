@@ -57,6 +57,7 @@ pub struct Config {
     pub breaker: BreakerConfig,
     pub local: LocalConfig,
     pub storage: StorageConfig,
+    pub cluster: ClusterConfig,
     pub videos: VideosConfig,
     pub video_chat: VideoChatConfig,
     #[serde(default)]
@@ -76,6 +77,25 @@ pub struct LocalConfig {
     pub context_tokens: u32,
     pub parallel: u32,
     pub queue: usize,
+}
+
+/// Replicas behind one load balancer sharing their state (`crate::cluster`). Read at start only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `redis://[:password@]host:port[/db]`: rate limits, the stream cap, request-id repeats and
+    /// Memories.ai sessions shared by every replica. Empty: each replica keeps its own.
+    pub redis_url: Secret,
+    /// Put in front of every key chatapi writes, so two deployments can share one Redis.
+    pub redis_prefix: String,
+    /// The longest any request waits on one Redis call; past it, Redis counts as down.
+    #[serde(with = "humantime_serde")]
+    pub redis_timeout: Duration,
+    /// While Redis is down: `false` serves with each replica's own limits, `true` refuses (503).
+    pub fail_closed: bool,
+    /// How long a stream's place under the shared cap outlives a replica that died holding it.
+    #[serde(with = "humantime_serde")]
+    pub stream_lease: Duration,
 }
 
 /// Where the video library keeps its database and files. Read at start only.

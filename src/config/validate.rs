@@ -111,6 +111,7 @@ impl Config {
             }
         }
         self.validate_videos()?;
+        self.validate_cluster()?;
         self.validate_video_chat()
     }
 
@@ -133,6 +134,31 @@ impl Config {
             return Err(ConfigError::invalid(
                 "video_chat.timeline_tokens",
                 "must be at least 256",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let c = &self.cluster;
+        if !c.redis_url.is_empty() {
+            if let Err(error) = redis::Client::open(c.redis_url.expose()) {
+                return Err(ConfigError::invalid(
+                    "cluster.redis_url",
+                    format!("not a Redis URL chatapi can use (redis://host:port/db): {error}"),
+                ));
+            }
+        }
+        if c.redis_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "cluster.redis_timeout",
+                "must be above 0",
+            ));
+        }
+        if c.stream_lease < std::time::Duration::from_secs(1) {
+            return Err(ConfigError::invalid(
+                "cluster.stream_lease",
+                "must be at least 1s",
             ));
         }
         Ok(())

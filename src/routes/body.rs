@@ -19,7 +19,7 @@ pub async fn admitted(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Caller, bytes::Bytes), ApiError> {
-    let caller = incoming.admit()?;
+    let caller = incoming.admit().await?;
     let limits = &caller.runtime.config.limits;
     let bytes = read(body, headers, limits.max_body_bytes, limits.body_timeout).await?;
     Ok((caller, bytes))

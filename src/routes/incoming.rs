@@ -13,12 +13,14 @@ use axum::http::request::Parts;
 use super::REQUEST_ID;
 use crate::access_log::Record;
 use crate::answer::admission::{self, Caller};
+use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::state::{AppState, Runtime};
 
 pub struct Incoming {
     pub request_id: String,
     pub runtime: Arc<Runtime>,
+    cluster: Cluster,
     key: Option<String>,
     ip: Option<IpAddr>,
 }
@@ -31,8 +33,14 @@ impl Incoming {
         record
     }
 
-    pub fn admit(&self) -> Result<Caller, ApiError> {
-        admission::admit(self.runtime.clone(), self.key.as_deref(), self.ip)
+    pub async fn admit(&self) -> Result<Caller, ApiError> {
+        admission::admit(
+            self.runtime.clone(),
+            &self.cluster,
+            self.key.as_deref(),
+            self.ip,
+        )
+        .await
     }
 }
 
@@ -56,6 +64,7 @@ impl FromRequestParts<AppState> for Incoming {
         Ok(Self {
             request_id,
             runtime,
+            cluster: state.cluster().clone(),
             key,
             ip,
         })

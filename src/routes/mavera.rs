@@ -138,7 +138,7 @@ pub async fn create(
     request: Request,
 ) -> Response {
     respond(&incoming, "mavera.create", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let library = library(&state)?;
         let mut owner = Owner {
             tenant: caller.tenant,
@@ -202,7 +202,7 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     respond(&incoming, "mavera.list", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let library = library(&state)?;
         let Query(q) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
         let statuses = match q.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -246,7 +246,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Response {
     respond(&incoming, "mavera.get", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let library = library(&state)?;
         let video = existing(library, &caller.tenant, &id).await?;
         let timeline = timeline_if_ready(library, &video).await?;
@@ -271,7 +271,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Response {
     respond(&incoming, "mavera.delete", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         super::library::delete_existing(library(&state)?, &caller.tenant, &id).await?;
         let deleted = json!({"id": id, "object": "video_analysis.deleted", "deleted": true});
         Ok(Json(deleted).into_response())

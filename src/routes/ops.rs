@@ -17,7 +17,10 @@ pub async fn healthz() -> impl IntoResponse {
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let runtime = state.runtime();
     let upstreams = runtime.upstreams.health();
-    let ready = upstreams.iter().any(|u| u.available);
+    // A replica that refuses without Redis (`cluster.fail_closed`) is not ready while it is down.
+    let redis = state.cluster().redis_up();
+    let refusing = redis == Some(false) && runtime.config.cluster.fail_closed;
+    let ready = upstreams.iter().any(|u| u.available) && !refusing;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -27,6 +30,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "status": if ready { "ready" } else { "not_ready" },
         "upstreams": upstreams,
         "open_streams": state.streams().count(),
+        "redis": redis.map(|up| if up { "up" } else { "down" }),
         "warnings": runtime.config.warnings(),
     });
     (status, Json(body))

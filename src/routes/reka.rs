@@ -131,7 +131,7 @@ pub async fn create(
     request: Request,
 ) -> Response {
     respond(&incoming, "reka.create", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let library = library(&state)?;
         let parts = Parts {
             text: &["video_url", "video_name", "description", "group_id"],
@@ -176,7 +176,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Response {
     respond(&incoming, "reka.list", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let library = library(&state)?;
         let ids: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .filter(|(k, _)| k == "ids")
@@ -210,7 +210,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Response {
     respond(&incoming, "reka.get", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let video = existing(library(&state)?, &caller.tenant, &id).await?;
         Ok(Json(video_json(&video)).into_response())
     })
@@ -223,7 +223,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Response {
     respond(&incoming, "reka.delete", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         super::library::delete_existing(library(&state)?, &caller.tenant, &id).await?;
         let deleted = json!({"status": "deleted", "message": format!("video {id} deleted")});
         Ok(Json(deleted).into_response())
@@ -300,7 +300,7 @@ pub async fn trigger(
     Path((id, feature)): Path<(String, String)>,
 ) -> Response {
     respond(&incoming, "reka.trigger", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         known_feature(&feature, "feature")?;
         let video = existing(library(&state)?, &caller.tenant, &id).await?;
         Ok(Json(json!({"video_id": video.id, "feature": feature, "status": feature_status(&video, &feature)})).into_response())
@@ -359,7 +359,7 @@ async fn listing(
     query: Result<Query<ListingQuery>, axum::extract::rejection::QueryRejection>,
     kind: Listing,
 ) -> Result<Response, ApiError> {
-    let caller = incoming.admit()?;
+    let caller = incoming.admit().await?;
     let library = library(state)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
     let video = existing(library, &caller.tenant, id).await?;

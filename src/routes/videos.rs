@@ -26,7 +26,7 @@ pub async fn create(
     request: Request,
 ) -> Response {
     respond(&incoming, "create", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let library = library(&state)?;
         let owner = Owner {
             tenant: caller.tenant,
@@ -92,7 +92,7 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     respond(&incoming, "list", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let library = library(&state)?;
         let Query(query) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
         let status = match query.status.as_deref() {
@@ -127,7 +127,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Response {
     respond(&incoming, "get", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let video = existing(library(&state)?, &caller.tenant, &id).await?;
         Ok(Json(video).into_response())
     })
@@ -140,7 +140,7 @@ pub async fn timeline(
     Path(id): Path<String>,
 ) -> Response {
     respond(&incoming, "timeline", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let library = library(&state)?;
         let video = existing(library, &caller.tenant, &id).await?;
         if video.status != Status::Ready {
@@ -184,7 +184,7 @@ pub async fn keyframe(
     Path((id, file)): Path<(String, String)>,
 ) -> Response {
     respond(&incoming, "keyframe", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let library = library(&state)?;
         let index = file
             .strip_suffix(".jpg")
@@ -215,7 +215,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Response {
     respond(&incoming, "delete", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         delete_existing(library(&state)?, &caller.tenant, &id).await?;
         Ok(Json(json!({"id": id, "object": "video.deleted", "deleted": true})).into_response())
     })

@@ -92,7 +92,8 @@ pub struct ChatRequest {
     pub include_usage: bool,
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+/// Serialisable so replicas can share a failure under its request id (`cluster::repeats`).
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum UpstreamError {
     #[error("upstream {upstream}: could not connect: {detail}")]
     Connect { upstream: Arc<str>, detail: String },

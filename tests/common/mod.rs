@@ -4,6 +4,7 @@
 
 pub mod fake_upstream;
 pub mod process;
+pub mod redis_server;
 pub mod videos;
 
 use std::path::PathBuf;

@@ -52,7 +52,7 @@ pub async fn upload(
     request: Request,
 ) -> Response {
     respond(&incoming, "mavi.upload", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let library = library(&state)?;
         let owner = Owner {
             tenant: caller.tenant,
@@ -122,7 +122,7 @@ pub async fn search_db(
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     respond(&incoming, "mavi.searchDB", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let library = library(&state)?;
         let Query(q) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
         let statuses = super::statuses("videoStatus", q.video_status.as_deref())?;

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use super::mavi::delete_all;
 use super::{error_response_v1_2 as error_response, ok_v1_2 as ok, seconds, status_name, uploaded};
 use crate::answer::grounded::{Cited, VideoAsk};
+use crate::cluster::{sessions, Cluster};
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
 use crate::grounding::Range;
@@ -59,7 +60,7 @@ pub async fn upload(
     request: Request,
 ) -> Response {
     respond(&incoming, "memories.upload", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let library = library(&state)?;
         let parts = Parts {
             text: &["unique_id", "callback"],
@@ -81,7 +82,7 @@ pub async fn upload_url(
     request: Request,
 ) -> Response {
     respond(&incoming, "memories.upload_url", error_response, async {
-        let caller = incoming.admit()?;
+        let caller = incoming.admit().await?;
         let library = library(&state)?;
         let parts = Parts {
             text: &["url", "unique_id", "callback"],
@@ -272,8 +273,8 @@ async fn run_chat(
             ))
         }
     };
-    let mut turns: Vec<Turn> = match library
-        .session(&caller.tenant, &session_id)
+    let cluster = state.cluster().clone();
+    let mut turns: Vec<Turn> = match sessions::load(&cluster, &library, &caller.tenant, &session_id)
         .await
         .map_err(storage)?
     {
@@ -308,6 +309,7 @@ async fn run_chat(
     };
     let mut session = Some(Session {
         library,
+        cluster,
         tenant: caller.tenant.clone(),
         id: session_id.clone(),
         turns,
@@ -382,6 +384,7 @@ fn short(text: &str) -> String {
 /// A kept conversation, saved when its answer is complete.
 struct Session {
     library: Arc<Library>,
+    cluster: Cluster,
     tenant: String,
     id: String,
     turns: Vec<Turn>,
@@ -397,9 +400,7 @@ impl Session {
         let excess = self.turns.len().saturating_sub(SESSION_TURNS);
         self.turns.drain(..excess);
         let saved = match serde_json::to_string(&self.turns) {
-            Ok(json) => self
-                .library
-                .save_session(&self.tenant, &self.id, &json)
+            Ok(json) => sessions::save(&self.cluster, &self.library, &self.tenant, &self.id, &json)
                 .await
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),

@@ -15,7 +15,7 @@ fn model(id: &str) -> Value {
 }
 
 pub async fn list(incoming: Incoming) -> Response {
-    match incoming.admit() {
+    match incoming.admit().await {
         Ok(caller) => {
             let data: Vec<Value> = caller
                 .runtime
@@ -31,7 +31,7 @@ pub async fn list(incoming: Incoming) -> Response {
 }
 
 pub async fn get(incoming: Incoming, Path(id): Path<String>) -> Response {
-    let caller = match incoming.admit() {
+    let caller = match incoming.admit().await {
         Ok(caller) => caller,
         Err(error) => return error_response(&error),
     };

@@ -1,0 +1,61 @@
+//! Memories.ai v1.2 sessions for all replicas: a session's turns are written to this replica's
+//! store (always: nothing is lost while Redis is down) and to Redis, and read from Redis first, so
+//! the next turn may reach any replica. Redis keeps a session for a week after its last turn.
+
+use std::time::Duration;
+
+use super::Cluster;
+use crate::videos::{Library, LibraryError};
+
+const KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The session's turns (JSON), from Redis when shared, else from this replica's store.
+pub async fn load(
+    cluster: &Cluster,
+    library: &Library,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<String>, LibraryError> {
+    // Read without refusing: a session is not a limit, so fail_closed does not apply to it.
+    if let Ok(Some(shared)) = cluster.shared() {
+        let key = shared.key(&["session", tenant, id]);
+        let found: Option<Option<String>> = shared
+            .redis
+            .run("sessions", |mut conn| async move {
+                ::redis::cmd("GET").arg(key).query_async(&mut conn).await
+            })
+            .await;
+        if let Some(Some(turns)) = found {
+            return Ok(Some(turns));
+        }
+    }
+    library.session(tenant, id).await
+}
+
+/// Saves the session's turns here and, when shared, for every replica.
+pub async fn save(
+    cluster: &Cluster,
+    library: &Library,
+    tenant: &str,
+    id: &str,
+    turns: &str,
+) -> Result<(), LibraryError> {
+    let saved = library.save_session(tenant, id, turns).await;
+    if let Ok(Some(shared)) = cluster.shared() {
+        let key = shared.key(&["session", tenant, id]);
+        let turns = turns.to_string();
+        let _: Option<()> = shared
+            .redis
+            .run("sessions", |mut conn| async move {
+                ::redis::cmd("SET")
+                    .arg(key)
+                    .arg(turns)
+                    .arg("EX")
+                    .arg(KEPT.as_secs())
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await;
+    }
+    saved
+}
