@@ -14,6 +14,7 @@
     clippy::panic
 )]
 
+mod cluster;
 mod gateways;
 mod grounding;
 mod load;
@@ -75,6 +76,9 @@ enum Sub {
         #[arg(long, default_value_t = 100_000)]
         segments: usize,
     },
+    /// Replicas sharing state through Redis: the added time to first token, and requests/s of
+    /// two replicas against one (needs `redis-server`).
+    Cluster,
     /// Token counting's worst case: how long a 1 MiB message without spaces takes to count.
     Tokens,
     /// The video library: processing time and memory for a talk with speech (release build
@@ -446,6 +450,13 @@ async fn main() -> std::process::ExitCode {
         }
         Some(Sub::Videos { seconds }) => {
             return if videos::run(&cli.chatapi, &cli.out, seconds).await {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            };
+        }
+        Some(Sub::Cluster) => {
+            return if cluster::run(&cli.chatapi, &cli.out, cli.smoke).await {
                 std::process::ExitCode::SUCCESS
             } else {
                 std::process::ExitCode::FAILURE
