@@ -95,10 +95,17 @@ impl Cluster {
             )
         }];
         if config.videos.enabled {
-            lines.push(format!(
-                "video library and its jobs: SQLite at {} (one machine; Postgres is not supported yet)",
-                config.storage.dir.join("chatapi.db").display()
-            ));
+            lines.push(if config.cluster.database_url.is_empty() {
+                format!(
+                    "video library and its jobs: this machine's SQLite at {} (no cluster.database_url)",
+                    config.storage.dir.join("chatapi.db").display()
+                )
+            } else {
+                format!(
+                    "video library and its jobs: shared in Postgres; video files in {} (a volume every replica mounts)",
+                    config.storage.dir.display()
+                )
+            });
         }
         lines
     }

@@ -93,6 +93,10 @@ pub struct ClusterConfig {
     pub redis_timeout: Duration,
     /// While Redis is down: `false` serves with each replica's own limits, `true` refuses (503).
     pub fail_closed: bool,
+    /// `postgres://user:password@host:port/db`: the video library (videos, jobs, timelines,
+    /// vectors, sessions) in Postgres, shared by every replica that names it, with `storage.dir`
+    /// on a volume they all mount. Empty: SQLite in `storage.dir`, one machine.
+    pub database_url: Secret,
     /// How long a stream's place under the shared cap outlives a replica that died holding it.
     #[serde(with = "humantime_serde")]
     pub stream_lease: Duration,
@@ -673,6 +677,34 @@ mod tests {
             let err = load(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn nonsense_cluster_settings_are_rejected_by_name() {
+        for (text, key) in [
+            (
+                "[cluster]\nredis_url = \"localhost:6379\"\n",
+                "cluster.redis_url",
+            ),
+            (
+                "[cluster]\nredis_timeout = \"0s\"\n",
+                "cluster.redis_timeout",
+            ),
+            (
+                "[cluster]\nstream_lease = \"100ms\"\n",
+                "cluster.stream_lease",
+            ),
+            (
+                "[cluster]\ndatabase_url = \"mysql://db/chatapi\"\n",
+                "cluster.database_url",
+            ),
+            ("[cluster]\nredis_urls = \"redis://r\"\n", "redis_urls"),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let ok = load("[cluster]\nredis_url = \"redis://:pw@cache:6380/2\"\ndatabase_url = \"postgres://u:p@db/chatapi\"\n");
+        assert!(ok.is_ok(), "{:?}", ok.err());
     }
 
     #[test]

@@ -149,6 +149,14 @@ impl Config {
                 ));
             }
         }
+        let db = c.database_url.expose();
+        let postgres = db.starts_with("postgres://") || db.starts_with("postgresql://");
+        if !db.is_empty() && !postgres {
+            return Err(ConfigError::invalid(
+                "cluster.database_url",
+                "must be a postgres:// URL (leave it empty for SQLite in storage.dir)",
+            ));
+        }
         if c.redis_timeout.is_zero() {
             return Err(ConfigError::invalid(
                 "cluster.redis_timeout",

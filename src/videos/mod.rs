@@ -133,12 +133,19 @@ impl Library {
         let config = &full.videos;
         let dir = full.storage.dir.clone();
         tokio::fs::create_dir_all(dir.join("videos")).await?;
+        let store = if full.cluster.database_url.is_empty() {
+            Store::open(&dir.join("chatapi.db")).await?
+        } else {
+            Store::open_postgres(full.cluster.database_url.expose(), CONNECT_TIMEOUT).await?
+        };
         let incoming = dir.join("incoming");
-        if tokio::fs::try_exists(&incoming).await? {
+        if store.is_shared() {
+            // Other replicas' uploads arrive here too: only what nobody touched for a day goes.
+            remove_older(&incoming, SHARED_LEFTOVERS).await?;
+        } else if tokio::fs::try_exists(&incoming).await? {
             tokio::fs::remove_dir_all(&incoming).await?;
         }
         tokio::fs::create_dir_all(&incoming).await?;
-        let store = Store::open(&dir.join("chatapi.db")).await?;
         let library = Arc::new(Self {
             store,
             dir,
@@ -159,6 +166,9 @@ impl Library {
                 .add(&stored.video_id, &stored.tenant, &stored.vectors);
         }
         tokio::spawn(embed_backlog(library.clone()));
+        if library.store.is_shared() {
+            tokio::spawn(follow_vectors(Arc::downgrade(&library)));
+        }
         let workers = (0..config.workers)
             .map(|_| tokio::spawn(jobs::work(library.clone())))
             .collect();
@@ -357,12 +367,94 @@ impl Library {
         let mut entries = tokio::fs::read_dir(self.dir.join("videos")).await?;
         while let Some(entry) = entries.next_entry().await? {
             let name = entry.file_name().to_string_lossy().into_owned();
+            // With a shared store, another replica files an upload before its row is written:
+            // a folder that recent is someone's upload on its way in, not a leftover.
+            if self.store.is_shared() && age(&entry.path()).await < SHARED_LEFTOVERS {
+                continue;
+            }
             if !known.contains(&name) {
                 tracing::info!(dir = %entry.path().display(), "removing files of a video that is not in the library");
                 remove_dir(&entry.path()).await?;
             }
         }
         Ok(())
+    }
+}
+
+/// How long a replica waits for the shared store before it gives up starting.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// With a shared store and `storage.dir`, files nobody has touched for this long are leftovers
+/// of a replica that died; younger ones may be another replica's work in progress.
+const SHARED_LEFTOVERS: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// How often a replica picks up the vectors other replicas made (search by meaning; keyword
+/// search and chats read the shared store directly).
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Time since `path` last changed; zero when it cannot be read (so it is left alone).
+async fn age(path: &std::path::Path) -> std::time::Duration {
+    tokio::fs::metadata(path)
+        .await
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default()
+}
+
+/// Removes the entries of `dir` older than `older_than`.
+async fn remove_older(
+    dir: &std::path::Path,
+    older_than: std::time::Duration,
+) -> Result<(), LibraryError> {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return Ok(());
+    };
+    while let Some(entry) = entries.next_entry().await? {
+        if age(&entry.path()).await >= older_than {
+            remove_dir(&entry.path()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// With a shared store: keeps this replica's vector index in step with what every replica
+/// made ready or deleted, until the library is dropped.
+async fn follow_vectors(library: std::sync::Weak<Library>) {
+    loop {
+        tokio::time::sleep(FOLLOW_EVERY).await;
+        let Some(library) = library.upgrade() else {
+            return;
+        };
+        if library.stop.is_cancelled() {
+            return;
+        }
+        let want: std::collections::HashSet<String> = match library.store.embedded().await {
+            Ok(ids) => ids.into_iter().collect(),
+            Err(error) => {
+                tracing::warn!(%error, "could not read which videos have vectors");
+                continue;
+            }
+        };
+        let have = library.vectors.videos();
+        for gone in have.iter().filter(|v| !want.contains(&***v)) {
+            library.vectors.remove(gone);
+        }
+        let new: Vec<String> = want
+            .into_iter()
+            .filter(|v| !have.contains(v.as_str()))
+            .collect();
+        if new.is_empty() {
+            continue;
+        }
+        match library.store.vectors_of(Some(&new)).await {
+            Ok(found) => {
+                for v in found {
+                    library.vectors.add(&v.video_id, &v.tenant, &v.vectors);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not load another replica's vectors"),
+        }
     }
 }
 

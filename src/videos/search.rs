@@ -83,10 +83,11 @@ impl Library {
         }
         let mut by_words: Vec<((String, u32), f64)> = Vec::new();
         if q.mode != Mode::Semantic {
-            if let Some(fts) = fts_query(q.text) {
+            let terms = query_terms(q.text);
+            if !terms.is_empty() {
                 by_words = self
                     .store
-                    .text_hits(q.tenant, q.videos.as_deref(), &fts, candidates as u32)
+                    .text_hits(q.tenant, q.videos.as_deref(), &terms, candidates as u32)
                     .await
                     .map_err(LibraryError::from)?
                     .into_iter()
@@ -260,21 +261,18 @@ fn append(text: &mut String, s: &Segment) {
 
 /// The query as FTS5 syntax: its words, each quoted (so none is read as an operator), any of
 /// them; `None` when it has none.
-fn fts_query(text: &str) -> Option<String> {
-    let terms: Vec<String> = crate::grounding::terms(text)
-        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
-        .collect();
-    (!terms.is_empty()).then(|| terms.join(" OR "))
+fn query_terms(text: &str) -> Vec<String> {
+    crate::grounding::terms(text).collect()
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_query_becomes_quoted_words() {
+    fn a_query_becomes_its_content_words() {
         assert_eq!(
-            super::fts_query("Where's the NEAR \"bike\"?").as_deref(),
-            Some("\"near\" OR \"bike\"")
+            super::query_terms("Where's the NEAR \"bike\"?"),
+            ["near", "bike"]
         );
-        assert_eq!(super::fts_query("the a ?"), None);
+        assert!(super::query_terms("the a ?").is_empty());
     }
 }

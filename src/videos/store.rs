@@ -1,11 +1,18 @@
-//! The library's database: videos, their job queue, keyframes and timeline, in SQLite (WAL, one
-//! file under `storage.dir`) through sqlx. The queries are plain SQL a Postgres backend can share;
-//! nothing here assumes it is the only process (jobs are claimed with leases, never by memory).
+//! The library's database: videos, their job queue, keyframes, timeline, vectors and sessions.
+//! SQLite by default (WAL, one file under `storage.dir`); Postgres when `cluster.database_url`
+//! names one, so replicas share one library. Both run the same schema (`migrations/sqlite`,
+//! `migrations/postgres`) and the same SQL, written once: `$N` parameters, which both accept, and
+//! `instr(haystack, needle)`, which is Postgres's `strpos` with the same arguments (`Store::sql`).
+//! Only the keyword index (SQLite's FTS5, Postgres's tsvector) and the job claim (Postgres adds
+//! `FOR UPDATE SKIP LOCKED`) are written twice. Nothing here assumes it is the only process: jobs
+//! are claimed with leases, never by memory.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -15,7 +22,24 @@ pub type StoreError = sqlx::Error;
 
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool the store has: the same tokens compile once
+/// per driver, so a query is written once for both.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
 }
 
 /// A video as ingest creates it.
@@ -68,24 +92,29 @@ pub struct Page {
     pub offset: u32,
 }
 
-/// The filter every listing shares; `?1`..`?5` are bound by `bind_filter`.
-const FILTER: &str = "tenant = ?1 AND (?2 IS NULL OR instr(?2, ',' || status || ',') > 0)
-     AND (?3 IS NULL OR instr(lower(name), lower(?3)) > 0)
-     AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at <= ?5)";
+/// The filter every listing shares; `$1`..`$5` are bound by `bind_filter!`.
+const FILTER: &str = "tenant = $1 AND ($2 IS NULL OR instr($2, ',' || status || ',') > 0)
+     AND ($3 IS NULL OR instr(lower(name), lower($3)) > 0)
+     AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at <= $5)";
 
-fn bind_filter<'q>(
-    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    page: &'q Page,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    query
-        .bind(&page.tenant)
-        .bind((!page.statuses.is_empty()).then(|| {
-            let names: Vec<&str> = page.statuses.iter().map(|s| s.as_str()).collect();
-            format!(",{},", names.join(","))
-        }))
-        .bind(page.name_contains.as_deref())
-        .bind(page.since_ms)
-        .bind(page.until_ms)
+macro_rules! bind_filter {
+    ($query:expr, $page:expr) => {
+        $query
+            .bind(&$page.tenant)
+            .bind((!$page.statuses.is_empty()).then(|| {
+                let names: Vec<&str> = $page.statuses.iter().map(|s| s.as_str()).collect();
+                format!(",{},", names.join(","))
+            }))
+            .bind($page.name_contains.as_deref())
+            .bind($page.since_ms)
+            .bind($page.until_ms)
+    };
+}
+
+/// A comma-framed list (`,a,b,`) that `instr` finds an id in: one parameter for any number of
+/// ids, in both engines.
+fn id_list(ids: Option<&[String]>) -> Option<String> {
+    ids.map(|ids| format!(",{},", ids.join(",")))
 }
 
 pub fn now_ms() -> i64 {
@@ -94,7 +123,81 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A `videos` row, from either engine (the same tokens, compiled per row type).
+macro_rules! video {
+    ($r:expr) => {{
+        let r = $r;
+        let decode = || -> Result<Video, StoreError> {
+            let status: String = r.try_get("status")?;
+            let steps: String = r.try_get("steps")?;
+            let bytes: Option<i64> = r.try_get("bytes")?;
+            let created: i64 = r.try_get("created_at")?;
+            let ready: Option<i64> = r.try_get("ready_at")?;
+            let labels: String = r.try_get("labels")?;
+            Ok(Video {
+                tenant: r.try_get("tenant")?,
+                callback: r.try_get("callback")?,
+                labels: serde_json::from_str(&labels)
+                    .map_err(|e| StoreError::Decode(Box::new(e)))?,
+                created_ms: created,
+                id: r.try_get("id")?,
+                object: "video",
+                name: r.try_get("name")?,
+                status: Status::parse(&status).ok_or_else(|| {
+                    StoreError::Decode(format!("unknown status `{status}`").into())
+                })?,
+                error: r.try_get("error")?,
+                source: Source {
+                    kind: if r.try_get::<String, _>("source_kind")? == "url" {
+                        "url"
+                    } else {
+                        "upload"
+                    },
+                    url: r.try_get("source_url")?,
+                    bytes: bytes.map(|b| b as u64),
+                    subtitles_file: r.try_get("has_subtitles_file")?,
+                },
+                duration_s: r.try_get("duration_s")?,
+                width: small(r.try_get("width")?),
+                height: small(r.try_get("height")?),
+                has_audio: r.try_get("has_audio")?,
+                created_at: created / 1000,
+                ready_at: ready.map(|t| t / 1000),
+                steps: serde_json::from_str(&steps).map_err(|e| StoreError::Decode(Box::new(e)))?,
+            })
+        };
+        decode()
+    }};
+}
+
+macro_rules! insert_vector {
+    ($executor:expr, $id:expr, $idx:expr, $vector:expr) => {{
+        let bytes: Vec<u8> = $vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+        sqlx::query(
+            "INSERT INTO segment_vectors (video_id, idx, vector) VALUES ($1, $2, $3)
+             ON CONFLICT (video_id, idx) DO UPDATE SET vector = excluded.vector",
+        )
+        .bind($id)
+        .bind($idx as i64)
+        .bind(bytes)
+        .execute($executor)
+        .await?;
+    }};
+}
+
+macro_rules! text_hit {
+    ($r:expr) => {{
+        let r = $r;
+        Ok(TextHit {
+            video_id: r.try_get("video_id")?,
+            idx: r.try_get::<i64, _>("idx")? as u32,
+            rank: r.try_get("rank")?,
+        })
+    }};
+}
+
 impl Store {
+    /// SQLite in `file`, created and migrated as needed.
     pub async fn open(file: &Path) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(file)
@@ -108,82 +211,124 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self {
+            pool: Pool::Sqlite(pool),
+        })
+    }
+
+    /// Postgres at `url` (`postgres://user:password@host:port/db`), migrated as needed; every
+    /// replica may run this at once (sqlx takes an advisory lock for the migration).
+    pub async fn open_postgres(url: &str, connect_timeout: Duration) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(connect_timeout)
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self {
+            pool: Pool::Postgres(pool),
+        })
+    }
+
+    /// True when the store is shared with other replicas (Postgres): each process then finds
+    /// what others added (vectors) by asking, and leaves alone files it did not make.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.pool, Pool::Postgres(_))
+    }
+
+    /// `text` for this engine: Postgres spells SQLite's `instr(haystack, needle)` `strpos`.
+    fn sql(&self, text: &'static str) -> Cow<'static, str> {
+        match self.pool {
+            Pool::Sqlite(_) => Cow::Borrowed(text),
+            Pool::Postgres(_) => Cow::Owned(text.replace("instr(", "strpos(")),
+        }
     }
 
     /// The video and its job, in one transaction: a video is never without a way to finish.
     pub async fn insert(&self, v: &NewVideo<'_>) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO videos (id, name, status, source_kind, source_url, bytes, has_subtitles_file, created_at, tenant, callback, labels)
-             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .bind(v.id)
-        .bind(v.name)
-        .bind(v.source_kind)
-        .bind(v.source_url)
-        .bind(v.bytes.map(|b| b as i64))
-        .bind(v.subtitles_file)
-        .bind(now)
-        .bind(&v.owner.tenant)
-        .bind(v.owner.callback.as_deref())
-        .bind(serde_json::Value::Object(v.owner.labels.clone()).to_string())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO jobs (video_id, created_at) VALUES (?1, ?2)")
+        let labels = serde_json::Value::Object(v.owner.labels.clone()).to_string();
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO videos (id, name, status, source_kind, source_url, bytes, has_subtitles_file, created_at, tenant, callback, labels)
+                 VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
             .bind(v.id)
+            .bind(v.name)
+            .bind(v.source_kind)
+            .bind(v.source_url)
+            .bind(v.bytes.map(|b| b as i64))
+            .bind(v.subtitles_file)
             .bind(now)
+            .bind(&v.owner.tenant)
+            .bind(v.owner.callback.as_deref())
+            .bind(&labels)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await
+            sqlx::query("INSERT INTO jobs (video_id, created_at) VALUES ($1, $2)")
+                .bind(v.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Video>, StoreError> {
-        let row = sqlx::query("SELECT * FROM videos WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| video(&r)).transpose()
+        on_pool!(self, |pool| {
+            let row = sqlx::query("SELECT * FROM videos WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            row.map(|r| video!(r)).transpose()
+        })
     }
 
     /// Newest first; true when there are more past this page.
     pub async fn list(&self, page: &Page) -> Result<(Vec<Video>, bool), StoreError> {
         let sql = format!(
-            "SELECT * FROM videos WHERE {FILTER} ORDER BY created_at DESC, id DESC LIMIT ?6 OFFSET ?7"
+            "SELECT * FROM videos WHERE {} ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7",
+            self.sql(FILTER)
         );
-        let rows = bind_filter(sqlx::query(&sql), page)
-            .bind(i64::from(page.limit) + 1)
-            .bind(i64::from(page.offset))
-            .fetch_all(&self.pool)
-            .await?;
-        let more = rows.len() > page.limit as usize;
-        let videos = rows
-            .iter()
-            .take(page.limit as usize)
-            .map(video)
-            .collect::<Result<_, _>>()?;
-        Ok((videos, more))
+        on_pool!(self, |pool| {
+            let rows = bind_filter!(sqlx::query(&sql), page)
+                .bind(i64::from(page.limit) + 1)
+                .bind(i64::from(page.offset))
+                .fetch_all(pool)
+                .await?;
+            let more = rows.len() > page.limit as usize;
+            let videos = rows
+                .iter()
+                .take(page.limit as usize)
+                .map(|r| video!(r))
+                .collect::<Result<_, _>>()?;
+            Ok((videos, more))
+        })
     }
 
     /// How many videos the page's filter matches, on every page.
     pub async fn count(&self, page: &Page) -> Result<u64, StoreError> {
-        let sql = format!("SELECT count(*) FROM videos WHERE {FILTER}");
-        let n: i64 = bind_filter(sqlx::query(&sql), page)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
+        let sql = format!("SELECT count(*) FROM videos WHERE {}", self.sql(FILTER));
+        let n: i64 = on_pool!(self, |pool| {
+            bind_filter!(sqlx::query(&sql), page)
+                .fetch_one(pool)
+                .await?
+                .try_get(0)?
+        });
         Ok(n.max(0) as u64)
     }
 
     /// A kept conversation's turns (JSON), if `tenant` has one by that id.
     pub async fn session(&self, tenant: &str, id: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT turns FROM sessions WHERE id = ?1 AND tenant = ?2")
-            .bind(id)
-            .bind(tenant)
-            .fetch_optional(&self.pool)
-            .await
+        on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT turns FROM sessions WHERE id = $1 AND tenant = $2")
+                .bind(id)
+                .bind(tenant)
+                .fetch_optional(pool)
+                .await
+        })
     }
 
     pub async fn save_session(
@@ -192,64 +337,83 @@ impl Store {
         id: &str,
         turns: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sessions (id, tenant, turns, updated_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (id) DO UPDATE SET turns = excluded.turns, updated_at = excluded.updated_at
-             WHERE sessions.tenant = excluded.tenant",
-        )
-        .bind(id)
-        .bind(tenant)
-        .bind(turns)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO sessions (id, tenant, turns, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET turns = excluded.turns, updated_at = excluded.updated_at
+                 WHERE sessions.tenant = excluded.tenant",
+            )
+            .bind(id)
+            .bind(tenant)
+            .bind(turns)
+            .bind(now_ms())
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
         Ok(())
     }
 
     /// Removes the video and (by cascade) its job, keyframes and timeline. False: there was none.
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM videos WHERE id = ?1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let affected = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM videos WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(affected > 0)
     }
 
     pub async fn ids(&self) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar("SELECT id FROM videos")
-            .fetch_all(&self.pool)
-            .await
+        on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT id FROM videos")
+                .fetch_all(pool)
+                .await
+        })
     }
 
     /// Takes the oldest job nobody holds, or whose holder's lease ran out. One statement, so two
-    /// workers (or two processes) never take the same job.
+    /// workers (or two processes) never take the same job: in Postgres the candidate row is
+    /// locked and skipped by every other claim until this one commits.
     pub async fn claim(
         &self,
         worker: &str,
         lease: Duration,
     ) -> Result<Option<Claimed>, StoreError> {
         let now = now_ms();
-        let row = sqlx::query(
-            "UPDATE jobs SET claimed_by = ?1, lease_until = ?2, attempts = attempts + 1
-             WHERE video_id = (SELECT video_id FROM jobs
-                               WHERE claimed_by IS NULL OR lease_until < ?3
-                               ORDER BY created_at LIMIT 1)
-             RETURNING video_id, attempts",
-        )
-        .bind(worker)
-        .bind(now + lease.as_millis() as i64)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let claimed = Claimed {
-            video_id: row.try_get("video_id")?,
-            attempts: row.try_get("attempts")?,
+        let lock = match self.pool {
+            Pool::Sqlite(_) => "",
+            Pool::Postgres(_) => "FOR UPDATE SKIP LOCKED",
         };
-        sqlx::query("UPDATE videos SET status = 'processing' WHERE id = ?1 AND status = 'queued'")
+        let sql = format!(
+            "UPDATE jobs SET claimed_by = $1, lease_until = $2, attempts = attempts + 1
+             WHERE video_id = (SELECT video_id FROM jobs
+                               WHERE claimed_by IS NULL OR lease_until < $3
+                               ORDER BY created_at LIMIT 1 {lock})
+             RETURNING video_id, attempts"
+        );
+        let claimed = on_pool!(self, |pool| {
+            let row = sqlx::query(&sql)
+                .bind(worker)
+                .bind(now + lease.as_millis() as i64)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let claimed = Claimed {
+                video_id: row.try_get("video_id")?,
+                attempts: row.try_get("attempts")?,
+            };
+            sqlx::query(
+                "UPDATE videos SET status = 'processing' WHERE id = $1 AND status = 'queued'",
+            )
             .bind(&claimed.video_id)
-            .execute(&self.pool)
+            .execute(pool)
             .await?;
+            claimed
+        });
         Ok(Some(claimed))
     }
 
@@ -261,52 +425,69 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE jobs SET lease_until = ?1 WHERE video_id = ?2 AND claimed_by = ?3")
+        let affected = on_pool!(self, |pool| {
+            sqlx::query("UPDATE jobs SET lease_until = $1 WHERE video_id = $2 AND claimed_by = $3")
                 .bind(now_ms() + lease.as_millis() as i64)
                 .bind(video_id)
                 .bind(worker)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() > 0)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(affected > 0)
     }
 
     /// On a clean stop: this worker's jobs go back to the queue at once, not after the lease.
     pub async fn release_all(&self, worker: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ?1")
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE jobs SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1",
+            )
             .bind(worker)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
         Ok(())
     }
 
     pub async fn save_metadata(&self, id: &str, m: &Metadata) -> Result<(), StoreError> {
-        sqlx::query("UPDATE videos SET duration_s = ?1, width = ?2, height = ?3, has_audio = ?4 WHERE id = ?5")
-            .bind(m.duration_s)
-            .bind(m.width)
-            .bind(m.height)
-            .bind(m.has_audio)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE videos SET duration_s = $1, width = $2, height = $3, has_audio = $4 WHERE id = $5")
+                .bind(m.duration_s)
+                .bind(i64::from(m.width))
+                .bind(i64::from(m.height))
+                .bind(m.has_audio)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
         Ok(())
     }
 
     pub async fn save_bytes(&self, id: &str, bytes: u64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE videos SET bytes = ?1 WHERE id = ?2")
-            .bind(bytes as i64)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE videos SET bytes = $1 WHERE id = $2")
+                .bind(bytes as i64)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
         Ok(())
     }
 
     pub async fn save_steps(&self, id: &str, steps: &Steps) -> Result<(), StoreError> {
-        sqlx::query("UPDATE videos SET steps = ?1 WHERE id = ?2")
-            .bind(serde_json::to_string(steps).map_err(|e| StoreError::Encode(Box::new(e)))?)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let steps = json(steps)?;
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE videos SET steps = $1 WHERE id = $2")
+                .bind(&steps)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
         Ok(())
     }
 
@@ -321,54 +502,76 @@ impl Store {
         segments: &[Segment],
         vectors: &[Vec<f32>],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        if !end_job(&mut tx, id, worker).await? {
-            return Ok(false);
-        }
-        for k in keyframes {
-            sqlx::query("INSERT OR REPLACE INTO keyframes (video_id, idx, time_s, ocr_text, caption) VALUES (?1, ?2, ?3, ?4, ?5)")
+        let steps = json(steps)?;
+        let fts5 = matches!(self.pool, Pool::Sqlite(_));
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let held = sqlx::query("DELETE FROM jobs WHERE video_id = $1 AND claimed_by = $2")
                 .bind(id)
-                .bind(k.index)
+                .bind(worker)
+                .execute(&mut *tx)
+                .await?;
+            if held.rows_affected() == 0 {
+                return Ok(false);
+            }
+            for k in keyframes {
+                sqlx::query(
+                    "INSERT INTO keyframes (video_id, idx, time_s, ocr_text, caption) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (video_id, idx) DO UPDATE SET time_s = excluded.time_s,
+                       ocr_text = excluded.ocr_text, caption = excluded.caption",
+                )
+                .bind(id)
+                .bind(i64::from(k.index))
                 .bind(k.time_s)
                 .bind(&k.ocr_text)
                 .bind(&k.caption)
                 .execute(&mut *tx)
                 .await?;
-        }
-        for (i, s) in segments.iter().enumerate() {
-            sqlx::query(
-                "INSERT OR REPLACE INTO segments (video_id, idx, start_s, end_s, transcript, on_screen_text, caption, keyframe, tokens)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .bind(id)
-            .bind(i as i64)
-            .bind(s.start_s)
-            .bind(s.end_s)
-            .bind(&s.transcript)
-            .bind(&s.on_screen_text)
-            .bind(&s.caption)
-            .bind(s.keyframe)
-            .bind(s.tokens)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("INSERT INTO segments_fts (text, video_id, idx) VALUES (?1, ?2, ?3)")
-                .bind(s.text())
+            }
+            for (i, s) in segments.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO segments (video_id, idx, start_s, end_s, transcript, on_screen_text, caption, keyframe, tokens)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT (video_id, idx) DO UPDATE SET start_s = excluded.start_s,
+                       end_s = excluded.end_s, transcript = excluded.transcript,
+                       on_screen_text = excluded.on_screen_text, caption = excluded.caption,
+                       keyframe = excluded.keyframe, tokens = excluded.tokens",
+                )
                 .bind(id)
                 .bind(i as i64)
+                .bind(s.start_s)
+                .bind(s.end_s)
+                .bind(&s.transcript)
+                .bind(&s.on_screen_text)
+                .bind(&s.caption)
+                .bind(s.keyframe.map(i64::from))
+                .bind(s.tokens.map(i64::from))
                 .execute(&mut *tx)
                 .await?;
-        }
-        for (i, v) in vectors.iter().enumerate() {
-            insert_vector(&mut tx, id, i, v).await?;
-        }
-        sqlx::query("UPDATE videos SET status = 'ready', error = NULL, steps = ?1, ready_at = ?2 WHERE id = ?3")
-            .bind(serde_json::to_string(steps).map_err(|e| StoreError::Encode(Box::new(e)))?)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
+                // Postgres indexes the segment's words itself (a generated tsvector column).
+                if fts5 {
+                    sqlx::query(
+                        "INSERT INTO segments_fts (text, video_id, idx) VALUES ($1, $2, $3)",
+                    )
+                    .bind(s.text())
+                    .bind(id)
+                    .bind(i as i64)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            for (i, v) in vectors.iter().enumerate() {
+                insert_vector!(&mut *tx, id, i, v);
+            }
+            sqlx::query("UPDATE videos SET status = 'ready', error = NULL, steps = $1, ready_at = $2 WHERE id = $3")
+                .bind(&steps)
+                .bind(now_ms())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// The job's end when the video cannot be processed: `failed` with a sentence, job gone.
@@ -378,65 +581,113 @@ impl Store {
         worker: &str,
         error: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        if !end_job(&mut tx, id, worker).await? {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE videos SET status = 'failed', error = ?1 WHERE id = ?2")
-            .bind(error)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let held = sqlx::query("DELETE FROM jobs WHERE video_id = $1 AND claimed_by = $2")
+                .bind(id)
+                .bind(worker)
+                .execute(&mut *tx)
+                .await?;
+            if held.rows_affected() == 0 {
+                return Ok(false);
+            }
+            sqlx::query("UPDATE videos SET status = 'failed', error = $1 WHERE id = $2")
+                .bind(error)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     pub async fn segments(&self, id: &str) -> Result<Vec<Segment>, StoreError> {
-        sqlx::query_as(
-            "SELECT start_s, end_s, transcript, on_screen_text, caption, keyframe, tokens
-             FROM segments WHERE video_id = ?1 ORDER BY idx",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT start_s, end_s, transcript, on_screen_text, caption, keyframe, tokens
+                 FROM segments WHERE video_id = $1 ORDER BY idx",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Segment {
+                        start_s: r.try_get("start_s")?,
+                        end_s: r.try_get("end_s")?,
+                        transcript: r.try_get("transcript")?,
+                        on_screen_text: r.try_get("on_screen_text")?,
+                        caption: r.try_get("caption")?,
+                        keyframe: small(r.try_get("keyframe")?),
+                        tokens: small(r.try_get("tokens")?),
+                    })
+                })
+                .collect()
+        })
     }
 
-    /// Vectors of every ready video (loaded into memory at start), `f` called per video.
+    /// Vectors of the ready videos (all of them, or only `only`), loaded into memory for search.
     pub async fn all_vectors(&self) -> Result<Vec<StoredVectors>, StoreError> {
-        let rows = sqlx::query(
+        self.vectors_of(None).await
+    }
+
+    /// Vectors of these ready videos (another replica's new ones, when the store is shared).
+    pub async fn vectors_of(
+        &self,
+        only: Option<&[String]>,
+    ) -> Result<Vec<StoredVectors>, StoreError> {
+        let only = id_list(only);
+        let sql = self.sql(
             "SELECT v.id AS video_id, v.tenant, s.idx, s.vector FROM segment_vectors s
-             JOIN videos v ON v.id = s.video_id WHERE v.status = 'ready' ORDER BY v.id, s.idx",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+             JOIN videos v ON v.id = s.video_id WHERE v.status = 'ready'
+               AND ($1 IS NULL OR instr($1, ',' || v.id || ',') > 0)
+             ORDER BY v.id, s.idx",
+        );
         let mut out: Vec<StoredVectors> = Vec::new();
-        for r in rows {
-            let video_id: String = r.try_get("video_id")?;
-            let idx: i64 = r.try_get("idx")?;
-            let bytes: Vec<u8> = r.try_get("vector")?;
-            if out.last().is_none_or(|v| v.video_id != video_id) {
-                out.push(StoredVectors {
-                    video_id,
-                    tenant: r.try_get("tenant")?,
-                    vectors: Vec::new(),
-                });
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(&sql).bind(&only).fetch_all(pool).await?;
+            for r in rows {
+                let video_id: String = r.try_get("video_id")?;
+                let idx: i64 = r.try_get("idx")?;
+                let bytes: Vec<u8> = r.try_get("vector")?;
+                if out.last().is_none_or(|v| v.video_id != video_id) {
+                    out.push(StoredVectors {
+                        video_id,
+                        tenant: r.try_get("tenant")?,
+                        vectors: Vec::new(),
+                    });
+                }
+                if let Some(last) = out.last_mut() {
+                    last.vectors.push((idx as u32, vector_of(&bytes)));
+                }
             }
-            if let Some(last) = out.last_mut() {
-                last.vectors.push((idx as u32, vector_of(&bytes)));
-            }
-        }
+        });
         Ok(out)
+    }
+
+    /// Ready videos that have vectors: what an in-memory index should hold.
+    pub async fn embedded(&self) -> Result<Vec<String>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM videos v WHERE status = 'ready'
+                 AND EXISTS (SELECT 1 FROM segment_vectors x WHERE x.video_id = v.id)",
+            )
+            .fetch_all(pool)
+            .await
+        })
     }
 
     /// Ready videos with a timeline and no vectors (made before search, or without a model).
     pub async fn unembedded(&self) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT id FROM videos v WHERE status = 'ready'
-             AND EXISTS (SELECT 1 FROM segments s WHERE s.video_id = v.id)
-             AND NOT EXISTS (SELECT 1 FROM segment_vectors x WHERE x.video_id = v.id)",
-        )
-        .fetch_all(&self.pool)
-        .await
+        on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM videos v WHERE status = 'ready'
+                 AND EXISTS (SELECT 1 FROM segments s WHERE s.video_id = v.id)
+                 AND NOT EXISTS (SELECT 1 FROM segment_vectors x WHERE x.video_id = v.id)",
+            )
+            .fetch_all(pool)
+            .await
+        })
     }
 
     /// Saves a ready video's vectors and the step's record; false when the video is gone.
@@ -446,55 +697,94 @@ impl Store {
         steps: &Steps,
         vectors: &[Vec<f32>],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let updated =
-            sqlx::query("UPDATE videos SET steps = ?1 WHERE id = ?2 AND status = 'ready'")
-                .bind(serde_json::to_string(steps).map_err(|e| StoreError::Encode(Box::new(e)))?)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        if updated.rows_affected() == 0 {
-            return Ok(false);
-        }
-        for (i, v) in vectors.iter().enumerate() {
-            insert_vector(&mut tx, id, i, v).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let steps = json(steps)?;
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let updated =
+                sqlx::query("UPDATE videos SET steps = $1 WHERE id = $2 AND status = 'ready'")
+                    .bind(&steps)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            if updated.rows_affected() == 0 {
+                return Ok(false);
+            }
+            for (i, v) in vectors.iter().enumerate() {
+                insert_vector!(&mut *tx, id, i, v);
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
-    /// Keyword hits among `tenant`'s ready videos (only `videos`, when given), best first.
-    /// `query` is an FTS5 query.
+    /// Keyword hits among `tenant`'s ready videos (only `videos`, when given), best first: any of
+    /// `terms` (plain words), ranked by BM25 in SQLite (FTS5, porter stemming) and by
+    /// `ts_rank_cd` in Postgres (English stemming). `rank`: lower is better in both.
     pub async fn text_hits(
         &self,
         tenant: &str,
         videos: Option<&[String]>,
-        query: &str,
+        terms: &[String],
         limit: u32,
     ) -> Result<Vec<TextHit>, StoreError> {
-        let only = videos.map(|ids| format!(",{},", ids.join(",")));
-        let rows = sqlx::query(
-            "SELECT f.video_id, f.idx, bm25(segments_fts) AS rank
-             FROM segments_fts f JOIN videos v ON v.id = f.video_id
-             WHERE segments_fts MATCH ?1 AND v.tenant = ?2 AND v.status = 'ready'
-               AND (?3 IS NULL OR instr(?3, ',' || f.video_id || ',') > 0)
-             ORDER BY rank LIMIT ?4",
-        )
-        .bind(query)
-        .bind(tenant)
-        .bind(only)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TextHit {
-                    video_id: r.try_get("video_id")?,
-                    idx: r.try_get::<i64, _>("idx")? as u32,
-                    rank: r.try_get("rank")?,
-                })
-            })
-            .collect()
+        let only = id_list(videos);
+        let rows = match &self.pool {
+            Pool::Sqlite(pool) => {
+                let query: Vec<String> = terms
+                    .iter()
+                    .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+                    .collect();
+                sqlx::query(
+                    "SELECT f.video_id, f.idx, bm25(segments_fts) AS rank
+                     FROM segments_fts f JOIN videos v ON v.id = f.video_id
+                     WHERE segments_fts MATCH $1 AND v.tenant = $2 AND v.status = 'ready'
+                       AND ($3 IS NULL OR instr($3, ',' || f.video_id || ',') > 0)
+                     ORDER BY rank LIMIT $4",
+                )
+                .bind(query.join(" OR "))
+                .bind(tenant)
+                .bind(&only)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| text_hit!(r))
+                .collect::<Result<Vec<_>, StoreError>>()?
+            }
+            Pool::Postgres(pool) => {
+                // Letters and digits only: nothing of a word can be tsquery syntax.
+                let words: Vec<String> = terms
+                    .iter()
+                    .map(|t| {
+                        t.chars()
+                            .filter(|c| c.is_alphanumeric())
+                            .collect::<String>()
+                    })
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                if words.is_empty() {
+                    return Ok(Vec::new());
+                }
+                sqlx::query(
+                    "SELECT s.video_id, s.idx, -(ts_rank_cd(s.search, q))::float8 AS rank
+                     FROM segments s JOIN videos v ON v.id = s.video_id,
+                          to_tsquery('english', $1) q
+                     WHERE s.search @@ q AND v.tenant = $2 AND v.status = 'ready'
+                       AND ($3::text IS NULL OR strpos($3, ',' || s.video_id || ',') > 0)
+                     ORDER BY rank LIMIT $4",
+                )
+                .bind(words.join(" | "))
+                .bind(tenant)
+                .bind(&only)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| text_hit!(r))
+                .collect::<Result<Vec<_>, StoreError>>()?
+            }
+        };
+        Ok(rows)
     }
 
     /// Segments whose transcript (and/or caption and on-screen text) contains `needle`, any
@@ -508,61 +798,61 @@ impl Store {
         captions: bool,
         limit: u32,
     ) -> Result<Vec<TextHit>, StoreError> {
-        let only = videos.map(|ids| format!(",{},", ids.join(",")));
-        let rows = sqlx::query(
-            "SELECT s.video_id, s.idx FROM segments s JOIN videos v ON v.id = s.video_id
-             WHERE v.tenant = ?1 AND v.status = 'ready'
-               AND (?2 IS NULL OR instr(?2, ',' || s.video_id || ',') > 0)
-               AND ((?3 AND instr(lower(s.transcript), lower(?4)) > 0)
-                 OR (?5 AND (instr(lower(s.caption), lower(?4)) > 0
-                          OR instr(lower(s.on_screen_text), lower(?4)) > 0)))
-             ORDER BY v.created_at DESC, s.idx LIMIT ?6",
-        )
-        .bind(tenant)
-        .bind(only)
-        .bind(transcript)
-        .bind(needle)
-        .bind(captions)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TextHit {
-                    video_id: r.try_get("video_id")?,
-                    idx: r.try_get::<i64, _>("idx")? as u32,
-                    rank: 0.0,
-                })
-            })
-            .collect()
+        let only = id_list(videos);
+        let sql = self.sql(
+            "SELECT s.video_id, s.idx, CAST(0 AS DOUBLE PRECISION) AS rank FROM segments s JOIN videos v ON v.id = s.video_id
+             WHERE v.tenant = $1 AND v.status = 'ready'
+               AND ($2 IS NULL OR instr($2, ',' || s.video_id || ',') > 0)
+               AND (($3 AND instr(lower(s.transcript), lower($4)) > 0)
+                 OR ($5 AND (instr(lower(s.caption), lower($4)) > 0
+                          OR instr(lower(s.on_screen_text), lower($4)) > 0)))
+             ORDER BY v.created_at DESC, s.idx LIMIT $6",
+        );
+        on_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(tenant)
+                .bind(&only)
+                .bind(transcript)
+                .bind(needle)
+                .bind(captions)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| text_hit!(r))
+                .collect()
+        })
     }
 
     pub async fn keyframes(&self, id: &str) -> Result<Vec<Keyframe>, StoreError> {
-        sqlx::query_as(
-            "SELECT idx, time_s, ocr_text, caption FROM keyframes WHERE video_id = ?1 ORDER BY idx",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT idx, time_s, ocr_text, caption FROM keyframes WHERE video_id = $1 ORDER BY idx",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Keyframe {
+                        index: small(Some(r.try_get::<i64, _>("idx")?)).unwrap_or(0),
+                        time_s: r.try_get("time_s")?,
+                        ocr_text: r.try_get("ocr_text")?,
+                        caption: r.try_get("caption")?,
+                    })
+                })
+                .collect()
+        })
     }
 }
 
-async fn insert_vector(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    id: &str,
-    idx: usize,
-    vector: &[f32],
-) -> Result<(), StoreError> {
-    let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-    sqlx::query(
-        "INSERT OR REPLACE INTO segment_vectors (video_id, idx, vector) VALUES (?1, ?2, ?3)",
-    )
-    .bind(id)
-    .bind(idx as i64)
-    .bind(bytes)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+fn json(steps: &Steps) -> Result<String, StoreError> {
+    serde_json::to_string(steps).map_err(|e| StoreError::Encode(Box::new(e)))
+}
+
+/// Integers are stored as 64-bit in both engines; the model's are 32-bit and never negative.
+fn small(n: Option<i64>) -> Option<u32> {
+    n.and_then(|n| u32::try_from(n).ok())
 }
 
 fn vector_of(bytes: &[u8]) -> Vec<f32> {
@@ -572,7 +862,7 @@ fn vector_of(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// One keyword hit: the segment, and its BM25 rank (lower is better, as SQLite gives it).
+/// One keyword hit: the segment, and its rank (lower is better).
 pub struct TextHit {
     pub video_id: String,
     pub idx: u32,
@@ -584,57 +874,4 @@ pub struct StoredVectors {
     pub video_id: String,
     pub tenant: String,
     pub vectors: Vec<(u32, Vec<f32>)>,
-}
-
-/// Removes the job inside `tx` if `worker` still holds it; false when it does not (the video
-/// was deleted, or its lease ran out and another worker took it).
-async fn end_job(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    id: &str,
-    worker: &str,
-) -> Result<bool, StoreError> {
-    let held = sqlx::query("DELETE FROM jobs WHERE video_id = ?1 AND claimed_by = ?2")
-        .bind(id)
-        .bind(worker)
-        .execute(&mut **tx)
-        .await?;
-    Ok(held.rows_affected() > 0)
-}
-
-fn video(r: &sqlx::sqlite::SqliteRow) -> Result<Video, StoreError> {
-    let status: String = r.try_get("status")?;
-    let steps: String = r.try_get("steps")?;
-    let bytes: Option<i64> = r.try_get("bytes")?;
-    let created: i64 = r.try_get("created_at")?;
-    let ready: Option<i64> = r.try_get("ready_at")?;
-    let labels: String = r.try_get("labels")?;
-    Ok(Video {
-        tenant: r.try_get("tenant")?,
-        callback: r.try_get("callback")?,
-        labels: serde_json::from_str(&labels).map_err(|e| StoreError::Decode(Box::new(e)))?,
-        created_ms: created,
-        id: r.try_get("id")?,
-        object: "video",
-        name: r.try_get("name")?,
-        status: Status::parse(&status)
-            .ok_or_else(|| StoreError::Decode(format!("unknown status `{status}`").into()))?,
-        error: r.try_get("error")?,
-        source: Source {
-            kind: if r.try_get::<String, _>("source_kind")? == "url" {
-                "url"
-            } else {
-                "upload"
-            },
-            url: r.try_get("source_url")?,
-            bytes: bytes.map(|b| b as u64),
-            subtitles_file: r.try_get("has_subtitles_file")?,
-        },
-        duration_s: r.try_get("duration_s")?,
-        width: r.try_get("width")?,
-        height: r.try_get("height")?,
-        has_audio: r.try_get("has_audio")?,
-        created_at: created / 1000,
-        ready_at: ready.map(|t| t / 1000),
-        steps: serde_json::from_str(&steps).map_err(|e| StoreError::Decode(Box::new(e)))?,
-    })
 }

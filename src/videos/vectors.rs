@@ -105,6 +105,11 @@ impl VectorIndex {
         self.read().keys.len()
     }
 
+    /// The videos that have vectors here.
+    pub fn videos(&self) -> HashSet<Arc<str>> {
+        self.read().keys.iter().map(|k| k.video.clone()).collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -158,11 +158,11 @@ pub async fn run(model: &std::path::Path, segments: usize) {
     let mut fts = Vec::new();
     let mut common = Vec::new();
     for i in 0..101u64 {
-        let q = format!("\"w{}\" OR \"w{}\"", 100 + i * 7, 300 + i * 11);
+        let q = [format!("w{}", 100 + i * 7), format!("w{}", 300 + i * 11)];
         let started = Instant::now();
         let _ = store.text_hits("", None, &q, 50).await.expect("fts");
         fts.push(started.elapsed());
-        let q = format!("\"w{}\" OR \"w{}\"", 1 + i % 5, 6 + i % 5);
+        let q = [format!("w{}", 1 + i % 5), format!("w{}", 6 + i % 5)];
         let started = Instant::now();
         let hits = store.text_hits("", None, &q, 50).await.expect("fts");
         common.push(started.elapsed());
