@@ -25,6 +25,7 @@ mod procs;
 mod report;
 mod scenarios;
 mod search;
+mod takeover;
 mod videos;
 
 use std::path::PathBuf;
