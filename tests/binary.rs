@@ -58,6 +58,33 @@ async fn check_config_prints_effective_config_with_secrets_redacted() {
         !text.contains("sk-secret-value") && !text.contains("room-secret"),
         "{text}"
     );
+    assert!(
+        text.starts_with("# state: rate limits, the stream cap, request-id repeats, Memories.ai sessions: this replica's own"),
+        "{text}"
+    );
+
+    // With Redis and Postgres named: which state is shared, and no password shown.
+    let out = command(&file)
+        .arg("check-config")
+        .env(
+            "CHATAPI__CLUSTER__REDIS_URL",
+            "redis://:cache-pw@cache:6379/0",
+        )
+        .env(
+            "CHATAPI__CLUSTER__DATABASE_URL",
+            "postgres://u:db-pw@db/chatapi",
+        )
+        .env("CHATAPI__VIDEOS__ENABLED", "true")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("shared through Redis"), "{text}");
+    assert!(text.contains("shared in Postgres"), "{text}");
+    assert!(
+        !text.contains("cache-pw") && !text.contains("db-pw"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
