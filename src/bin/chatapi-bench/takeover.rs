@@ -163,7 +163,7 @@ async fn measure(bin: &Path, mock: &Mock, lease_s: u64, work: &Path) -> Result<D
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n[local]\nenabled = false\n\
-             [[upstreams]]\nname = \"mock\"\nbase_url = \"http://{}/v1\"\n\
+             [[upstreams]]\nname = \"mock\"\nbase_url = \"http://{}/v1\"\nmodel = \"m\"\n\
              [cluster]\ndatabase_url = \"postgres://chatapi@127.0.0.1:{}/postgres\"\n\
              [storage]\ndir = \"{}\"\n[videos]\njob_lease = \"{lease_s}s\"\n\
              speech_binary = \"{}\"\nspeech_model = \"{}\"\nembedding_model = \"\"\n",
