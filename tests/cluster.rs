@@ -188,14 +188,8 @@ async fn a_memories_session_continues_on_another_replica() {
     )
     .await;
     assert_eq!(second["data"]["session_id"], session.as_str(), "{second}");
-    let sent = up.received()[1].body["messages"].clone();
-    let said: Vec<(&str, &str)> = sent
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] != "system")
-        .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
-        .collect();
+    let said = videos::turns(&up.received()[1].body);
+    let said: Vec<(&str, &str)> = said.iter().map(|(r, c)| (r.as_str(), c.as_str())).collect();
     assert_eq!(
         said,
         [
@@ -348,14 +342,7 @@ async fn redis_frozen_or_gone_never_holds_a_request_and_sharing_resumes_when_it_
         connected(s).await;
     }
     assert_eq!(statuses(&[&a, &strict, &b], KEY).await, [200, 200, 429]);
-    let metrics = client()
-        .get(format!("{}/metrics", a.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = a.metrics().await;
     assert!(
         metrics.contains("chatapi_cluster_redis_failures_total"),
         "{metrics}"

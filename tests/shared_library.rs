@@ -169,7 +169,7 @@ async fn deleting_a_video_through_one_replica_stops_its_job_on_another() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(&pid) {
+    while Path::new(&format!("/proc/{pid}")).exists() && !videos::is_zombie(&pid) {
         assert!(
             Instant::now() < deadline,
             "the job kept running on the other replica ({pid})"
@@ -177,11 +177,6 @@ async fn deleting_a_video_through_one_replica_stops_its_job_on_another() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(get(&worker.url, &format!("/v1/videos/{id}")).await.0, 404);
-}
-
-fn is_zombie(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
 }
 
 #[tokio::test]

@@ -255,14 +255,8 @@ async fn memories_v1_2_keeps_sessions_and_sends_refs() {
     assert_eq!(whole["data"]["content"], "Hello there.", "{whole}");
     assert_eq!(whole["data"]["session_id"], session.as_str());
     assert_eq!(whole["success"], true);
-    let second = upstream.received()[1].body["messages"].clone();
-    let said: Vec<(&str, &str)> = second
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] != "system")
-        .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
-        .collect();
+    let said = videos::turns(&upstream.received()[1].body);
+    let said: Vec<(&str, &str)> = said.iter().map(|(r, c)| (r.as_str(), c.as_str())).collect();
     assert_eq!(
         said,
         [

@@ -416,7 +416,7 @@ async fn deleting_a_video_mid_processing_stops_its_job_and_removes_it() {
     assert_eq!(delete(&s, id).await, 200);
     assert_eq!(get(&s, &format!("/v1/videos/{id}")).await.0, 404);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(&pid) {
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() && !videos::is_zombie(&pid) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the recogniser ({pid}) was not stopped"
@@ -424,11 +424,6 @@ async fn deleting_a_video_mid_processing_stops_its_job_and_removes_it() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(!store.join("videos").join(id).exists());
-}
-
-fn is_zombie(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
 }
 
 /// A crash (SIGKILL) mid-upload and mid-processing: the next start has no trace of the upload

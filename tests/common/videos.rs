@@ -282,3 +282,25 @@ pub async fn appears(path: &Path) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Whether process `pid` has exited and waits only to be reaped (a job's program, stopped).
+pub fn is_zombie(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
+}
+
+/// The turns of a chat request an upstream received, system messages left out: (role, content).
+pub fn turns(request: &serde_json::Value) -> Vec<(String, String)> {
+    request["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] != "system")
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_string(),
+                m["content"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
