@@ -94,12 +94,19 @@ pub async fn start(
         .personas
         .get(&ask.persona)
         .ok_or_else(|| ApiError::UnknownPersona(ask.persona.clone()))?;
-    let slot = crate::cluster::streams::open(
-        state.cluster(),
-        state.streams(),
-        config.limits.max_concurrent_streams,
-    )
-    .await?;
+    let window = config.limits.repeat_window;
+    let failures = state.recent_failures();
+    // Both at once: with replicas sharing state they are two Redis calls, and together they
+    // cost one round trip instead of two.
+    let (slot, repeated) = tokio::join!(
+        crate::cluster::streams::open(
+            state.cluster(),
+            state.streams(),
+            config.limits.max_concurrent_streams,
+        ),
+        crate::cluster::repeats::recall(state.cluster(), failures, &record.request_id, window),
+    );
+    let slot = slot?;
     let (request, applied) = persona::apply(persona, ask.messages, ask.reference, ask.options);
     record.dropped_turns = applied.dropped_turns;
     if runtime.upstreams.is_empty() {
@@ -109,12 +116,7 @@ pub async fn start(
         .upstreams
         .check(&request)
         .map_err(|(field, problem)| ApiError::bad_request(field, problem))?;
-    let window = config.limits.repeat_window;
-    let failures = state.recent_failures();
-    if let Some(failed) =
-        crate::cluster::repeats::recall(state.cluster(), failures, &record.request_id, window)
-            .await?
-    {
+    if let Some(failed) = repeated? {
         record.repeated = true;
         return Err(ApiError::Upstream(failed));
     }
