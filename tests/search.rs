@@ -235,22 +235,7 @@ async fn bad_searches_are_refused_naming_the_problem_in_each_dialect() {
 }
 
 async fn client_script(args: &[&str]) -> Value {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv-video-clients/bin/python");
-    assert!(python.exists(), "run scripts/install-test-clients.sh");
-    let out = tokio::process::Command::new(python)
-        .arg(root.join("tests/clients/video_dialects.py"))
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{args:?}:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    common::client_script(".venv-video-clients", "video_dialects.py", args).await
 }
 
 #[tokio::test]

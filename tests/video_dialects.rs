@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::videos::{self, made, settled};
-use common::{client, FakeUpstream, Server};
+use common::{client, client_script, FakeUpstream, Server};
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-dialects";
@@ -27,32 +27,6 @@ async fn server(upstream: &FakeUpstream, extra: &str) -> Server {
         toml + "speech_binary = \"\"\nspeech_model = \"\"\n"
     };
     Server::start(&[upstream], &extra).await
-}
-
-/// Runs a scenario of a client script with `python` (a venv of `scripts/install-test-clients.sh`);
-/// its last stdout line is JSON.
-async fn client_script(venv: &str, script: &str, args: &[&str]) -> Value {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(venv).join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/install-test-clients.sh",
-        python.display()
-    );
-    let out = tokio::process::Command::new(python)
-        .arg(root.join("tests/clients").join(script))
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{script} {args:?} failed:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or(Value::String(last.to_string()))
 }
 
 async fn dialect(s: &Server, scenario: &str, args: &[&str]) -> Value {

@@ -12,6 +12,7 @@ pub mod sessions;
 pub mod streams;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -119,6 +120,34 @@ impl Shared {
         } else {
             Ok(None)
         }
+    }
+
+    /// A string value; `None` when it is absent or Redis did not answer.
+    async fn get(&self, what: &'static str, key: String) -> Option<String> {
+        self.redis
+            .run(what, |mut conn| async move {
+                ::redis::cmd("GET").arg(key).query_async(&mut conn).await
+            })
+            .await
+            .flatten()
+    }
+
+    /// Sets a string value that expires after `ttl` (best effort: a failure is counted and
+    /// logged by `redis`, and the caller goes on).
+    async fn set(&self, what: &'static str, key: String, value: String, ttl: Duration) {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let _: Option<()> = self
+            .redis
+            .run(what, |mut conn| async move {
+                ::redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await;
     }
 
     fn key(&self, parts: &[&str]) -> String {

@@ -38,13 +38,6 @@ return {0, 0}
     )
 });
 
-/// A rate-limit bucket: what it counts, its name in Redis, and its quota.
-struct Bucket {
-    scope: &'static str,
-    name: String,
-    quota: Quota,
-}
-
 /// Checks the caller's IP and key against the shared buckets. `Ok(true)`: checked there and
 /// allowed. `Ok(false)`: not shared (no limits set, no Redis, or Redis down and failing open):
 /// the caller checks this replica's own limiter. `presented`: the key, when it was accepted.
@@ -55,31 +48,27 @@ pub async fn check(
     presented: Option<&str>,
 ) -> Result<bool, ApiError> {
     let (per_ip, per_key) = limits.quotas();
-    let mut buckets = Vec::with_capacity(2);
-    if let (Some(ip), Some(quota)) = (ip, per_ip) {
-        buckets.push(("IP address", format!("ip:{ip}"), quota));
-    }
-    if let (Some(key), Some(quota)) = (presented, per_key) {
-        buckets.push(("API key", format!("key:{}", key_digest(key)), quota));
-    }
+    // (what it counts, its name, its quota), in the order they are checked.
+    let buckets: Vec<(&'static str, String, Quota)> = ip
+        .zip(per_ip)
+        .map(|(ip, quota)| ("IP address", format!("ip:{ip}"), quota))
+        .into_iter()
+        .chain(
+            presented
+                .zip(per_key)
+                .map(|(key, quota)| ("API key", format!("key:{}", key_digest(key)), quota)),
+        )
+        .collect();
     if buckets.is_empty() {
         return Ok(false);
     }
     let Some(shared) = cluster.shared()? else {
         return Ok(false);
     };
-    let buckets: Vec<Bucket> = buckets
-        .into_iter()
-        .map(|(scope, name, quota)| Bucket {
-            scope,
-            name: shared.key(&["rate", &name]),
-            quota,
-        })
-        .collect();
     let mut invocation = GCRA.prepare_invoke();
-    for b in &buckets {
-        let (t, tau) = gcra(b.quota);
-        invocation.key(&b.name).arg(t).arg(tau);
+    for (_, name, quota) in &buckets {
+        let (t, tau) = gcra(*quota);
+        invocation.key(shared.key(&["rate", name])).arg(t).arg(tau);
     }
     let verdict: Option<(usize, u64)> = shared
         .redis
@@ -90,7 +79,7 @@ pub async fn check(
     match verdict {
         Some((0, _)) => Ok(true),
         Some((i, wait_us)) => Err(ApiError::RateLimited {
-            scope: buckets.get(i - 1).map_or("API key", |b| b.scope),
+            scope: buckets.get(i - 1).map_or("API key", |(scope, _, _)| scope),
             retry_after: Duration::from_micros(wait_us).max(Duration::from_secs(1)),
         }),
         None => shared.unavailable().map(|_: Option<()>| false),

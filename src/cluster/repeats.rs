@@ -30,16 +30,10 @@ pub async fn recall(
     let Some(shared) = cluster.shared()? else {
         return Ok(None);
     };
-    let key = shared.key(&["failed", request_id]);
-    let found: Option<Option<String>> = shared
-        .redis
-        .run("repeats", |mut conn| async move {
-            ::redis::cmd("GET").arg(key).query_async(&mut conn).await
-        })
+    let found = shared
+        .get("repeats", shared.key(&["failed", request_id]))
         .await;
-    Ok(found
-        .flatten()
-        .and_then(|json| serde_json::from_str(&json).ok()))
+    Ok(found.and_then(|json| serde_json::from_str(&json).ok()))
 }
 
 /// Remembers `error` for `request_id` here and, when shared, for every replica; waited for, so
@@ -61,18 +55,7 @@ pub async fn remember(
     let Ok(json) = serde_json::to_string(error) else {
         return;
     };
-    let key = shared.key(&["failed", request_id]);
-    let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
-    let _: Option<()> = shared
-        .redis
-        .run("repeats", |mut conn| async move {
-            ::redis::cmd("SET")
-                .arg(key)
-                .arg(json)
-                .arg("PX")
-                .arg(ms)
-                .query_async(&mut conn)
-                .await
-        })
+    shared
+        .set("repeats", shared.key(&["failed", request_id]), json, window)
         .await;
 }

@@ -18,14 +18,10 @@ pub async fn load(
 ) -> Result<Option<String>, LibraryError> {
     // Read without refusing: a session is not a limit, so fail_closed does not apply to it.
     if let Ok(Some(shared)) = cluster.shared() {
-        let key = shared.key(&["session", tenant, id]);
-        let found: Option<Option<String>> = shared
-            .redis
-            .run("sessions", |mut conn| async move {
-                ::redis::cmd("GET").arg(key).query_async(&mut conn).await
-            })
-            .await;
-        if let Some(Some(turns)) = found {
+        if let Some(turns) = shared
+            .get("sessions", shared.key(&["session", tenant, id]))
+            .await
+        {
             return Ok(Some(turns));
         }
     }
@@ -42,19 +38,13 @@ pub async fn save(
 ) -> Result<(), LibraryError> {
     let saved = library.save_session(tenant, id, turns).await;
     if let Ok(Some(shared)) = cluster.shared() {
-        let key = shared.key(&["session", tenant, id]);
-        let turns = turns.to_string();
-        let _: Option<()> = shared
-            .redis
-            .run("sessions", |mut conn| async move {
-                ::redis::cmd("SET")
-                    .arg(key)
-                    .arg(turns)
-                    .arg("EX")
-                    .arg(KEPT.as_secs())
-                    .query_async(&mut conn)
-                    .await
-            })
+        shared
+            .set(
+                "sessions",
+                shared.key(&["session", tenant, id]),
+                turns.to_string(),
+                KEPT,
+            )
             .await;
     }
     saved

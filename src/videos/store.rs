@@ -728,32 +728,29 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<TextHit>, StoreError> {
         let only = id_list(videos);
-        let rows = match &self.pool {
-            Pool::Sqlite(pool) => {
-                let query: Vec<String> = terms
+        // Each engine's index and query language; the rest of the query is the same.
+        let (sql, query) = match self.pool {
+            Pool::Sqlite(_) => (
+                "SELECT f.video_id, f.idx, bm25(segments_fts) AS rank
+                 FROM segments_fts f JOIN videos v ON v.id = f.video_id
+                 WHERE segments_fts MATCH $1 AND v.tenant = $2 AND v.status = 'ready'
+                   AND ($3 IS NULL OR instr($3, ',' || f.video_id || ',') > 0)
+                 ORDER BY rank LIMIT $4",
+                terms
                     .iter()
                     .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
-                    .collect();
-                sqlx::query(
-                    "SELECT f.video_id, f.idx, bm25(segments_fts) AS rank
-                     FROM segments_fts f JOIN videos v ON v.id = f.video_id
-                     WHERE segments_fts MATCH $1 AND v.tenant = $2 AND v.status = 'ready'
-                       AND ($3 IS NULL OR instr($3, ',' || f.video_id || ',') > 0)
-                     ORDER BY rank LIMIT $4",
-                )
-                .bind(query.join(" OR "))
-                .bind(tenant)
-                .bind(&only)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|r| text_hit!(r))
-                .collect::<Result<Vec<_>, StoreError>>()?
-            }
-            Pool::Postgres(pool) => {
+                    .collect::<Vec<_>>()
+                    .join(" OR "),
+            ),
+            Pool::Postgres(_) => (
+                "SELECT s.video_id, s.idx, -(ts_rank_cd(s.search, q))::float8 AS rank
+                 FROM segments s JOIN videos v ON v.id = s.video_id,
+                      to_tsquery('english', $1) q
+                 WHERE s.search @@ q AND v.tenant = $2 AND v.status = 'ready'
+                   AND ($3::text IS NULL OR strpos($3, ',' || s.video_id || ',') > 0)
+                 ORDER BY rank LIMIT $4",
                 // Letters and digits only: nothing of a word can be tsquery syntax.
-                let words: Vec<String> = terms
+                terms
                     .iter()
                     .map(|t| {
                         t.chars()
@@ -761,19 +758,16 @@ impl Store {
                             .collect::<String>()
                     })
                     .filter(|t| !t.is_empty())
-                    .collect();
-                if words.is_empty() {
-                    return Ok(Vec::new());
-                }
-                sqlx::query(
-                    "SELECT s.video_id, s.idx, -(ts_rank_cd(s.search, q))::float8 AS rank
-                     FROM segments s JOIN videos v ON v.id = s.video_id,
-                          to_tsquery('english', $1) q
-                     WHERE s.search @@ q AND v.tenant = $2 AND v.status = 'ready'
-                       AND ($3::text IS NULL OR strpos($3, ',' || s.video_id || ',') > 0)
-                     ORDER BY rank LIMIT $4",
-                )
-                .bind(words.join(" | "))
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            ),
+        };
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_pool!(self, |pool| {
+            sqlx::query(sql)
+                .bind(&query)
                 .bind(tenant)
                 .bind(&only)
                 .bind(i64::from(limit))
@@ -781,10 +775,8 @@ impl Store {
                 .await?
                 .iter()
                 .map(|r| text_hit!(r))
-                .collect::<Result<Vec<_>, StoreError>>()?
-            }
-        };
-        Ok(rows)
+                .collect()
+        })
     }
 
     /// Segments whose transcript (and/or caption and on-screen text) contains `needle`, any

@@ -346,3 +346,29 @@ pub async fn chat_error(url: &str, body: String, key: &str) -> (reqwest::StatusC
 }
 
 pub const SECOND: Duration = Duration::from_secs(1);
+
+/// Runs a scenario of a client script with `python` (a venv of `scripts/install-test-clients.sh`);
+/// its last stdout line is JSON.
+pub async fn client_script(venv: &str, script: &str, args: &[&str]) -> Value {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(venv).join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/install-test-clients.sh",
+        python.display()
+    );
+    let out = tokio::process::Command::new(python)
+        .arg(root.join("tests/clients").join(script))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or(Value::String(last.to_string()))
+}

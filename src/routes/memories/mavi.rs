@@ -30,6 +30,7 @@ use crate::routes::search;
 use crate::routes::video_chat::{self, Reply};
 use crate::state::AppState;
 use crate::upstream::Event;
+use crate::videos::model::Video;
 use crate::videos::search::Mode;
 use crate::videos::{Owner, Page};
 
@@ -145,18 +146,7 @@ pub async fn search_db(
         };
         let (videos, _) = library.list(&page).await.map_err(storage)?;
         let total = library.count(&page).await.map_err(storage)?;
-        let rows: Vec<Value> = videos
-            .iter()
-            .map(|v| {
-                json!({
-                    "videoNo": v.id,
-                    "videoName": v.name,
-                    "videoStatus": status_name(v.status),
-                    "uploadTime": v.created_ms.to_string(),
-                    "duration": seconds(v),
-                })
-            })
-            .collect();
+        let rows: Vec<Value> = videos.iter().map(video_row).collect();
         Ok(ok(json!({
             "page": page_no,
             "current": page_no,
@@ -246,15 +236,7 @@ pub async fn search_ai(
             .iter()
             .filter(|(_, v)| seen.insert(v.id.clone()))
             .take(want)
-            .map(|(_, v)| {
-                json!({
-                    "videoNo": v.id,
-                    "videoName": v.name,
-                    "videoStatus": status_name(v.status),
-                    "uploadTime": v.created_ms.to_string(),
-                    "duration": seconds(v),
-                })
-            })
+            .map(|(_, v)| video_row(v))
             .collect();
         Ok(ok(json!({"videos": videos})))
     })
@@ -300,22 +282,28 @@ pub async fn search_video_fragment(
             let clips: Vec<Value> = found
                 .iter()
                 .map(|(clip, v)| {
-                    json!({
-                        "videoNo": v.id,
-                        "videoName": v.name,
-                        "videoStatus": status_name(v.status),
-                        "uploadTime": v.created_ms.to_string(),
-                        "duration": seconds(v),
-                        "fragmentStartTime": (clip.start_s.floor() as i64).to_string(),
-                        "fragmentEndTime": (clip.end_s.ceil() as i64).to_string(),
-                        "score": clip.score,
-                    })
+                    let mut row = video_row(v);
+                    row["fragmentStartTime"] = json!((clip.start_s.floor() as i64).to_string());
+                    row["fragmentEndTime"] = json!((clip.end_s.ceil() as i64).to_string());
+                    row["score"] = json!(clip.score);
+                    row
                 })
                 .collect();
             Ok(ok(json!({"videos": clips})))
         },
     )
     .await
+}
+
+/// A video as MAVI's listing and search answers show it.
+fn video_row(v: &Video) -> Value {
+    json!({
+        "videoNo": v.id,
+        "videoName": v.name,
+        "videoStatus": status_name(v.status),
+        "uploadTime": v.created_ms.to_string(),
+        "duration": seconds(v),
+    })
 }
 
 #[derive(Deserialize)]
