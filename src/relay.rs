@@ -22,6 +22,14 @@ use crate::upstream::{Event, Opened, UpstreamError};
 
 pub type OpenFuture = Pin<Box<dyn Future<Output = Result<Opened, UpstreamError>> + Send>>;
 
+/// Work a dialect must finish before its end marker leaves (saving a conversation the client's
+/// next turn will read).
+pub type Settle = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How long the end marker waits on [`Encoder::settle`]; the work goes on past it, the caller
+/// does not wait longer.
+const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How the answer begins: already started (the usual case, the status was decided by it), or
 /// still waiting on the upstream after the status had to be sent to keep the line alive.
 pub enum Start {
@@ -43,8 +51,8 @@ pub struct Failure<'a> {
 }
 
 /// A dialect's streaming wire format. The relay calls `begin` once, `event` for each upstream
-/// event, `ping` while there is nothing to say, `failed` if the answer did not complete, and
-/// `end` last, always.
+/// event, `ping` while there is nothing to say, `failed` if the answer did not complete,
+/// `settle` (awaited), and `end` last, always.
 pub trait Encoder: Send + 'static {
     /// Bytes that open the stream (a dialect's "response created" event); none by default.
     fn begin(&mut self) -> Option<Bytes> {
@@ -58,6 +66,10 @@ pub trait Encoder: Send + 'static {
     }
     /// How this dialect says the answer broke off after it had begun.
     fn failed(&mut self, failure: Failure<'_>) -> Option<Bytes>;
+    /// Work to finish before the end marker, so a client that acts on the marker finds it done.
+    fn settle(&mut self) -> Option<Settle> {
+        None
+    }
     /// The end marker.
     fn end(&mut self) -> Bytes;
 }
@@ -242,6 +254,12 @@ pub fn stream<E: Encoder>(
             };
             if let Some(bytes) = encoder.failed(failure) {
                 yield Ok(bytes);
+            }
+        }
+        if let Some(work) = encoder.settle() {
+            let work = tokio::spawn(work);
+            if tokio::time::timeout(SETTLE_WAIT, work).await.is_err() {
+                tracing::warn!(request_id = %record.request_id, "end marker sent before the answer's bookkeeping finished");
             }
         }
         yield Ok(encoder.end());

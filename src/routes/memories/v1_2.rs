@@ -25,7 +25,7 @@ use crate::cluster::{sessions, Cluster};
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
 use crate::grounding::Range;
-use crate::relay::{Encoder, Failure};
+use crate::relay::{Encoder, Failure, Settle};
 use crate::routes::incoming::Incoming;
 use crate::routes::library::{
     add_link, checked_callback, json_body, library, receive, receive_form, respond, storage, Parts,
@@ -409,12 +409,6 @@ impl Session {
             tracing::error!(%error, session = %self.id, "memories session not saved");
         }
     }
-
-    /// From a stream's end, which cannot wait: the write (a millisecond) starts before the
-    /// `Done` line leaves, so a client's next turn finds it.
-    fn save(self, answer: String) {
-        tokio::spawn(self.save_now(answer));
-    }
 }
 
 struct StreamEncoder {
@@ -452,10 +446,13 @@ impl Encoder for StreamEncoder {
         Some(Bytes::from(format!("data:{event}\n\n")))
     }
 
+    /// The session is saved before `Done` leaves, so a client's next turn finds it.
+    fn settle(&mut self) -> Option<Settle> {
+        let session = self.session.take().filter(|_| !self.failed)?;
+        Some(Box::pin(session.save_now(std::mem::take(&mut self.text))))
+    }
+
     fn end(&mut self) -> Bytes {
-        if let Some(session) = self.session.take().filter(|_| !self.failed) {
-            session.save(std::mem::take(&mut self.text));
-        }
         Bytes::from_static(b"data:\"Done\"\n\n")
     }
 }
