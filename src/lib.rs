@@ -9,7 +9,7 @@
 //!   `routes::body` reads bodies within each route's limits; `routes::ops` serves health,
 //!   readiness and metrics.
 //! - `answer` — the core every dialect shares, with no HTTP in it: `answer::admission` (per-IP
-//!   limit, `auth` key check, per-key limit), then `answer::start` (persona, stream slot, context
+//!   limit, `auth` key check, per-key limit; with replicas, the shared stream place), then `answer::start` (persona, stream slot, context
 //!   budget, upstream open with failover); `answer::collect` reads a whole answer for dialects
 //!   that do not stream.
 //! - `persona` — the owner's system prompt, sampling knobs and name rules; `context` drops the

@@ -92,6 +92,15 @@ async fn limits_hold_across_replicas_as_on_one() {
         }
     }
     assert_eq!(ok, 3, "two replicas allow what one does, not twice that");
+    // Routes that do not answer share the buckets too (their admission asks for no stream
+    // place, only the rate): the key has none left.
+    let models = client()
+        .get(format!("{}/v1/models", a.url))
+        .header("authorization", format!("Bearer {KEY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(models.status(), 429);
 
     // The IP's limit too, counted before the key is checked: wrong keys use it up.
     let per_ip = "[limits]\nper_ip_per_minute = 6\nper_ip_burst = 2\n";
@@ -269,6 +278,53 @@ async fn a_killed_replicas_stream_place_comes_back_after_its_lease() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A request that will be answered takes its shared place at admission, before its body is
+/// read; one refused after that (here: its body is not JSON) gives the place straight back.
+#[tokio::test]
+async fn a_request_refused_after_admission_gives_its_shared_place_back() {
+    let up = FakeUpstream::start().await;
+    up.set_default(Reply::text(&["ok"]));
+    let redis = RedisServer::start().await;
+    let cap = "[limits]\nmax_concurrent_streams = 1\n";
+    let a = Server::start(&[&up], &shared(&redis, cap)).await;
+    let b = Server::start(&[&up], &shared(&redis, cap)).await;
+    connected(&a).await;
+    connected(&b).await;
+
+    let refused = client()
+        .post(format!("{}/chat", a.url))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {KEY}"))
+        .body("{\"messages\": [")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+
+    let redis_client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = redis_client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let open: i64 = ::redis::cmd("ZCARD")
+            .arg("chatapi:streams")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if open == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refused request kept its place"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ask(&b.url, KEY, "-").await.0, 200, "the one place is free");
 }
 
 #[tokio::test]

@@ -1,12 +1,15 @@
 //! Who may ask, and how often: the per-IP rate limit (a flood of bad keys is limited too, and
-//! told so before being told the key is wrong), the key, then the key's own rate limit. The stream cap is taken later, by
-//! `answer::start`, once the request body is in: a slow body must not hold a stream slot.
-//! Routes find the key and the caller's address in their own headers; nothing here is HTTP.
+//! told so before being told the key is wrong), the key, then the key's own rate limit. With
+//! replicas sharing their state, a caller that will be answered also takes its place under the
+//! shared stream cap here, in the same round trip (`cluster::admission`); this replica's own
+//! stream slot is taken later, by `answer::start`, once the body is in. Routes find the key and
+//! the caller's address in their own headers; nothing here is HTTP.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::auth::{self, KeyId};
+use crate::cluster::admission::{Ask, Reserved, ToAnswer};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::state::Runtime;
@@ -19,17 +22,33 @@ pub struct Caller {
     /// Whose video library this caller sees: its key's tenant, `""` for the one shared tenant
     /// (every key that names none, and everyone when no keys are configured).
     pub tenant: String,
+    /// What the shared state gave a caller admitted to be answered, until `answer::start`
+    /// takes it.
+    reserved: Mutex<Option<Reserved>>,
+}
+
+impl Caller {
+    /// What admission reserved for the answer; `None` if it was not admitted to be answered
+    /// (or this was already taken).
+    pub(crate) fn take_reserved(&self) -> Option<Reserved> {
+        self.reserved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
 }
 
 /// `presented`: the key the caller sent, in whatever header its dialect uses. `ip`: the caller's
 /// address (behind a trusted proxy, the one it forwarded); `None` when served without one.
-/// With replicas sharing their limits (`cluster`), both buckets are checked in one call there;
-/// otherwise, or while that is down, in this process.
+/// `answering`: the request id, when the request will be answered. With replicas sharing their
+/// state (`cluster`), all of it is asked there in one call; otherwise, or while that is down,
+/// the limits are this process's.
 pub async fn admit(
     runtime: Arc<Runtime>,
     cluster: &Cluster,
     presented: Option<&str>,
     ip: Option<IpAddr>,
+    answering: Option<&str>,
 ) -> Result<Caller, ApiError> {
     let holder = auth::check(&runtime.config.auth.keys, presented);
     // A refused key's caller is still counted against its IP, and told so first.
@@ -37,14 +56,31 @@ pub async fn admit(
         Ok(Some(_)) => presented,
         _ => None,
     };
-    let shared = crate::cluster::rate::check(cluster, &runtime.rate_limits, ip, accepted).await?;
-    if !shared {
+    let limits = &runtime.config.limits;
+    let verdict = crate::cluster::admission::check(
+        cluster,
+        Ask {
+            limits: &runtime.rate_limits,
+            ip,
+            key: accepted,
+            // A caller about to be refused its key takes no place.
+            answer: answering
+                .filter(|_| holder.is_ok())
+                .map(|request_id| ToAnswer {
+                    cap: limits.max_concurrent_streams,
+                    request_id,
+                    repeat_window: limits.repeat_window,
+                }),
+        },
+    )
+    .await?;
+    if !verdict.rate_checked {
         if let Some(ip) = ip {
             runtime.rate_limits.check_ip(ip)?;
         }
     }
     let holder = holder?;
-    if let (false, Some(holder)) = (shared, &holder) {
+    if let (false, Some(holder)) = (verdict.rate_checked, &holder) {
         runtime.rate_limits.check_key(holder.key)?;
     }
     let (key, tenant) = holder.map_or((None, String::new()), |h| (Some(h.key), h.tenant));
@@ -52,5 +88,6 @@ pub async fn admit(
         runtime,
         key,
         tenant,
+        reserved: Mutex::new(verdict.reserved),
     })
 }

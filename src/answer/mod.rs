@@ -96,17 +96,36 @@ pub async fn start(
         .ok_or_else(|| ApiError::UnknownPersona(ask.persona.clone()))?;
     let window = config.limits.repeat_window;
     let failures = state.recent_failures();
-    // Both at once: with replicas sharing state they are two Redis calls, and together they
-    // cost one round trip instead of two.
-    let (slot, repeated) = tokio::join!(
-        crate::cluster::streams::open(
+    let reserved = match caller.take_reserved() {
+        Some(reserved) => reserved,
+        // Admitted without saying it would answer: asked now, one more round trip.
+        None => crate::cluster::admission::check(
             state.cluster(),
-            state.streams(),
-            config.limits.max_concurrent_streams,
-        ),
-        crate::cluster::repeats::recall(state.cluster(), failures, &record.request_id, window),
-    );
-    let slot = slot?;
+            crate::cluster::admission::Ask {
+                limits: &runtime.rate_limits,
+                ip: None,
+                key: None,
+                answer: Some(crate::cluster::admission::ToAnswer {
+                    cap: config.limits.max_concurrent_streams,
+                    request_id: &record.request_id,
+                    repeat_window: window,
+                }),
+            },
+        )
+        .await?
+        .reserved
+        .unwrap_or_default(),
+    };
+    let slot = state
+        .streams()
+        .try_open(config.limits.max_concurrent_streams)?;
+    let slot = match reserved.lease {
+        Some(lease) => slot.with_lease(lease),
+        None => slot,
+    };
+    let repeated = failures
+        .recall(&record.request_id, window)
+        .or(reserved.failed);
     let (request, applied) = persona::apply(persona, ask.messages, ask.reference, ask.options);
     record.dropped_turns = applied.dropped_turns;
     if runtime.upstreams.is_empty() {
@@ -116,7 +135,7 @@ pub async fn start(
         .upstreams
         .check(&request)
         .map_err(|(field, problem)| ApiError::bad_request(field, problem))?;
-    if let Some(failed) = repeated? {
+    if let Some(failed) = repeated {
         record.repeated = true;
         return Err(ApiError::Upstream(failed));
     }

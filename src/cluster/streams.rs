@@ -1,42 +1,27 @@
 //! The stream cap for all replicas. Each open stream holds a lease in one sorted set (member: this
 //! replica's id and a number; score: when the lease ends, by Redis's clock). A replica renews its
 //! leases every third of `cluster.stream_lease`; one that dies stops renewing, and its places come
-//! back when its leases run out. The count in this process is kept too: it is the cap while Redis
-//! is down, and what `/metrics` reports.
+//! back when its leases run out. `admission` takes a lease in the same round trip as the rate
+//! check. The count in this process is kept too: it is the cap while Redis is down, and what
+//! `/metrics` reports.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
-use super::{Cluster, Shared};
-use crate::error::ApiError;
-use crate::limits::{OpenStreams, StreamSlot};
+use super::Shared;
 
-/// KEYS[1]: the set. ARGV: the cap, the lease in ms, the new member. Expired leases go first,
-/// so a dead replica's places count only until their leases end.
-static ACQUIRE: LazyLock<::redis::Script> = LazyLock::new(|| {
+/// KEYS[1]: the set. ARGV: the lease in ms, then the members to renew. `XX`: a lease that ended
+/// meanwhile (released, or expired and swept) is not brought back. Leases that ran out (a dead
+/// replica's) are swept here too, so the set does not keep them while it is under the cap.
+static RENEW: LazyLock<::redis::Script> = LazyLock::new(|| {
     ::redis::Script::new(
         r"
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
-  return 0
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-return 1
-",
-    )
-});
-
-/// KEYS[1]: the set. ARGV: the lease in ms, then the members to renew. `XX`: a lease that ended
-/// meanwhile (released, or expired and swept) is not brought back.
-static RENEW: LazyLock<::redis::Script> = LazyLock::new(|| {
-    ::redis::Script::new(
-        r"
-local clock = redis.call('TIME')
-local until_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) + tonumber(ARGV[1])
+local until_ms = now + tonumber(ARGV[1])
 for i = 2, #ARGV do
   redis.call('ZADD', KEYS[1], 'XX', until_ms, ARGV[i])
 end
@@ -64,7 +49,16 @@ impl Leases {
         }
     }
 
-    fn lease_ms(&self) -> u64 {
+    /// A new lease's member: this process's id and a number.
+    pub(super) fn mint(&self) -> String {
+        format!(
+            "{}:{}",
+            self.node,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    pub(super) fn lease_ms(&self) -> u64 {
         u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX)
     }
 
@@ -80,6 +74,14 @@ impl Leases {
 pub struct Lease {
     shared: Arc<Shared>,
     member: String,
+}
+
+impl Lease {
+    /// `member`, just added to the set (by `admission`), held and renewed from now on.
+    pub(super) fn new(shared: Arc<Shared>, member: String) -> Self {
+        shared.streams.held().insert(member.clone());
+        Self { shared, member }
+    }
 }
 
 impl Drop for Lease {
@@ -106,49 +108,6 @@ impl Drop for Lease {
     }
 }
 
-/// A place under `cap` for one stream: on this replica, and across all of them when shared.
-pub async fn open(
-    cluster: &Cluster,
-    local: &OpenStreams,
-    cap: usize,
-) -> Result<StreamSlot, ApiError> {
-    let slot = local.try_open(cap)?;
-    let Some(shared) = cluster.shared()? else {
-        return Ok(slot);
-    };
-    let leases = &shared.streams;
-    let member = format!(
-        "{}:{}",
-        leases.node,
-        leases.next.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut invocation = ACQUIRE.prepare_invoke();
-    invocation
-        .key(shared.key(&["streams"]))
-        .arg(cap)
-        .arg(leases.lease_ms())
-        .arg(&member);
-    let acquired: Option<i64> = shared
-        .redis
-        .run("streams", |mut conn| async move {
-            invocation.invoke_async(&mut conn).await
-        })
-        .await;
-    match acquired {
-        Some(1) => {
-            leases.held().insert(member.clone());
-            Ok(slot.with_lease(Lease {
-                shared: shared.clone(),
-                member,
-            }))
-        }
-        Some(_) => Err(ApiError::Overloaded {
-            retry_after: Duration::from_secs(1),
-        }),
-        None => shared.unavailable().map(|_: Option<()>| slot),
-    }
-}
-
 /// Renews this replica's leases every third of the lease, for as long as the cluster lives.
 pub(super) async fn renew(shared: Weak<Shared>) {
     let every = match shared.upgrade() {
@@ -163,8 +122,9 @@ pub(super) async fn renew(shared: Weak<Shared>) {
         if shared.stop.is_cancelled() {
             return;
         }
+        // Even with nothing to renew: the call sweeps other replicas' dead leases.
         let members: Vec<String> = shared.streams.held().iter().cloned().collect();
-        if members.is_empty() || !shared.redis.is_up() {
+        if !shared.redis.is_up() {
             continue;
         }
         let mut invocation = RENEW.prepare_invoke();

@@ -19,7 +19,23 @@ pub async fn admitted(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Caller, bytes::Bytes), ApiError> {
-    let caller = incoming.admit().await?;
+    with_body(incoming.admit().await?, headers, body).await
+}
+
+/// `admitted`, for a route that answers with an upstream (see `Incoming::admit_to_answer`).
+pub async fn admitted_to_answer(
+    incoming: &Incoming,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Caller, bytes::Bytes), ApiError> {
+    with_body(incoming.admit_to_answer().await?, headers, body).await
+}
+
+async fn with_body(
+    caller: Caller,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Caller, bytes::Bytes), ApiError> {
     let limits = &caller.runtime.config.limits;
     let bytes = read(body, headers, limits.max_body_bytes, limits.body_timeout).await?;
     Ok((caller, bytes))

@@ -33,12 +33,24 @@ impl Incoming {
         record
     }
 
+    /// Admits the caller of a route that does not answer with an upstream.
     pub async fn admit(&self) -> Result<Caller, ApiError> {
+        self.admit_as(None).await
+    }
+
+    /// Admits the caller of a route that answers: with replicas, its shared stream place and
+    /// its request id's past failure come in the same round trip as its rate limits.
+    pub async fn admit_to_answer(&self) -> Result<Caller, ApiError> {
+        self.admit_as(Some(&self.request_id)).await
+    }
+
+    async fn admit_as(&self, answering: Option<&str>) -> Result<Caller, ApiError> {
         admission::admit(
             self.runtime.clone(),
             &self.cluster,
             self.key.as_deref(),
             self.ip,
+            answering,
         )
         .await
     }

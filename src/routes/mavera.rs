@@ -294,7 +294,7 @@ pub async fn chat(
     body: Body,
 ) -> Response {
     respond(&incoming, "mavera.chat", error_response, async {
-        let (caller, bytes) = super::body::admitted(&incoming, &headers, body).await?;
+        let (caller, bytes) = super::body::admitted_to_answer(&incoming, &headers, body).await?;
         let body: ChatBody = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request(
                 "body",

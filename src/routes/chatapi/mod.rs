@@ -53,7 +53,7 @@ async fn chat(
     let mut record = incoming.record(DIALECT, &persona);
     let span = tracing::info_span!("chat", request_id = %incoming.request_id, persona = %persona);
     let started = async {
-        let (caller, bytes) = super::body::admitted(&incoming, &headers, body).await?;
+        let (caller, bytes) = super::body::admitted_to_answer(&incoming, &headers, body).await?;
         let messages = request::messages(&bytes, caller.runtime.config.limits.max_messages)?;
         let ask = Ask {
             persona,

@@ -332,7 +332,8 @@ pub async fn chat(
     body: Body,
 ) -> Response {
     respond(&incoming, "mavi.chat", error_response, async {
-        let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
+        let (caller, bytes) =
+            crate::routes::body::admitted_to_answer(&incoming, &headers, body).await?;
         let body: ChatBody = json_body(
             &bytes,
             "{\"videoNos\": [...], \"message\": \"...\", \"history\": [...], \"stream\": true}",

@@ -255,7 +255,7 @@ async fn run_chat(
     body: Body,
     stream: bool,
 ) -> Result<Response, ApiError> {
-    let (caller, bytes) = crate::routes::body::admitted(incoming, headers, body).await?;
+    let (caller, bytes) = crate::routes::body::admitted_to_answer(incoming, headers, body).await?;
     let library = state.videos().cloned().ok_or(ApiError::VideosDisabled)?;
     let body: ChatBody = json_body(
         &bytes,

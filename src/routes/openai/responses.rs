@@ -240,7 +240,8 @@ pub async fn create(
     let mut record = incoming.record(DIALECT, "");
     let span = tracing::info_span!("chat", request_id = %incoming.request_id, dialect = DIALECT);
     let started = async {
-        let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
+        let (caller, bytes) =
+            crate::routes::body::admitted_to_answer(&incoming, &headers, body).await?;
         let max_messages = caller.runtime.config.limits.max_messages;
         let ask = decode::json::<ResponsesBody>(&bytes)?.into_ask(max_messages)?;
         record.label_persona(&caller.runtime.config, &ask.persona);
