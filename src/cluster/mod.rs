@@ -1,10 +1,10 @@
 //! State that replicas behind one load balancer share (`[cluster]`), so N replicas behave as one
 //! server: rate limits (`rate`), the stream cap (`streams`), request-id repeats (`repeats`) and
 //! Memories.ai sessions (`sessions`), all through Redis (`redis`); what a request needs of the
-//! first three before it is answered is asked in one round trip (`admission`). With no `redis_url` every
-//! piece stays in this process, exactly as on a single server. Redis is never a reason to wait:
-//! each call has a short timeout, and while it is down every request is served with this
-//! replica's own state (or refused, with `cluster.fail_closed`).
+//! first three before it is answered is asked in one round trip (`admission`). With no
+//! `redis_url` every piece stays in this process, exactly as on a single server. Redis is never
+//! a reason to wait: each call has a short timeout, and while it is down every request is
+//! served with this replica's own state (or refused, with `cluster.fail_closed`).
 
 pub mod admission;
 pub mod rate;
