@@ -96,26 +96,14 @@ pub async fn start(
         .ok_or_else(|| ApiError::UnknownPersona(ask.persona.clone()))?;
     let window = config.limits.repeat_window;
     let failures = state.recent_failures();
-    let reserved = match caller.take_reserved() {
-        Some(reserved) => reserved,
-        // Admitted without saying it would answer: asked now, one more round trip.
-        None => crate::cluster::admission::check(
-            state.cluster(),
-            crate::cluster::admission::Ask {
-                limits: &runtime.rate_limits,
-                ip: None,
-                key: None,
-                answer: Some(crate::cluster::admission::ToAnswer {
-                    cap: config.limits.max_concurrent_streams,
-                    request_id: &record.request_id,
-                    repeat_window: window,
-                }),
-            },
-        )
-        .await?
-        .reserved
-        .unwrap_or_default(),
-    };
+    // Every answering route admits with `admit_to_answer`; a caller admitted otherwise has no
+    // shared place, and only this replica's cap would hold it (tests run with the assertion).
+    let reserved = caller.take_reserved();
+    debug_assert!(
+        reserved.is_some(),
+        "answer::start needs a caller admitted with admit_to_answer"
+    );
+    let reserved = reserved.unwrap_or_default();
     let slot = state
         .streams()
         .try_open(config.limits.max_concurrent_streams)?;

@@ -3,8 +3,8 @@
 //! its request id already met on some replica (`repeats`). Asked separately they cost two round
 //! trips before the first token; as one script, one.
 //!
-//! The place is taken at admission, before the body is read. A body that trickles in holds it for at
-//! most `limits.body_timeout`, far less than any stream it could have opened instead.
+//! The place is taken at admission, before the body is read. A body that trickles in holds it
+//! for at most `limits.body_timeout`, far less than any stream it could have opened instead.
 
 use std::net::IpAddr;
 use std::sync::LazyLock;

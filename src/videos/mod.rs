@@ -139,12 +139,7 @@ impl Library {
             Store::open_postgres(full.cluster.database_url.expose(), CONNECT_TIMEOUT).await?
         };
         let incoming = dir.join("incoming");
-        if store.is_shared() {
-            // Other replicas' uploads arrive here too: only what nobody touched for a day goes.
-            remove_older(&incoming, SHARED_LEFTOVERS).await?;
-        } else if tokio::fs::try_exists(&incoming).await? {
-            tokio::fs::remove_dir_all(&incoming).await?;
-        }
+        remove_older(&incoming, leftovers_after(&store)).await?;
         tokio::fs::create_dir_all(&incoming).await?;
         let library = Arc::new(Self {
             store,
@@ -367,12 +362,7 @@ impl Library {
         let mut entries = tokio::fs::read_dir(self.dir.join("videos")).await?;
         while let Some(entry) = entries.next_entry().await? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            // With a shared store, another replica files an upload before its row is written:
-            // a folder that recent is someone's upload on its way in, not a leftover.
-            if self.store.is_shared() && age(&entry.path()).await < SHARED_LEFTOVERS {
-                continue;
-            }
-            if !known.contains(&name) {
+            if !known.contains(&name) && age(&entry.path()).await >= leftovers_after(&self.store) {
                 tracing::info!(dir = %entry.path().display(), "removing files of a video that is not in the library");
                 remove_dir(&entry.path()).await?;
             }
@@ -384,9 +374,17 @@ impl Library {
 /// How long a replica waits for the shared store before it gives up starting.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// With a shared store and `storage.dir`, files nobody has touched for this long are leftovers
-/// of a replica that died; younger ones may be another replica's work in progress.
-const SHARED_LEFTOVERS: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// How long files in `storage.dir` (half-arrived uploads, folders no row names) must have been
+/// left alone before a starting replica removes them: alone, it made them all, so at once; with
+/// a shared store, a day, since another replica files an upload before its row is written and
+/// younger ones may be its work in progress.
+fn leftovers_after(store: &Store) -> std::time::Duration {
+    if store.is_shared() {
+        std::time::Duration::from_secs(24 * 3600)
+    } else {
+        std::time::Duration::ZERO
+    }
+}
 
 /// How often a replica picks up the vectors other replicas made (search by meaning; keyword
 /// search and chats read the shared store directly).
@@ -402,17 +400,24 @@ async fn age(path: &std::path::Path) -> std::time::Duration {
         .unwrap_or_default()
 }
 
-/// Removes the entries of `dir` older than `older_than`.
+/// Removes the entries of `dir` (none, if it is missing) at least `older_than` old.
 async fn remove_older(
     dir: &std::path::Path,
     older_than: std::time::Duration,
 ) -> Result<(), LibraryError> {
-    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
-        return Ok(());
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
     };
     while let Some(entry) = entries.next_entry().await? {
-        if age(&entry.path()).await >= older_than {
+        if age(&entry.path()).await < older_than {
+            continue;
+        }
+        if entry.file_type().await?.is_dir() {
             remove_dir(&entry.path()).await?;
+        } else {
+            tokio::fs::remove_file(entry.path()).await?;
         }
     }
     Ok(())

@@ -185,6 +185,20 @@ macro_rules! insert_vector {
     }};
 }
 
+/// Deletes `$worker`'s job on video `$id`: false when it no longer holds one (the video was
+/// deleted, or the job taken over), and then nothing else may be written for it.
+macro_rules! end_job {
+    ($executor:expr, $id:expr, $worker:expr) => {
+        sqlx::query("DELETE FROM jobs WHERE video_id = $1 AND claimed_by = $2")
+            .bind($id)
+            .bind($worker)
+            .execute($executor)
+            .await?
+            .rows_affected()
+            > 0
+    };
+}
+
 macro_rules! text_hit {
     ($r:expr) => {{
         let r = $r;
@@ -506,12 +520,7 @@ impl Store {
         let fts5 = matches!(self.pool, Pool::Sqlite(_));
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let held = sqlx::query("DELETE FROM jobs WHERE video_id = $1 AND claimed_by = $2")
-                .bind(id)
-                .bind(worker)
-                .execute(&mut *tx)
-                .await?;
-            if held.rows_affected() == 0 {
+            if !end_job!(&mut *tx, id, worker) {
                 return Ok(false);
             }
             for k in keyframes {
@@ -583,12 +592,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let held = sqlx::query("DELETE FROM jobs WHERE video_id = $1 AND claimed_by = $2")
-                .bind(id)
-                .bind(worker)
-                .execute(&mut *tx)
-                .await?;
-            if held.rows_affected() == 0 {
+            if !end_job!(&mut *tx, id, worker) {
                 return Ok(false);
             }
             sqlx::query("UPDATE videos SET status = 'failed', error = $1 WHERE id = $2")
@@ -626,7 +630,7 @@ impl Store {
         })
     }
 
-    /// Vectors of the ready videos (all of them, or only `only`), loaded into memory for search.
+    /// Vectors of every ready video, loaded into memory for search at start.
     pub async fn all_vectors(&self) -> Result<Vec<StoredVectors>, StoreError> {
         self.vectors_of(None).await
     }

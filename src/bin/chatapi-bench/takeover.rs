@@ -179,20 +179,16 @@ async fn measure(bin: &Path, mock: &Mock, lease_s: u64, work: &Path) -> Result<D
     let (mut doomed, addr) = spawn_chatapi(bin, &config, true).await;
     let boundary = "chatapi-bench-boundary";
     let bytes = std::fs::read(&video).map_err(|e| e.to_string())?;
-    let created: serde_json::Value = client()
-        .post(format!("http://{addr}/v1/videos"))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(multipart(&bytes, boundary))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .text()
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("{e}: {t}")))?;
+    let created = json_of(
+        client()
+            .post(format!("http://{addr}/v1/videos"))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(multipart(&bytes, boundary)),
+    )
+    .await?;
     let id = created["id"]
         .as_str()
         .ok_or_else(|| format!("upload refused: {created}"))?
@@ -215,15 +211,7 @@ async fn measure(bin: &Path, mock: &Mock, lease_s: u64, work: &Path) -> Result<D
     let (_other, addr) = spawn_chatapi(bin, &config, true).await;
     let deadline = killed + Duration::from_secs(lease_s * 3 + 60);
     loop {
-        let video: serde_json::Value = client()
-            .get(format!("http://{addr}/v1/videos/{id}"))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .text()
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("{e}: {t}")))?;
+        let video = json_of(client().get(format!("http://{addr}/v1/videos/{id}"))).await?;
         match video["status"].as_str() {
             Some("ready") => return Ok(killed.elapsed()),
             Some("failed") => return Err(format!("the video failed: {}", video["error"])),
@@ -231,4 +219,16 @@ async fn measure(bin: &Path, mock: &Mock, lease_s: u64, work: &Path) -> Result<D
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
+}
+
+/// The JSON `request` is answered with; what went wrong, as a sentence, otherwise.
+async fn json_of(request: reqwest::RequestBuilder) -> Result<serde_json::Value, String> {
+    let text = request
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))
 }
