@@ -4,6 +4,10 @@
 # runs every test target. Each step leaves an up-to-date install alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A whole-suite run gains nothing from incremental builds and they cost gigabytes of disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# Said up front so a run that dies of a full disk (the linker's SIGBUS) is recognised at once.
+df -h "${CARGO_TARGET_DIR:-target}" 2>/dev/null || df -h .
 ./scripts/install-build-deps.sh
 ./scripts/fetch-model.sh
 ./scripts/install-test-clients.sh
