@@ -25,7 +25,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /src/target/release/chatapi /usr/local/bin/chatapi
 COPY --from=build /src/target/release/chatapi-whisper /usr/local/bin/chatapi-whisper
-COPY --from=build /src/models/SmolLM2-135M-Instruct.Q4_1.gguf /src/models/ggml-tiny.en.bin /app/models/
+COPY --from=build /src/models/SmolLM2-135M-Instruct.Q4_1.gguf /src/models/ggml-tiny.en-q8_0.bin /app/models/
 COPY --from=build /src/models/all-MiniLM-L6-v2/ /app/models/all-MiniLM-L6-v2/
 COPY config/ /app/config/
 # The video library's database and files (storage.dir = "data", relative to /app).

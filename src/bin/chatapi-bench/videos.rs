@@ -37,7 +37,7 @@ pub async fn run(chatapi: &Path, out: &Path, seconds: u32) -> bool {
     let release = chatapi.parent().unwrap();
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[local]\nenabled = false\n[storage]\ndir = \"{}\"\n\
-         [videos]\nspeech_binary = \"{}\"\nspeech_model = \"models/ggml-tiny.en.bin\"\n",
+         [videos]\nspeech_binary = \"{}\"\nspeech_model = \"models/ggml-tiny.en-q8_0.bin\"\n",
         store.display(),
         release.join("chatapi-whisper").display()
     );
