@@ -224,7 +224,8 @@ pub fn storage() -> PathBuf {
 }
 
 /// A speech-to-text program honouring chatapi's contract, standing in for whisper in tests that
-/// are about the job, not the recognition: it writes its pid to `pid`, waits while `hold`
+/// are about the job, not the recognition: it writes its pid to `pid` (renamed into place, so a
+/// test that sees the file never reads it half-written), waits while `hold`
 /// exists, then writes one cue. `model` is an empty file for `videos.speech_model`.
 pub struct SlowRecogniser {
     pub script: PathBuf,
@@ -245,7 +246,7 @@ impl SlowRecogniser {
         std::fs::write(
             &r.script,
             format!(
-                "#!/bin/sh\necho $$ > {pid}\nwhile [ -e {hold} ]; do sleep 0.05; done\n\
+                "#!/bin/sh\necho $$ > {pid}.part && mv {pid}.part {pid}\nwhile [ -e {hold} ]; do sleep 0.05; done\n\
                  while [ $# -gt 1 ]; do [ \"$1\" = --output-srt ] && out=$2; shift; done\n\
                  printf '1\\n00:00:01,000 --> 00:00:02,000\\nrecognised words\\n\\n' > \"$out\"\n",
                 pid = r.pid.display(),
