@@ -120,7 +120,12 @@ pub async fn check(cluster: &Cluster, ask: Ask<'_>) -> Result<Verdict, ApiError>
         .answer
         .as_ref()
         .is_some_and(|a| repeats::counts(a.request_id, a.repeat_window));
-    let member = shared.streams.mint();
+    // A member only for a request that asks for a place; the script ignores it otherwise.
+    let member = ask
+        .answer
+        .as_ref()
+        .map(|_| shared.streams.mint())
+        .unwrap_or_default();
     let mut invocation = ADMIT.prepare_invoke();
     invocation
         .key(shared.key(&["streams"]))

@@ -139,7 +139,7 @@ impl Library {
             Store::open_postgres(full.cluster.database_url.expose(), CONNECT_TIMEOUT).await?
         };
         let incoming = dir.join("incoming");
-        remove_older(&incoming, leftovers_after(&store)).await?;
+        remove_older(&incoming, leftovers_after(&store), |_| false).await?;
         tokio::fs::create_dir_all(&incoming).await?;
         let library = Arc::new(Self {
             store,
@@ -359,15 +359,12 @@ impl Library {
     async fn sweep_orphans(&self) -> Result<(), LibraryError> {
         let known: std::collections::HashSet<String> =
             self.store.ids().await?.into_iter().collect();
-        let mut entries = tokio::fs::read_dir(self.dir.join("videos")).await?;
-        while let Some(entry) = entries.next_entry().await? {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !known.contains(&name) && age(&entry.path()).await >= leftovers_after(&self.store) {
-                tracing::info!(dir = %entry.path().display(), "removing files of a video that is not in the library");
-                remove_dir(&entry.path()).await?;
-            }
-        }
-        Ok(())
+        remove_older(
+            &self.dir.join("videos"),
+            leftovers_after(&self.store),
+            |name| known.contains(name),
+        )
+        .await
     }
 }
 
@@ -400,10 +397,12 @@ async fn age(path: &std::path::Path) -> std::time::Duration {
         .unwrap_or_default()
 }
 
-/// Removes the entries of `dir` (none, if it is missing) at least `older_than` old.
+/// Removes the entries of `dir` (none, if it is missing) at least `older_than` old, except
+/// those whose name `keep` accepts.
 async fn remove_older(
     dir: &std::path::Path,
     older_than: std::time::Duration,
+    keep: impl Fn(&str) -> bool,
 ) -> Result<(), LibraryError> {
     let mut entries = match tokio::fs::read_dir(dir).await {
         Ok(entries) => entries,
@@ -411,9 +410,10 @@ async fn remove_older(
         Err(e) => return Err(e.into()),
     };
     while let Some(entry) = entries.next_entry().await? {
-        if age(&entry.path()).await < older_than {
+        if keep(&entry.file_name().to_string_lossy()) || age(&entry.path()).await < older_than {
             continue;
         }
+        tracing::info!(path = %entry.path().display(), "removing a leftover the library does not know");
         if entry.file_type().await?.is_dir() {
             remove_dir(&entry.path()).await?;
         } else {
