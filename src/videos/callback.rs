@@ -54,11 +54,9 @@ async fn post(url: &str, body: &str, allow_private: bool) -> Result<(), String> 
     let checked = url_guard::check(url, allow_private)
         .await
         .map_err(|e| e.to_string())?;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve_to_addrs(&checked.host, &checked.addrs)
+    let client = checked
+        .client()
         .timeout(Duration::from_secs(10))
-        .user_agent(concat!("chatapi/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| e.to_string())?;
     let response = client

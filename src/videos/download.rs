@@ -53,12 +53,10 @@ async fn fetch_to(url: &str, part: &Path, limits: &Limits) -> Result<u64, JobErr
         let checked = url_guard::check(&next, limits.allow_private)
             .await
             .map_err(|e| JobError::Failed(format!("the video URL was refused: {e}")))?;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .resolve_to_addrs(&checked.host, &checked.addrs)
+        let client = checked
+            .client()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(60))
-            .user_agent(concat!("chatapi/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| JobError::Internal(format!("http client: {e}")))?;
         let response = client.get(checked.url.clone()).send().await.map_err(|e| {

@@ -1,8 +1,10 @@
 //! Which URLs chatapi may fetch on a caller's behalf (a video to ingest, a callback to notify):
 //! `http`/`https` only, and by default no address that reaches inside the host's network —
 //! loopback, private, link-local (which holds the cloud metadata endpoints), carrier-grade NAT,
-//! multicast, unspecified or reserved. The host is resolved here and the connection is pinned
-//! to the addresses checked, so a DNS answer cannot change between the check and the connect.
+//! multicast, unspecified or reserved — also when an IPv6 address carries such an IPv4 address
+//! inside it (mapped, NAT64, 6to4). The host is resolved here and the connection is pinned to the
+//! addresses checked, so a DNS answer cannot change between the check and the connect; and the
+//! client never goes through an `HTTP(S)_PROXY`, which would resolve the name again.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -14,9 +16,11 @@ pub enum Refused {
     Invalid(String),
     #[error("only http and https URLs can be fetched, not `{0}:`")]
     Scheme(String),
-    #[error("`{host}` could not be resolved: {detail}")]
+    // The resolver's own words and the address a name resolves to stay in the log: a caller
+    // must not learn what the server's network holds.
+    #[error("`{host}` could not be resolved")]
     Unresolved { host: String, detail: String },
-    #[error("`{host}` resolves to {ip}, a {range} address; this server does not fetch from inside its own network (an operator can allow it with videos.allow_private_urls)")]
+    #[error("`{host}` reaches a {range} address; this server does not fetch from inside its own network (an operator can allow it with videos.allow_private_urls)")]
     Private {
         host: String,
         ip: IpAddr,
@@ -48,9 +52,12 @@ pub async fn check(raw: &str, allow_private: bool) -> Result<Checked, Refused> {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => tokio::net::lookup_host((host.as_str(), port))
             .await
-            .map_err(|e| Refused::Unresolved {
-                host: host.clone(),
-                detail: e.to_string(),
+            .map_err(|e| {
+                tracing::info!(%host, error = %e, "url guard: name not resolved");
+                Refused::Unresolved {
+                    host: host.clone(),
+                    detail: e.to_string(),
+                }
             })?
             .collect(),
     };
@@ -65,6 +72,7 @@ pub async fn check(raw: &str, allow_private: bool) -> Result<Checked, Refused> {
         // or a client's happy-eyeballs could pick the private one.
         for addr in &addrs {
             if let Some(range) = inside(addr.ip()) {
+                tracing::info!(%host, ip = %addr.ip(), range, "url guard: refused an inner address");
                 return Err(Refused::Private {
                     host,
                     ip: addr.ip(),
@@ -74,6 +82,19 @@ pub async fn check(raw: &str, allow_private: bool) -> Result<Checked, Refused> {
         }
     }
     Ok(Checked { url, host, addrs })
+}
+
+impl Checked {
+    /// The HTTP client for this URL alone: connected to the checked addresses only, never
+    /// through a proxy (whatever `HTTP_PROXY`/`HTTPS_PROXY` say), never following a redirect
+    /// by itself (each hop is checked again by the caller).
+    pub fn client(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve_to_addrs(&self.host, &self.addrs)
+            .user_agent(concat!("chatapi/", env!("CARGO_PKG_VERSION")))
+    }
 }
 
 /// The name of the inner range `ip` lies in, if it does.
@@ -114,11 +135,23 @@ fn inside_v6(ip: Ipv6Addr) -> Option<&'static str> {
         return inside_v4(v4);
     }
     let s = ip.segments();
-    // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits.
+    let v4 = |hi: u16, lo: u16| {
+        let ([a, b], [c, d]) = (hi.to_be_bytes(), lo.to_be_bytes());
+        Ipv4Addr::new(a, b, c, d)
+    };
+    // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits; so may a network's own
+    // NAT64 prefix in the local-use 64:ff9b:1::/48, wherever it puts the address (RFC 6052
+    // allows several spots): any such address is refused, its inner range named when it is
+    // in the last 32 bits.
     if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-        let [a, b] = s[6].to_be_bytes();
-        let [c, d] = s[7].to_be_bytes();
-        return inside_v4(Ipv4Addr::new(a, b, c, d));
+        return inside_v4(v4(s[6], s[7]));
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        return Some(inside_v4(v4(s[6], s[7])).unwrap_or("local-use NAT64"));
+    }
+    // 6to4 (2002::/16) carries an IPv4 address in bits 16..48, which a 6to4 relay reaches.
+    if s[0] == 0x2002 {
+        return inside_v4(v4(s[1], s[2]));
     }
     Some(if ip.is_loopback() {
         "loopback"
@@ -161,13 +194,24 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "ff02::1",
             "::127.0.0.1",
+            "2002:a00:1::1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1:a00:1::",
         ] {
             assert!(
                 inside(ip.parse().unwrap()).is_some(),
                 "{ip} should be refused"
             );
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "151.101.1.69"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "151.101.1.69",
+            "2002:808:808::1",
+        ] {
             assert_eq!(inside(ip.parse().unwrap()), None, "{ip} should be allowed");
         }
     }
