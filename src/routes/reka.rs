@@ -386,12 +386,7 @@ async fn listing(
         return Ok(Json(json!({"text": text.join(" ")})).into_response());
     }
     let limit = q.page_limit.unwrap_or(50).clamp(1, 500);
-    let from: usize = match q.page_token.as_deref() {
-        None | Some("") => 0,
-        Some(t) => t
-            .parse()
-            .map_err(|_| ApiError::bad_request("page_token", "is not a token this server gave"))?,
-    };
+    let from = search::page_start(q.page_token.as_deref(), "page_token", items.len())?;
     let page: Vec<&Value> = items.iter().skip(from).take(limit).collect();
     let next = (from + limit < items.len()).then(|| (from + limit).to_string());
     Ok(Json(json!({"data": page, "next_page_token": next})).into_response())
@@ -533,12 +528,11 @@ pub async fn search(
         let body: SearchBody = super::library::json_body(&bytes, "{\"query\": \"...\"}")?;
         let text = search::query_text(&body.query, "query")?;
         let page = search::limit(body.page_limit, "page_limit", 10, 50)?;
-        let from: usize = match body.page_token.as_deref() {
-            None | Some("") => 0,
-            Some(t) => t.parse().map_err(|_| {
-                ApiError::bad_request("page_token", "is not a token this server gave")
-            })?,
-        };
+        let from = search::page_start(
+            body.page_token.as_deref(),
+            "page_token",
+            search::MAX_SEARCH_DEPTH,
+        )?;
         if body.group_ids.as_ref().is_some_and(|g| !g.is_empty()) {
             return Err(ApiError::bad_request(
                 "group_ids",
@@ -608,7 +602,7 @@ pub async fn search(
                 ))
             }
         };
-        let more = clips.len() > from + page;
+        let more = clips.len() > from + page && from + page <= search::MAX_SEARCH_DEPTH;
         let data: Vec<Value> = clips
             .iter()
             .enumerate()

@@ -66,6 +66,30 @@ pub fn limit(
     }
 }
 
+/// The deepest a search pages: a `page_token` past this many results is refused, so no
+/// caller's number sizes a search (a token of 10^13 once had the vector scan reserve room for
+/// that many hits, and the allocation failure took the process down).
+pub const MAX_SEARCH_DEPTH: usize = 500;
+
+/// Where a page starts, from a `page_token` this server gave (the index of the page's first
+/// item): 0 when absent, at most `max`.
+pub fn page_start(token: Option<&str>, field: &str, max: usize) -> Result<usize, ApiError> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(0);
+    };
+    match token.parse::<usize>() {
+        Ok(n) if n <= max => Ok(n),
+        Ok(_) => Err(ApiError::bad_request(
+            field.to_string(),
+            format!("is past the last page this server gives ({max} results)"),
+        )),
+        Err(_) => Err(ApiError::bad_request(
+            field.to_string(),
+            "is not a token this server gave",
+        )),
+    }
+}
+
 /// The videos a search is limited to: each the caller's and ready.
 pub async fn searchable(
     library: &Library,

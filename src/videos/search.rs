@@ -56,9 +56,15 @@ pub enum SearchError {
     Embed(String),
 }
 
+/// The most clips one search gives, whatever a caller asked: every dialect bounds its own limit
+/// and page far below this; this bound is the core's own, so nothing is sized from a number
+/// that slipped past a route.
+pub const MAX_CLIPS: usize = 1000;
+
 impl Library {
     pub async fn search(&self, q: Query<'_>) -> Result<Vec<Clip>, SearchError> {
-        let candidates = (q.limit * 4).max(50);
+        let limit = q.limit.min(MAX_CLIPS);
+        let candidates = (limit * 4).max(50);
         let only: Option<HashSet<String>> = q.videos.as_ref().map(|v| v.iter().cloned().collect());
         let mut by_meaning: Vec<((String, u32), f32)> = Vec::new();
         if q.mode != Mode::Text {
@@ -129,7 +135,7 @@ impl Library {
             .into_iter()
             .filter(|(_, s)| *s >= threshold)
             .collect();
-        self.clips(hits, q.limit).await
+        self.clips(hits, limit).await
     }
 
     /// Segments whose transcript and/or captions contain `needle` literally, as clips scored 1.
@@ -141,6 +147,7 @@ impl Library {
         (transcript, captions): (bool, bool),
         limit: usize,
     ) -> Result<Vec<Clip>, SearchError> {
+        let limit = limit.min(MAX_CLIPS);
         let hits = self
             .store
             .substring_hits(
@@ -149,7 +156,7 @@ impl Library {
                 needle,
                 transcript,
                 captions,
-                limit as u32 * 4,
+                (limit * 4) as u32,
             )
             .await
             .map_err(LibraryError::from)?;

@@ -123,7 +123,9 @@ impl VectorIndex {
         k: usize,
     ) -> Vec<Hit> {
         let inner = self.read();
-        let mut heap: BinaryHeap<Worst> = BinaryHeap::with_capacity(k + 1);
+        // Sized by what there is, never by `k` alone: `k` may come from a caller.
+        let mut heap: BinaryHeap<Worst> =
+            BinaryHeap::with_capacity(k.min(inner.keys.len()).saturating_add(1));
         for (i, (key, v)) in inner
             .keys
             .iter()
