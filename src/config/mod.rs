@@ -417,6 +417,12 @@ impl Config {
             .get_mut("upstreams")
             .and_then(toml::Value::as_array_mut);
         for (shown, config) in upstreams.into_iter().flatten().zip(&self.upstreams) {
+            if let (Some(url), Some(table)) = (&config.base_url, shown.as_table_mut()) {
+                table.insert(
+                    "base_url".into(),
+                    toml::Value::String(secret::redact_url(url)),
+                );
+            }
             let Some(headers) = shown.get_mut("headers").and_then(toml::Value::as_table_mut) else {
                 continue;
             };

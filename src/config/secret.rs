@@ -21,6 +21,39 @@ impl Secret {
     }
 }
 
+/// A URL as it may be shown: a password in it (`user:password@`) and the value of every query
+/// parameter but `api-version` replaced by `<redacted>`. Text that is no URL comes back whole.
+pub fn redact_url(raw: &str) -> String {
+    let Ok(url) = url::Url::parse(raw) else {
+        return raw.to_string();
+    };
+    let mut shown = format!("{}://", url.scheme());
+    if !url.username().is_empty() || url.password().is_some() {
+        shown.push_str(url.username());
+        if url.password().is_some() {
+            shown.push_str(":<redacted>");
+        }
+        shown.push('@');
+    }
+    shown.push_str(url.host_str().unwrap_or_default());
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path());
+    if url.query().is_some() {
+        let pairs: Vec<String> = url
+            .query_pairs()
+            .map(|(k, v)| match &*k {
+                "api-version" => format!("{k}={v}"),
+                _ => format!("{k}=<redacted>"),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&pairs.join("&"));
+    }
+    shown
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(if self.0.is_empty() {
@@ -83,5 +116,22 @@ impl fmt::Debug for ApiKey {
             Self::Shared(key) => key.fmt(f),
             Self::Scoped(s) => write!(f, "{{ key = {:?}, tenant = {:?} }}", s.key, s.tenant),
         }
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn a_urls_secrets_are_not_shown() {
+        assert_eq!(
+            super::redact_url(
+                "https://bob:hunter2@llm.example/v1?key=sk-123&api-version=2024-10-21"
+            ),
+            "https://bob:<redacted>@llm.example/v1?key=<redacted>&api-version=2024-10-21"
+        );
+        assert_eq!(
+            super::redact_url("http://127.0.0.1:8000/v1"),
+            "http://127.0.0.1:8000/v1"
+        );
     }
 }

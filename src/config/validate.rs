@@ -46,11 +46,14 @@ impl Config {
                 return Err(ConfigError::invalid(key("base_url"), "is required"));
             };
             let url = reqwest::Url::parse(base_url)
-                .map_err(|e| ConfigError::invalid(key("base_url"), format!("`{base_url}`: {e}")))?;
+                .map_err(|e| ConfigError::invalid(key("base_url"), e.to_string()))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(ConfigError::invalid(
                     key("base_url"),
-                    format!("`{base_url}`: scheme must be http or https"),
+                    format!(
+                        "`{}`: scheme must be http or https",
+                        super::secret::redact_url(base_url)
+                    ),
                 ));
             }
             for (h, v) in &u.headers {

@@ -165,7 +165,8 @@ impl Remote {
             .await
             .map_err(|e| UpstreamError::Connect {
                 upstream: self.name.clone(),
-                detail: error_chain(&e),
+                // Never the URL: a base_url may carry a secret (`?key=`, `user:password@`).
+                detail: error_chain(&e.without_url()),
             })?;
         if !response.status().is_success() {
             return Err(status_error(self.name.clone(), response).await);
@@ -642,7 +643,7 @@ where
                     ChunkError::Transport(e),
                 ))) => Some(UpstreamError::Transport {
                     upstream: this.upstream.clone(),
-                    detail: e.to_string(),
+                    detail: e.without_url().to_string(),
                 }),
                 Some(Err(e)) => Some(UpstreamError::Malformed {
                     upstream: this.upstream.clone(),
