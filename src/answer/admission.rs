@@ -25,6 +25,8 @@ pub struct Caller {
     /// What the shared state gave a caller admitted to be answered, until `answer::start`
     /// takes it.
     reserved: Mutex<Option<Reserved>>,
+    /// Whose request id this is (`answer::repeats::scope`), for a request to be answered.
+    pub(crate) repeat_scope: Option<String>,
 }
 
 impl Caller {
@@ -57,6 +59,8 @@ pub async fn admit(
         _ => None,
     };
     let limits = &runtime.config.limits;
+    let repeat_scope = answering
+        .and_then(|request_id| super::repeats::scope(accepted, request_id, limits.repeat_window));
     let verdict = crate::cluster::admission::check(
         cluster,
         Ask {
@@ -64,13 +68,10 @@ pub async fn admit(
             ip,
             key: accepted,
             // A caller about to be refused its key takes no place.
-            answer: answering
-                .filter(|_| holder.is_ok())
-                .map(|request_id| ToAnswer {
-                    cap: limits.max_concurrent_streams,
-                    request_id,
-                    repeat_window: limits.repeat_window,
-                }),
+            answer: answering.filter(|_| holder.is_ok()).map(|_| ToAnswer {
+                cap: limits.max_concurrent_streams,
+                repeat: repeat_scope.as_deref(),
+            }),
         },
     )
     .await?;
@@ -89,5 +90,6 @@ pub async fn admit(
         key,
         tenant,
         reserved: Mutex::new(verdict.reserved),
+        repeat_scope,
     })
 }

@@ -111,9 +111,15 @@ pub async fn start(
         Some(lease) => slot.with_lease(lease),
         None => slot,
     };
-    let repeated = failures
-        .recall(&record.request_id, window)
-        .or(reserved.failed);
+    // Only a request with an id worth remembering pays for the body's digest.
+    let scope = caller.repeat_scope.as_deref();
+    let digest = scope.map(|_| repeats::digest(&ask));
+    let repeated = match (scope, &digest) {
+        (Some(scope), Some(digest)) => failures
+            .recall(scope, digest, window)
+            .or_else(|| reserved.failed.and_then(|f| f.answers(digest))),
+        _ => None,
+    };
     let (request, applied) = persona::apply(persona, ask.messages, ask.reference, ask.options);
     record.dropped_turns = applied.dropped_turns;
     if runtime.upstreams.is_empty() {
@@ -144,14 +150,11 @@ pub async fn start(
         opened = &mut open => match opened {
             Ok(opened) => Start::Opened(opened),
             Err(error) => {
-                crate::cluster::repeats::remember(
-                    state.cluster(),
-                    failures,
-                    &record.request_id,
-                    &error,
-                    window,
-                )
-                .await;
+                if let Some(digest) = digest {
+                    let failure = repeats::Failure { digest, error: error.clone() };
+                    crate::cluster::repeats::remember(state.cluster(), failures, scope, &failure, window)
+                        .await;
+                }
                 return Err(error.into());
             }
         },

@@ -2,47 +2,90 @@
 //! `x-request-id`. chatapi has already retried and failed over before answering such a status,
 //! so each client retry would start the whole round of upstream attempts again (4 rounds for one
 //! upstream failure, measured with the real client's code). An upstream failure is remembered
-//! by request id for `limits.repeat_window`; a request with that id inside the window gets the
-//! same answer at once, and nothing goes upstream.
+//! for `limits.repeat_window`; a repeat inside the window gets the same answer at once, and
+//! nothing goes upstream.
+//!
+//! A repeat is the same request, not the same id: the same key (`scope`: a digest of the key and
+//! the request id, so another caller's id names another failure) and the same body (`digest`).
+//! Anything else with that id is a new request and goes upstream: a request id is the caller's
+//! word, and one caller's failure must not answer another's question.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Ask;
 use crate::upstream::UpstreamError;
 
 /// Entries kept at most: the memory a flood of failing ids may take is bounded.
 const MAX_ENTRIES: usize = 4096;
 
+/// Whose request id this is: a digest of the key the caller presented and the id, or `None` when
+/// the request has no id worth remembering or repeats are off.
+pub fn scope(key: Option<&str>, request_id: &str, window: Duration) -> Option<String> {
+    if window.is_zero() || request_id.is_empty() || request_id == "-" {
+        return None;
+    }
+    let mut hash = Sha256::new();
+    hash.update(key.unwrap_or_default().as_bytes());
+    hash.update([0]);
+    hash.update(request_id.as_bytes());
+    Some(hex(&hash.finalize()))
+}
+
+/// The request as decoded (persona, turns, grounding, options): equal for a retry of the same
+/// body in any dialect, different for another conversation.
+pub fn digest(ask: &Ask) -> String {
+    hex(&Sha256::digest(format!("{ask:?}").as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A failure as remembered: the body it answered, and what the caller was told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Failure {
+    pub digest: String,
+    pub error: UpstreamError,
+}
+
+impl Failure {
+    /// The error, when `digest` is the body this failure answered.
+    pub fn answers(self, digest: &str) -> Option<UpstreamError> {
+        (self.digest == digest).then_some(self.error)
+    }
+}
+
 #[derive(Default)]
 pub struct RecentFailures {
-    failures: Mutex<HashMap<String, (Instant, UpstreamError)>>,
+    failures: Mutex<HashMap<String, (Instant, Failure)>>,
 }
 
 impl RecentFailures {
-    pub fn remember(&self, request_id: &str, error: &UpstreamError, window: Duration) {
-        if window.is_zero() || request_id.is_empty() || request_id == "-" {
-            return;
-        }
+    pub fn remember(&self, scope: &str, failure: &Failure, window: Duration) {
         let Ok(mut failures) = self.failures.lock() else {
             return;
         };
         if failures.len() >= MAX_ENTRIES {
             failures.retain(|_, (at, _)| at.elapsed() < window);
         }
-        if failures.len() < MAX_ENTRIES {
-            failures.insert(request_id.to_string(), (Instant::now(), error.clone()));
+        if failures.len() < MAX_ENTRIES || failures.contains_key(scope) {
+            failures.insert(scope.to_string(), (Instant::now(), failure.clone()));
         }
     }
 
-    /// The failure `request_id` met within `window`, if any.
-    pub fn recall(&self, request_id: &str, window: Duration) -> Option<UpstreamError> {
-        if window.is_zero() {
+    /// The failure `scope` met within `window` with the body `digest`, if any.
+    pub fn recall(&self, scope: &str, digest: &str, window: Duration) -> Option<UpstreamError> {
+        let failures = self.failures.lock().ok()?;
+        let (at, failure) = failures.get(scope)?;
+        if at.elapsed() >= window {
             return None;
         }
-        let failures = self.failures.lock().ok()?;
-        let (at, error) = failures.get(request_id)?;
-        (at.elapsed() < window).then(|| error.clone())
+        failure.clone().answers(digest)
     }
 }
 
@@ -51,22 +94,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_failure_is_recalled_within_the_window_only() {
+    fn a_failure_is_recalled_for_the_same_key_id_and_body_within_the_window_only() {
         let recent = RecentFailures::default();
-        let error = UpstreamError::Cut {
-            upstream: "u".into(),
+        let window = Duration::from_secs(10);
+        let failure = Failure {
+            digest: "body-a".into(),
+            error: UpstreamError::Cut {
+                upstream: "u".into(),
+            },
         };
-        recent.remember("id-1", &error, Duration::from_secs(10));
-        recent.remember("-", &error, Duration::from_secs(10));
-        assert!(recent.recall("id-1", Duration::from_secs(10)).is_some());
-        assert!(recent.recall("id-2", Duration::from_secs(10)).is_none());
+        let mine = scope(Some("key-1"), "id-1", window).unwrap();
+        recent.remember(&mine, &failure, window);
+        assert!(recent.recall(&mine, "body-a", window).is_some());
         assert!(
-            recent.recall("-", Duration::from_secs(10)).is_none(),
+            recent.recall(&mine, "body-b", window).is_none(),
+            "another body under the same id is a new request"
+        );
+        let theirs = scope(Some("key-2"), "id-1", window).unwrap();
+        assert!(
+            recent.recall(&theirs, "body-a", window).is_none(),
+            "another key's id is its own"
+        );
+        assert!(
+            scope(Some("key-1"), "-", window).is_none(),
             "no id: never a repeat"
         );
-        assert!(recent.recall("id-1", Duration::ZERO).is_none(), "off");
         assert!(
-            recent.recall("id-1", Duration::from_nanos(1)).is_none(),
+            scope(Some("key-1"), "id-1", Duration::ZERO).is_none(),
+            "off"
+        );
+        assert!(
+            recent
+                .recall(&mine, "body-a", Duration::from_nanos(1))
+                .is_none(),
             "expired"
         );
     }

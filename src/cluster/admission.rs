@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use super::streams::Lease;
 use super::{rate, repeats, Cluster};
+use crate::answer::repeats::Failure;
 use crate::error::ApiError;
 use crate::limits::RateLimits;
-use crate::upstream::UpstreamError;
 
 /// KEYS: the stream set, the request id's failure key, then the rate buckets in the order they
 /// are checked. ARGV: the cap (`-1`: no place asked), the lease in ms, the new lease's member,
@@ -76,11 +76,11 @@ pub struct Ask<'a> {
     pub answer: Option<ToAnswer<'a>>,
 }
 
-/// A request that will be answered: the cap its place counts under, and its request id.
+/// A request that will be answered: the cap its place counts under, and whose request id it is
+/// (`answer::repeats::scope`; `None`: nothing to recall).
 pub struct ToAnswer<'a> {
     pub cap: usize,
-    pub request_id: &'a str,
-    pub repeat_window: Duration,
+    pub repeat: Option<&'a str>,
 }
 
 /// What the shared state said.
@@ -99,8 +99,9 @@ pub struct Reserved {
     /// Its place under the replicas' cap; `None` when nothing is shared, and this replica's
     /// own cap alone applies.
     pub lease: Option<Lease>,
-    /// The failure its request id met on any replica within the repeat window.
-    pub failed: Option<UpstreamError>,
+    /// The failure its key and request id met on any replica within the repeat window (a
+    /// repeat only if the body is the same, which `answer::start` checks).
+    pub failed: Option<Failure>,
 }
 
 /// Asks Redis, once, for everything in `ask`; refuses as the in-process limits would.
@@ -116,10 +117,7 @@ pub async fn check(cluster: &Cluster, ask: Ask<'_>) -> Result<Verdict, ApiError>
     let Some(shared) = cluster.shared()? else {
         return Ok(alone);
     };
-    let recall = ask
-        .answer
-        .as_ref()
-        .is_some_and(|a| repeats::counts(a.request_id, a.repeat_window));
+    let repeat = ask.answer.as_ref().and_then(|a| a.repeat);
     // A member only for a request that asks for a place; the script ignores it otherwise.
     let member = ask
         .answer
@@ -129,10 +127,7 @@ pub async fn check(cluster: &Cluster, ask: Ask<'_>) -> Result<Verdict, ApiError>
     let mut invocation = ADMIT.prepare_invoke();
     invocation
         .key(shared.key(&["streams"]))
-        .key(repeats::failed_key(
-            shared,
-            ask.answer.as_ref().map_or("", |a| a.request_id),
-        ))
+        .key(repeats::failed_key(shared, repeat.unwrap_or_default()))
         .arg(
             ask.answer
                 .as_ref()
@@ -140,7 +135,7 @@ pub async fn check(cluster: &Cluster, ask: Ask<'_>) -> Result<Verdict, ApiError>
         )
         .arg(shared.streams.lease_ms())
         .arg(&member)
-        .arg(if recall { "1" } else { "0" });
+        .arg(if repeat.is_some() { "1" } else { "0" });
     for bucket in &buckets {
         let (t, tau) = bucket.gcra();
         invocation
