@@ -167,6 +167,64 @@ fn data_lines(body: &str) -> Vec<String> {
         .collect()
 }
 
+/// Two tenants that use the same session id have two conversations: neither's turns are lost,
+/// nor heard by the other.
+#[tokio::test]
+async fn memories_v1_2_sessions_are_per_tenant() {
+    let upstream = FakeUpstream::start().await;
+    let s = server(&upstream, "ocr = false\n").await;
+    let base = format!("{}/serve/api/v1", s.url);
+    let mut nos = Vec::new();
+    for key in [KEY, "k-acme"] {
+        let form = videos::form(&made().with_track(), vec![]);
+        let up: Value = client()
+            .post(format!("{base}/upload"))
+            .header("Authorization", key)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let no = up["data"]["videoNo"].as_str().unwrap().to_string();
+        settled(&s.url, &no, Some(key)).await;
+        nos.push(no);
+    }
+    let ask = |key: &'static str, no: String, prompt: &'static str| {
+        let url = format!("{base}/chat");
+        async move {
+            let r: Value = client()
+                .post(url)
+                .header("Authorization", key)
+                .json(&json!({"video_nos": [no], "prompt": prompt, "session_id": 4242}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(r["success"], true, "{r}");
+        }
+    };
+    ask(KEY, nos[0].clone(), "first of the shared tenant").await;
+    ask("k-acme", nos[1].clone(), "first of acme").await;
+    ask("k-acme", nos[1].clone(), "second of acme").await;
+    ask(KEY, nos[0].clone(), "second of the shared tenant").await;
+    let users = |n: usize| -> Vec<String> {
+        videos::turns(&upstream.received()[n].body)
+            .into_iter()
+            .filter(|(role, _)| role == "user")
+            .map(|(_, c)| c)
+            .collect()
+    };
+    assert_eq!(users(2), ["first of acme", "second of acme"]);
+    assert_eq!(
+        users(3),
+        ["first of the shared tenant", "second of the shared tenant"]
+    );
+}
+
 #[tokio::test]
 async fn memories_v1_2_keeps_sessions_and_sends_refs() {
     let upstream = FakeUpstream::start().await;

@@ -354,8 +354,7 @@ impl Store {
         on_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO sessions (id, tenant, turns, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (id) DO UPDATE SET turns = excluded.turns, updated_at = excluded.updated_at
-                 WHERE sessions.tenant = excluded.tenant",
+                 ON CONFLICT (tenant, id) DO UPDATE SET turns = excluded.turns, updated_at = excluded.updated_at",
             )
             .bind(id)
             .bind(tenant)
