@@ -158,6 +158,20 @@ pub struct VideosConfig {
     pub embedding_model: PathBuf,
     /// Upstreams (by name, remote, with a `model`) that caption keyframes, in failover order.
     pub vision_upstreams: Vec<String>,
+    /// The most keyframes one video gets, whatever its length or timestamps claim.
+    pub max_keyframes: usize,
+    /// An upload slower than this (bytes a second, on average, after `limits.body_timeout`) is
+    /// cut off: one byte every few seconds would otherwise hold a connection for ever.
+    pub min_upload_rate: u64,
+    /// Uploads being received at once, across all callers; over it: 503 with Retry-After.
+    pub max_concurrent_uploads: usize,
+    /// Under this much free disk below `storage.dir`, uploads and links are refused with 507.
+    pub min_free_disk: u64,
+    /// Per tenant (every key of one tenant together): videos kept, bytes of video kept, and
+    /// videos waiting or being processed. 0: no limit.
+    pub tenant_max_videos: u64,
+    pub tenant_max_bytes: u64,
+    pub tenant_max_queued: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

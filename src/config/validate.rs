@@ -210,6 +210,18 @@ impl Config {
                 ));
             }
         }
+        if v.max_keyframes == 0 {
+            return Err(ConfigError::invalid(
+                "videos.max_keyframes",
+                "must be at least 1",
+            ));
+        }
+        if v.max_concurrent_uploads == 0 {
+            return Err(ConfigError::invalid(
+                "videos.max_concurrent_uploads",
+                "must be at least 1",
+            ));
+        }
         if v.keyframes_min_per_minute > v.keyframes_max_per_minute {
             return Err(ConfigError::invalid(
                 "videos.keyframes_min_per_minute",

@@ -71,11 +71,23 @@ impl Embedder {
 
     /// One unit vector per text, in order.
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Ok(self.embed_until(texts, || false)?.unwrap_or_default())
+    }
+
+    /// As `embed`, but `None` as soon as `stop()` says so, checked between batches.
+    pub fn embed_until(
+        &self,
+        texts: &[String],
+        stop: impl Fn() -> bool,
+    ) -> Result<Option<Vec<Vec<f32>>>, EmbedError> {
         let mut out = Vec::with_capacity(texts.len());
         for batch in texts.chunks(BATCH) {
+            if stop() {
+                return Ok(None);
+            }
             out.extend(self.batch(batch)?);
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     fn batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {

@@ -19,6 +19,8 @@ pub struct Settings {
     pub threshold: f64,
     pub min_per_minute: f64,
     pub max_per_minute: f64,
+    /// The most frames one video gets, whatever its timestamps claim.
+    pub max_frames: usize,
 }
 
 /// The frames written, in time order: `dir/kf-00001.jpg` is the first, at `times[0]`.
@@ -30,21 +32,34 @@ pub fn file(dir: &Path, index: u32) -> PathBuf {
     dir.join(format!("kf-{:05}.jpg", index + 1))
 }
 
+/// Frames of `source`'s first `until_s` seconds (its length as probed: a file whose frames lie
+/// far apart past its stated length is read no further, and yields no more frames than that
+/// length allows).
 pub async fn extract(
     source: &Path,
     dir: &Path,
     settings: &Settings,
+    until_s: f64,
     limit: Duration,
     cancel: &CancellationToken,
 ) -> Result<Keyframes, JobError> {
+    // The most the floor and the ceiling allow in that length, and never past `max_frames`.
+    let allowed = ((until_s / 60.0 + 1.0) * settings.max_per_minute).ceil() as usize + 1;
+    let max_frames = allowed.min(settings.max_frames).max(1);
     let min_gap = 60.0 / settings.max_per_minute;
     let max_gap = 60.0 / settings.min_per_minute;
     let select = format!(
         "select='eq(n\\,0)+gt(scene\\,{t})*gte(t-prev_selected_t\\,{min_gap})+gte(t-prev_selected_t\\,{max_gap})'",
         t = settings.threshold
     );
-    let filter = format!("fps=5,scale='min(960,iw)':-2,{select},showinfo");
-    let mut cmd = programs::ffmpeg("ffmpeg");
+    // `trim` right after `fps`: a file whose next frame lies hours after its stated end would
+    // otherwise have `fps` repeat the last frame up to it (1,334 keyframes from three frames),
+    // whatever `-t` says about reading.
+    let filter = format!(
+        "fps=5,trim=end={},scale='min(960,iw)':-2,{select},showinfo",
+        super::subtitles::seconds(until_s)
+    );
+    let mut cmd = programs::ffmpeg("ffmpeg", programs::Input::Video);
     // The deblocking filter only makes frames prettier; scenes are scored on a small copy, and
     // skipping it saves about a third of the decoding (9.7 s instead of 14.3 s for 120 s of a
     // 720p, 3 Mb/s talk).
@@ -56,6 +71,8 @@ pub async fn extract(
         "0",
         "-skip_loop_filter",
         "all",
+        "-t",
+        &super::subtitles::seconds(until_s),
         "-i",
     ])
     .arg(source)
@@ -69,12 +86,21 @@ pub async fn extract(
         &filter,
         "-fps_mode",
         "vfr",
+        "-frames:v",
+        &max_frames.to_string(),
         "-q:v",
         "4",
         "-y",
     ])
     .arg(dir.join("kf-%05d.jpg"));
-    let out = programs::run(cmd, "ffmpeg (keyframes)", limit, cancel)
+    // The kept frames' times are in the error output, one `showinfo` line (~300 bytes) each,
+    // among whatever warnings a damaged file makes the decoder write.
+    let caps = programs::Caps {
+        stdout: (max_frames * 1024).max(4 << 20),
+        stderr: 1 << 20,
+        keep: Some("Parsed_showinfo"),
+    };
+    let out = programs::run_capped(cmd, "ffmpeg (keyframes)", limit, cancel, caps)
         .await
         .map_err(|e| match e {
             JobError::Program { detail, .. } => JobError::Failed(format!(
@@ -82,7 +108,7 @@ pub async fn extract(
             )),
             other => other,
         })?;
-    let times = shown_times(&String::from_utf8_lossy(&out.stderr));
+    let times = shown_times(&String::from_utf8_lossy(&out.kept));
     let written = (0..).take_while(|&i| file(dir, i).exists()).count();
     if times.is_empty() || written != times.len() {
         return Err(JobError::Failed(format!(

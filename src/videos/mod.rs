@@ -490,7 +490,9 @@ async fn embed_backlog(library: Arc<Library>) {
         ) else {
             continue;
         };
-        let Ok((vectors, step)) = pipeline::embed_segments(&library, &segments).await else {
+        let Ok((vectors, step)) =
+            pipeline::embed_segments(&library, &segments, &library.stop).await
+        else {
             continue;
         };
         let mut steps = video.steps.clone();

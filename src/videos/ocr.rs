@@ -20,8 +20,15 @@ pub async fn read(
         .args(["stdout", "-l", language, "--psm", "3"])
         .env("OMP_THREAD_LIMIT", "1");
     let out = programs::run(cmd, "tesseract", limit, cancel).await?;
-    Ok(tidy(&String::from_utf8_lossy(&out.stdout)))
+    let mut text = tidy(&String::from_utf8_lossy(&out.stdout));
+    if let Some((cut, _)) = text.char_indices().nth(MAX_CHARS) {
+        text.truncate(cut);
+    }
+    Ok(text)
 }
+
+/// Most characters read from one frame: a full screen of small print is about 4,000.
+const MAX_CHARS: usize = 8_000;
 
 /// One line of words: tesseract's line breaks and stray single symbols are layout, not text.
 pub fn tidy(raw: &str) -> String {

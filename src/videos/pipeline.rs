@@ -95,6 +95,7 @@ pub async fn process(
         threshold: config.scene_threshold,
         min_per_minute: config.keyframes_min_per_minute,
         max_per_minute: config.keyframes_max_per_minute,
+        max_frames: config.max_keyframes,
     };
     let ((cues, transcript, heard_s), (found, seen_s)) = tokio::try_join!(
         async {
@@ -106,7 +107,9 @@ pub async fn process(
             let started = std::time::Instant::now();
             // A rerun after a crash starts from a clean set of frames.
             clear_keyframes(&dir).await;
-            let found = keyframes::extract(&source, &dir, &settings, limit, cancel).await?;
+            let found =
+                keyframes::extract(&source, &dir, &settings, probe.duration_s, limit, cancel)
+                    .await?;
             Ok((found, started.elapsed()))
         },
     )?;
@@ -143,10 +146,14 @@ pub async fn process(
     let segments = timeline::build(probe.duration_s, &frames, &cues);
     // Counted here, once, off the runtime: tokenizing a long timeline takes milliseconds that a
     // chat about it must not spend.
-    let segments = tokio::task::spawn_blocking(move || timeline::count_tokens(segments))
-        .await
-        .map_err(|e| JobError::Internal(format!("counting the timeline's tokens: {e}")))?;
-    let (vectors, embedded) = embed_segments(library, &segments).await?;
+    let stop = cancel.clone();
+    let segments = tokio::task::spawn_blocking(move || {
+        timeline::count_tokens(segments, || stop.is_cancelled())
+    })
+    .await
+    .map_err(|e| JobError::Internal(format!("counting the timeline's tokens: {e}")))?
+    .ok_or(JobError::Cancelled)?;
+    let (vectors, embedded) = embed_segments(library, &segments, cancel).await?;
     steps.embeddings = Some(embedded);
     lap(&mut steps, "embeddings");
     Ok(Done {
@@ -166,6 +173,7 @@ const SHORT_SEGMENT_WORDS: usize = 12;
 pub async fn embed_segments(
     library: &Library,
     segments: &[Segment],
+    cancel: &CancellationToken,
 ) -> Result<(Vec<Vec<f32>>, CountStep), JobError> {
     let Some(embedder) = library.embedder().await else {
         let why = if library.config.embedding_model.as_os_str().is_empty() {
@@ -185,26 +193,41 @@ pub async fn embed_segments(
         .map(|i| {
             let own = segments[i].text();
             if own.split_whitespace().count() >= SHORT_SEGMENT_WORDS {
-                return own;
+                return cut(own);
             }
             let before = i
                 .checked_sub(1)
                 .map(|j| segments[j].text())
                 .unwrap_or_default();
             let after = segments.get(i + 1).map(Segment::text).unwrap_or_default();
-            [before, own, after]
+            let text = [before, own, after]
                 .into_iter()
                 .filter(|t| !t.is_empty())
                 .collect::<Vec<_>>()
-                .join(" ")
+                .join(" ");
+            cut(text)
         })
         .collect();
-    let vectors = tokio::task::spawn_blocking(move || embedder.embed(&texts))
-        .await
-        .map_err(|e| JobError::Internal(format!("embedding: {e}")))?
-        .map_err(|e| JobError::Internal(e.to_string()))?;
+    // Stops between batches when the video is deleted or the server stops: the blocking
+    // thread is not held past its job.
+    let stop = cancel.clone();
+    let vectors =
+        tokio::task::spawn_blocking(move || embedder.embed_until(&texts, || stop.is_cancelled()))
+            .await
+            .map_err(|e| JobError::Internal(format!("embedding: {e}")))?
+            .map_err(|e| JobError::Internal(e.to_string()))?
+            .ok_or(JobError::Cancelled)?;
     let count = vectors.len();
     Ok((vectors, CountStep { count, note: None }))
+}
+
+/// The model reads 256 tokens of a text; tokenizing far more than that is CPU spent on nothing.
+fn cut(mut text: String) -> String {
+    const MAX_CHARS: usize = 4_000;
+    if let Some((at, _)) = text.char_indices().nth(MAX_CHARS) {
+        text.truncate(at);
+    }
+    text
 }
 
 fn round_ms(seconds: f64) -> f64 {
@@ -231,7 +254,13 @@ async fn transcript(
         for ext in ["srt", "vtt"] {
             let file = dir.join(format!("subtitles.{ext}"));
             if tokio::fs::try_exists(&file).await.unwrap_or(false) {
-                let cues = subtitles::read(subtitles::From::File(&file), limit, cancel).await?;
+                let cues = subtitles::read(
+                    subtitles::From::File(&file),
+                    probe.duration_s,
+                    limit,
+                    cancel,
+                )
+                .await?;
                 let s = step(TranscriptSource::SubtitlesFile, &cues, None);
                 return Ok((cues, s));
             }
@@ -239,7 +268,13 @@ async fn transcript(
     }
     if let Some(track) = probe.text_subtitle_track {
         let source = dir.join("source");
-        let cues = subtitles::read(subtitles::From::Track(&source, track), limit, cancel).await?;
+        let cues = subtitles::read(
+            subtitles::From::Track(&source, track),
+            probe.duration_s,
+            limit,
+            cancel,
+        )
+        .await?;
         let s = step(TranscriptSource::EmbeddedSubtitles, &cues, None);
         return Ok((cues, s));
     }
@@ -267,10 +302,9 @@ async fn transcript(
         .await
         .unwrap_or(false)
     {
-        let note = format!(
-            "no transcript: the speech-to-text model {} is missing (scripts/fetch-model.sh fetches it)",
-            config.speech_model.display()
-        );
+        // The path is the operator's business (logged), not the caller's.
+        tracing::warn!(model = %config.speech_model.display(), "speech-to-text model missing");
+        let note = "no transcript: the speech-to-text model is not installed on this server (scripts/fetch-model.sh fetches it)".to_string();
         return Ok((Vec::new(), step(TranscriptSource::None, &[], Some(note))));
     }
     let program = speech::locate(&config.speech_binary);
@@ -279,14 +313,13 @@ async fn transcript(
         model: &config.speech_model,
         language: &config.speech_language,
     };
-    let cues = match speech::transcribe(&recogniser, &dir.join("source"), dir, limit, cancel).await
-    {
+    let source = dir.join("source");
+    let heard = speech::transcribe(&recogniser, &source, dir, probe.duration_s, limit, cancel);
+    let cues = match heard.await {
         Ok(cues) => cues,
         Err(JobError::Missing { .. }) => {
-            let note = format!(
-                "no transcript: the speech-to-text program {} is not installed (cargo build -p chatapi-whisper)",
-                config.speech_binary.display()
-            );
+            tracing::warn!(program = %config.speech_binary.display(), "speech-to-text program missing");
+            let note = "no transcript: the speech-to-text program is not installed on this server (cargo build -p chatapi-whisper)".to_string();
             return Ok((Vec::new(), step(TranscriptSource::None, &[], Some(note))));
         }
         Err(e) => return Err(e),

@@ -56,7 +56,7 @@ pub async fn probe(
     limit: Duration,
     cancel: &CancellationToken,
 ) -> Result<Probe, JobError> {
-    let mut cmd = programs::ffmpeg("ffprobe");
+    let mut cmd = programs::ffmpeg("ffprobe", programs::Input::Video);
     cmd.args([
         "-v",
         "error",

@@ -1,76 +1,328 @@
 //! Running the external programs a job needs (ffprobe, ffmpeg, tesseract, speech-to-text): each
 //! is a child process, so the heavy work is never on the async runtime's threads. A run is
-//! bounded by `videos.step_timeout` and killed at once when its job is cancelled (the video was
-//! deleted, the server is stopping): `kill_on_drop` does it whichever way the wait ends.
+//! bounded by `videos.step_timeout`, killed at once when its job is cancelled (the video was
+//! deleted, the server is stopping), and bounded in what it may write: past `Caps::stdout` it is
+//! killed and the step fails, and of its error output only the last `Caps::stderr` bytes are
+//! kept (where a program says what went wrong). `kill_on_drop` does the killing whichever way
+//! the wait ends.
+//!
+//! ffmpeg reads only real containers (`INPUT_FORMATS`): a playlist or manifest (HLS, DASH), a
+//! concat list or an image sequence names other files, and would read files of the server's
+//! that are not the upload.
 
 use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::JobError;
 
-pub struct Output {
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
+/// The demuxers an uploaded video may be read with (ffmpeg's names): containers that hold their
+/// own media. Not HLS, DASH, concat, image2 and the like, which name other files; ffmpeg
+/// recognises those by content, whatever the upload is called.
+pub const INPUT_FORMATS: &str =
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,ogg,flv,asf,h264,hevc,mjpeg";
+
+/// What is kept of a program's output.
+#[derive(Clone, Copy)]
+pub struct Caps {
+    /// Past this, the program is killed and the step fails (also for `keep`'s lines).
+    pub stdout: usize,
+    /// Only the last this many bytes are kept.
+    pub stderr: usize,
+    /// Error-output lines that hold this are the program's answer (ffmpeg's `showinfo`): kept
+    /// apart in `Output::kept`, however many warnings come between them.
+    pub keep: Option<&'static str>,
 }
 
-/// `ffmpeg`/`ffprobe` with the flags every run wants: no stdin, no banner, and only local files
-/// (its network protocols off, so a crafted file cannot make it fetch anything).
-pub fn ffmpeg(program: &str) -> Command {
+impl Caps {
+    /// For programs whose standard output is a short answer (ffprobe's JSON, tesseract's text).
+    pub const SMALL: Caps = Caps {
+        stdout: 4 << 20,
+        stderr: 1 << 20,
+        keep: None,
+    };
+}
+
+pub struct Output {
+    pub stdout: Vec<u8>,
+    /// The error output's lines that hold `Caps::keep`, in order.
+    pub kept: Vec<u8>,
+}
+
+/// What ffmpeg is asked to read.
+pub enum Input<'a> {
+    /// An uploaded video: only `INPUT_FORMATS`.
+    Video,
+    /// A subtitles file, read as exactly this format (`srt`, `webvtt`).
+    Subtitles(&'a str),
+}
+
+/// `ffmpeg`/`ffprobe` with the flags every run wants: no stdin, no banner, only local files (its
+/// network protocols off, so a crafted file cannot make it fetch anything), and only the
+/// demuxers `input` allows. Callers add `-i` next, so the input options here apply to it.
+pub fn ffmpeg(program: &str, input: Input<'_>) -> Command {
     let mut cmd = Command::new(program);
     if program == "ffmpeg" {
         // ffprobe never reads stdin and has no such flag.
         cmd.arg("-nostdin");
     }
     cmd.args(["-hide_banner", "-protocol_whitelist", "file"]);
+    match input {
+        Input::Video => {
+            cmd.args(["-format_whitelist", INPUT_FORMATS]);
+        }
+        Input::Subtitles(format) => {
+            cmd.args(["-format_whitelist", format, "-f", format]);
+        }
+    }
     cmd
 }
 
 pub async fn run(
+    cmd: Command,
+    what: &'static str,
+    limit: Duration,
+    cancel: &CancellationToken,
+) -> Result<Output, JobError> {
+    run_capped(cmd, what, limit, cancel, Caps::SMALL).await
+}
+
+pub async fn run_capped(
     mut cmd: Command,
     what: &'static str,
     limit: Duration,
     cancel: &CancellationToken,
+    caps: Caps,
 ) -> Result<Output, JobError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child = cmd.spawn().map_err(|e| JobError::Missing {
+    let mut child = cmd.spawn().map_err(|e| JobError::Missing {
         what,
         detail: e.to_string(),
     })?;
-    let output = tokio::select! {
-        out = child.wait_with_output() => out.map_err(|e| JobError::Internal(format!("{what}: {e}")))?,
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(JobError::Internal(format!("{what}: no pipes")));
+    };
+    let ran = async {
+        let (out, (kept, err)) =
+            tokio::try_join!(head(stdout, caps.stdout, what), tail(stderr, caps, what))?;
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| JobError::Internal(format!("{what}: {e}")))?;
+        Ok::<_, JobError>((status, out, err, kept))
+    };
+    let (status, stdout, stderr, kept) = tokio::select! {
+        ran = ran => ran?,
         () = tokio::time::sleep(limit) => return Err(JobError::Failed(format!(
             "{what} took longer than {}s (videos.step_timeout)", limit.as_secs()
         ))),
         () = cancel.cancelled() => return Err(JobError::Cancelled),
     };
-    if !output.status.success() {
+    if !status.success() {
         return Err(JobError::Program {
             what,
-            detail: last_line(&output.stderr),
+            detail: last_line(&stderr),
         });
     }
-    Ok(Output {
-        stdout: output.stdout,
-        stderr: output.stderr,
-    })
+    Ok(Output { stdout, kept })
+}
+
+/// All of `from`, or an error once it passes `cap` bytes (the program is then killed, as the
+/// run's future is dropped).
+async fn head(
+    mut from: impl AsyncRead + Unpin,
+    cap: usize,
+    what: &str,
+) -> Result<Vec<u8>, JobError> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16 << 10];
+    loop {
+        let n = from
+            .read(&mut buf)
+            .await
+            .map_err(|e| JobError::Internal(format!("{what}: reading its output: {e}")))?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() + n > cap {
+            return Err(JobError::Failed(format!(
+                "{what} wrote more than {} MiB; the file is not one this server processes",
+                cap >> 20
+            )));
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The last `caps.stderr` bytes of `from`, read to its end (so the program never blocks on a
+/// full pipe), and apart from them every line that holds `caps.keep` (an error past
+/// `caps.stdout` bytes of those).
+async fn tail(
+    mut from: impl AsyncRead + Unpin,
+    caps: Caps,
+    what: &str,
+) -> Result<(Vec<u8>, Vec<u8>), JobError> {
+    /// A line longer than this is no answer: it goes to the tail unexamined.
+    const LONGEST_LINE: usize = 64 << 10;
+    let (mut kept, mut out, mut line) = (Vec::new(), Vec::new(), Vec::new());
+    let mut buf = [0u8; 16 << 10];
+    loop {
+        let n = from.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            out.extend_from_slice(&line);
+            return Ok((kept, out));
+        }
+        for piece in buf[..n].split_inclusive(|&b| b == b'\n') {
+            line.extend_from_slice(piece);
+            let ended = piece.ends_with(b"\n");
+            if !ended && line.len() <= LONGEST_LINE {
+                continue;
+            }
+            let wanted = caps
+                .keep
+                .is_some_and(|k| ended && line.windows(k.len()).any(|w| w == k.as_bytes()));
+            if wanted {
+                if kept.len() + line.len() > caps.stdout {
+                    return Err(JobError::Failed(format!(
+                        "{what} wrote more than {} MiB; the file is not one this server processes",
+                        caps.stdout >> 20
+                    )));
+                }
+                kept.extend_from_slice(&line);
+            }
+            out.extend_from_slice(&line);
+            line.clear();
+        }
+        if out.len() > caps.stderr.saturating_mul(2) {
+            out.drain(..out.len() - caps.stderr);
+        }
+    }
 }
 
 /// The last non-empty line of a program's error output: where ffmpeg and friends say what went
-/// wrong.
+/// wrong. Paths in it are left out: a caller reads this sentence, and the server's own file
+/// paths are none of its business (the log has the whole output).
 pub fn last_line(stderr: &[u8]) -> String {
-    String::from_utf8_lossy(stderr)
+    let text = String::from_utf8_lossy(stderr);
+    let line = text
         .lines()
         .rev()
         .map(str::trim)
         .find(|l| !l.is_empty())
-        .unwrap_or("no error message")
-        .chars()
-        .take(300)
-        .collect()
+        .unwrap_or("no error message");
+    without_paths(line).chars().take(300).collect()
+}
+
+/// `text` with every absolute path (a word starting with `/`, up to a `:` or white space)
+/// replaced by `the file`.
+pub fn without_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('/') {
+        let starts_word = at == 0
+            || rest[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_whitespace() || "'\"(`[".contains(c));
+        if !starts_word {
+            out.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            continue;
+        }
+        out.push_str(&rest[..at]);
+        let end = rest[at..]
+            .find(|c: char| c.is_whitespace() || c == ':' || c == '\'' || c == '"' || c == ')')
+            .map_or(rest.len(), |n| at + n);
+        out.push_str("the file");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_not_told() {
+        assert_eq!(
+            last_line(b"x\n/var/lib/chatapi/videos/vid_1/source: Invalid data found when processing input\n"),
+            "the file: Invalid data found when processing input"
+        );
+        assert_eq!(
+            without_paths("1/2 of 'a/b' at /tmp/x"),
+            "1/2 of 'a/b' at the file"
+        );
+    }
+
+    #[tokio::test]
+    async fn output_past_its_cap_kills_the_program() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "yes chatapi"]);
+        let caps = Caps {
+            stdout: 1 << 20,
+            stderr: 1 << 10,
+            keep: None,
+        };
+        let cancel = CancellationToken::new();
+        let started = std::time::Instant::now();
+        let err = run_capped(cmd, "yes", Duration::from_secs(30), &cancel, caps)
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&err, JobError::Failed(why) if why.contains("more than 1 MiB")),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn the_error_outputs_answer_lines_and_its_tail_are_kept() {
+        let caps = Caps {
+            stdout: 1 << 20,
+            stderr: 1 << 16,
+            keep: Some("answer:"),
+        };
+        let noise = "head -c 3000000 /dev/zero | tr '\\0' x >&2; echo >&2";
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            &format!("echo answer: 1 >&2; {noise}; echo answer: 2 >&2; echo last >&2"),
+        ]);
+        let out = run_capped(
+            cmd,
+            "sh",
+            Duration::from_secs(30),
+            &CancellationToken::new(),
+            caps,
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.kept, b"answer: 1\nanswer: 2\n");
+
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("{noise}; echo last words >&2; exit 3")]);
+        let err = run_capped(
+            cmd,
+            "sh",
+            Duration::from_secs(30),
+            &CancellationToken::new(),
+            caps,
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(
+            matches!(&err, JobError::Program { detail, .. } if detail == "last words"),
+            "{err}"
+        );
+    }
 }

@@ -33,18 +33,26 @@ pub struct Recogniser<'a> {
     pub language: &'a str,
 }
 
+/// The cues heard in `source`'s first `until_s` seconds (its length: nothing past it is read).
 pub async fn transcribe(
     recogniser: &Recogniser<'_>,
     source: &Path,
     dir: &Path,
+    until_s: f64,
     limit: Duration,
     cancel: &CancellationToken,
 ) -> Result<Vec<Cue>, JobError> {
     let audio = dir.join("audio.wav");
     let srt = dir.join("speech.srt");
-    let mut extract = programs::ffmpeg("ffmpeg");
+    let mut extract = programs::ffmpeg("ffmpeg", programs::Input::Video);
     extract
-        .args(["-loglevel", "error", "-i"])
+        .args([
+            "-loglevel",
+            "error",
+            "-t",
+            &subtitles::seconds(until_s),
+            "-i",
+        ])
         .arg(source)
         .args([
             "-vn",
@@ -56,6 +64,9 @@ pub async fn transcribe(
             "16000",
             "-c:a",
             "pcm_s16le",
+            // The output's own bound too: a gap in the timestamps is filled with silence.
+            "-t",
+            &subtitles::seconds(until_s),
             "-y",
         ])
         .arg(&audio);
@@ -70,9 +81,22 @@ pub async fn transcribe(
     let result = programs::run(recognise, "speech-to-text", limit, cancel).await;
     let _ = tokio::fs::remove_file(&audio).await;
     result?;
+    let written = tokio::fs::metadata(&srt)
+        .await
+        .map_err(|e| JobError::Internal(format!("speech-to-text wrote no SRT: {e}")))?
+        .len();
+    if written > subtitles::MAX_SRT_BYTES as u64 {
+        let _ = tokio::fs::remove_file(&srt).await;
+        return Err(JobError::Failed(format!(
+            "speech-to-text wrote more than {} MiB of transcript; the file is not one this server processes",
+            subtitles::MAX_SRT_BYTES >> 20
+        )));
+    }
     let text = tokio::fs::read_to_string(&srt)
         .await
         .map_err(|e| JobError::Internal(format!("speech-to-text wrote no SRT: {e}")))?;
     let _ = tokio::fs::remove_file(&srt).await;
-    Ok(subtitles::parse_srt(&text))
+    let mut cues = subtitles::parse_srt(&text);
+    cues.retain(|c| c.start_s <= until_s);
+    Ok(cues)
 }

@@ -23,23 +23,46 @@ pub enum From<'a> {
     Track(&'a Path, usize),
 }
 
+/// Most SRT read from ffmpeg: a 2-hour film's subtitles are about 100 KB. A crafted track (one
+/// whose header-stripping prefix is 50 KB per cue) can make ffmpeg write gigabytes.
+pub const MAX_SRT_BYTES: usize = 8 << 20;
+/// Most cues kept, and most characters of one cue: past these it is not a transcript.
+pub const MAX_CUES: usize = 20_000;
+pub const MAX_CUE_CHARS: usize = 1_000;
+
+/// The cues of `from`, none starting after `until_s` (the video's length: a track may not run
+/// past its picture).
 pub async fn read(
     from: From<'_>,
+    until_s: f64,
     limit: Duration,
     cancel: &CancellationToken,
 ) -> Result<Vec<Cue>, JobError> {
-    let mut cmd = programs::ffmpeg("ffmpeg");
-    cmd.args(["-loglevel", "error"]);
-    match from {
+    let mut cmd = match from {
         From::File(file) => {
-            cmd.arg("-i").arg(file);
+            let format = match file.extension().and_then(|e| e.to_str()) {
+                Some("vtt") => "webvtt",
+                _ => "srt",
+            };
+            let mut cmd = programs::ffmpeg("ffmpeg", programs::Input::Subtitles(format));
+            cmd.args(["-loglevel", "error", "-i"]).arg(file);
+            cmd
         }
         From::Track(file, n) => {
-            cmd.arg("-i").arg(file).args(["-map", &format!("0:s:{n}")]);
+            let mut cmd = programs::ffmpeg("ffmpeg", programs::Input::Video);
+            cmd.args(["-loglevel", "error", "-t", &seconds(until_s), "-i"])
+                .arg(file)
+                .args(["-map", &format!("0:s:{n}")]);
+            cmd
         }
-    }
+    };
     cmd.args(["-f", "srt", "-"]);
-    let out = programs::run(cmd, "ffmpeg (subtitles)", limit, cancel)
+    let caps = programs::Caps {
+        stdout: MAX_SRT_BYTES,
+        stderr: 1 << 20,
+        keep: None,
+    };
+    let out = programs::run_capped(cmd, "ffmpeg (subtitles)", limit, cancel, caps)
         .await
         .map_err(|e| match e {
             JobError::Program { detail, .. } => JobError::Failed(format!(
@@ -47,7 +70,14 @@ pub async fn read(
             )),
             other => other,
         })?;
-    Ok(parse_srt(&String::from_utf8_lossy(&out.stdout)))
+    let mut cues = parse_srt(&String::from_utf8_lossy(&out.stdout));
+    cues.retain(|c| c.start_s <= until_s);
+    Ok(cues)
+}
+
+/// A length in seconds as ffmpeg's `-t` takes it, with a second of slack for rounding.
+pub fn seconds(s: f64) -> String {
+    format!("{:.3}", s.max(0.0) + 1.0)
 }
 
 /// SRT as ffmpeg writes it: blocks of an index, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, text lines.
@@ -63,14 +93,23 @@ pub fn parse_srt(text: &str) -> Vec<Cue> {
             continue;
         };
         let mut words = Vec::new();
+        let mut chars = 0;
         for text_line in lines.by_ref() {
             if text_line.trim().is_empty() {
                 break;
             }
-            words.push(strip_tags(text_line.trim()));
+            // Lines past the cue's limit are skipped, not gathered and cut later.
+            if chars <= MAX_CUE_CHARS {
+                let line = strip_tags(text_line.trim());
+                chars += line.len();
+                words.push(line);
+            }
         }
-        let text = words.join(" ").trim().to_string();
+        let text: String = words.join(" ").trim().chars().take(MAX_CUE_CHARS).collect();
         if !text.is_empty() {
+            if cues.len() == MAX_CUES {
+                break;
+            }
             cues.push(Cue {
                 start_s,
                 end_s: end_s.max(start_s),
@@ -128,6 +167,20 @@ mod tests {
         );
         assert_eq!(cues[1].start_s, 3600.0);
         assert_eq!(cues[1].text, "Late line");
+    }
+
+    #[test]
+    fn cues_are_bounded_in_number_and_length() {
+        let long = "word ".repeat(5_000);
+        let mut srt = String::new();
+        for i in 0..(MAX_CUES + 10) {
+            srt.push_str(&format!(
+                "{i}\n00:00:01,000 --> 00:00:02,000\n{long}\n{long}\n\n"
+            ));
+        }
+        let cues = parse_srt(&srt);
+        assert_eq!(cues.len(), MAX_CUES);
+        assert!(cues.iter().all(|c| c.text.chars().count() <= MAX_CUE_CHARS));
     }
 
     #[test]

@@ -11,12 +11,17 @@ pub const MAX_SEGMENT_S: f64 = 30.0;
 
 /// Each segment with its size in tokens, for grounding chats without tokenizing on the request
 /// path. CPU work: run it off the async runtime.
-pub fn count_tokens(mut segments: Vec<Segment>) -> Vec<Segment> {
+/// `None` as soon as `stop()` says so (the video was deleted, the server is stopping), checked
+/// between segments: a long timeline takes seconds, and its thread must not outlive its job.
+pub fn count_tokens(mut segments: Vec<Segment>, stop: impl Fn() -> bool) -> Option<Vec<Segment>> {
     for s in &mut segments {
+        if stop() {
+            return None;
+        }
         let n = crate::context::count_text(None, &s.text());
         s.tokens = Some(u32::try_from(n).unwrap_or(u32::MAX));
     }
-    segments
+    Some(segments)
 }
 
 pub fn build(duration_s: f64, keyframes: &[Keyframe], cues: &[Cue]) -> Vec<Segment> {

@@ -36,7 +36,7 @@ pub async fn run() {
         })
         .collect();
     // As processing leaves them: each segment's tokens counted once.
-    let segments = chatapi::videos::timeline::count_tokens(segments);
+    let segments = chatapi::videos::timeline::count_tokens(segments, || false).unwrap_or_default();
     let video = Video {
         id: "vid_bench".into(),
         object: "video",
