@@ -52,6 +52,30 @@ pub enum ApiError {
     /// The store or the disk failed; the detail is logged, the caller gets a sentence.
     #[error("the server could not store or read the data; try again shortly")]
     Storage,
+    #[error("the upload arrived slower than {min_rate} bytes a second (videos.min_upload_rate) and was cut off")]
+    UploadTooSlow { min_rate: u64 },
+    /// A tenant's quota, or the uploads the server takes at once.
+    #[error("{0}")]
+    Quota(String),
+    #[error("too many uploads are arriving at once; try again shortly")]
+    UploadsBusy,
+    #[error("the server is short of disk space for videos; try again later")]
+    DiskFull,
+}
+
+impl From<crate::videos::quota::Refusal> for ApiError {
+    fn from(refusal: crate::videos::quota::Refusal) -> Self {
+        use crate::videos::quota::Refusal;
+        match refusal {
+            Refusal::Busy => Self::UploadsBusy,
+            Refusal::DiskFull => Self::DiskFull,
+            Refusal::Library(error) => {
+                tracing::error!(%error, "video library");
+                Self::Storage
+            }
+            quota => Self::Quota(quota.to_string()),
+        }
+    }
 }
 
 /// What kind of failure, for dialects to map onto their own codes and envelopes.
@@ -111,6 +135,10 @@ impl ApiError {
             Self::NotReady { .. } => StatusCode::CONFLICT,
             Self::VideosDisabled | Self::SearchByMeaningOff => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::UploadTooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::UploadsBusy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -124,6 +152,9 @@ impl ApiError {
             Self::NotReady { .. } => ErrorKind::InvalidRequest,
             Self::VideosDisabled | Self::SearchByMeaningOff => ErrorKind::Unavailable,
             Self::Storage => ErrorKind::Internal,
+            Self::UploadTooSlow { .. } => ErrorKind::InvalidRequest,
+            Self::Quota(_) => ErrorKind::RateLimited,
+            Self::UploadsBusy | Self::DiskFull => ErrorKind::Unavailable,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::Overloaded { .. }
             | Self::NoUpstream
@@ -158,6 +189,10 @@ impl ApiError {
             Self::VideosDisabled => ("server_error", "videos_disabled"),
             Self::SearchByMeaningOff => ("server_error", "search_by_meaning_unavailable"),
             Self::Storage => ("server_error", "storage_error"),
+            Self::UploadTooSlow { .. } => ("invalid_request_error", "body_timeout"),
+            Self::Quota(_) => ("rate_limit_error", "quota_exceeded"),
+            Self::UploadsBusy => ("server_error", "uploads_busy"),
+            Self::DiskFull => ("server_error", "insufficient_storage"),
         }
     }
 
@@ -181,6 +216,7 @@ impl ApiError {
             }
             Self::Upstream(e) => e.retry_after(),
             Self::SharedStateDown => Some(Duration::from_secs(1)),
+            Self::UploadsBusy => Some(Duration::from_secs(5)),
             _ => None,
         }
     }

@@ -23,6 +23,8 @@ const MAX_SUBTITLES_BYTES: u64 = 10 << 20;
 pub const MAX_NAME_CHARS: usize = 256;
 /// Largest text part (a name, a description) taken with an upload.
 const MAX_TEXT_PART_BYTES: usize = 64 << 10;
+/// Most parts in one upload: the video, subtitles and a few text parts.
+const MAX_PARTS: usize = 32;
 
 pub fn library(state: &AppState) -> Result<&Library, ApiError> {
     state.videos().map(|l| &**l).ok_or(ApiError::VideosDisabled)
@@ -110,16 +112,19 @@ pub struct Parts<'a> {
 }
 
 /// Reads a multipart body, streaming the video to disk as it arrives (a 2 GB upload never sits
-/// in memory); over `videos.max_bytes` it is refused with 413 while still arriving.
+/// in memory); over `videos.max_bytes` it is refused with 413 while still arriving, and slower
+/// than `videos.min_upload_rate` it is cut off. Each upload holds one of
+/// `videos.max_concurrent_uploads` places while it arrives, and is refused up front when its
+/// tenant is over a quota or the disk is nearly full.
 pub async fn receive(
     library: &Library,
     incoming: &Incoming,
     request: Request,
     state: &AppState,
     parts: &Parts<'_>,
+    tenant: &str,
 ) -> Result<Received, ApiError> {
     let max = library.config().max_bytes;
-    let idle = incoming.runtime.config.limits.body_timeout;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -129,70 +134,19 @@ pub async fn receive(
     if declared.is_some_and(|len| len > max.saturating_add(MAX_SUBTITLES_BYTES + (1 << 20))) {
         return Err(too_large(max));
     }
+    let _place = library.admit_upload(tenant, declared.unwrap_or(0)).await?;
     let mut multipart = Multipart::from_request(request, state)
         .await
         .map_err(|e| ApiError::bad_request("body", e.body_text()))?;
     let staging = library.staging().await.map_err(storage)?;
-    let (mut bytes, mut file_name, mut subtitles) = (None, None, None);
-    let mut text = BTreeMap::new();
-    while let Some(field) = next(multipart.next_field(), idle).await? {
-        let part = field.name().unwrap_or_default().to_string();
-        match part.as_str() {
-            "file" => {
-                if bytes.is_some() {
-                    return Err(ApiError::bad_request(
-                        "file",
-                        "was sent twice; send one video per upload",
-                    ));
-                }
-                file_name = field.file_name().map(base_name);
-                bytes = Some(save(field, &staging.source(), max, idle, "file").await?);
-            }
-            "subtitles" => {
-                let ext = field
-                    .file_name()
-                    .and_then(|f| f.rsplit_once('.'))
-                    .map(|(_, ext)| ext.to_ascii_lowercase());
-                let ext = match ext.as_deref() {
-                    Some("srt") => "srt",
-                    Some("vtt") => "vtt",
-                    _ => {
-                        return Err(ApiError::bad_request(
-                            "subtitles",
-                            "must be a file named .srt or .vtt",
-                        ))
-                    }
-                };
-                save(
-                    field,
-                    &staging.subtitles(ext),
-                    MAX_SUBTITLES_BYTES,
-                    idle,
-                    "subtitles",
-                )
-                .await?;
-                subtitles = Some(ext);
-            }
-            name if parts.text.contains(&name) => {
-                let value = next(field.text(), idle).await?;
-                if value.len() > MAX_TEXT_PART_BYTES {
-                    return Err(ApiError::bad_request(
-                        part,
-                        format!("is longer than {MAX_TEXT_PART_BYTES} bytes"),
-                    ));
-                }
-                text.insert(part, value);
-            }
-            other => {
-                let mut takes = vec!["file", "subtitles"];
-                takes.extend(parts.text);
-                return Err(ApiError::bad_request(
-                    other.to_string(),
-                    format!("is not a part this endpoint takes ({})", takes.join(", ")),
-                ));
-            }
-        }
-    }
+    let pace = Pace {
+        idle: incoming.runtime.config.limits.body_timeout,
+        min_rate: library.config().min_upload_rate,
+        started: std::time::Instant::now(),
+        received: Default::default(),
+    };
+    let (bytes, file_name, subtitles, text) =
+        read_parts(&mut multipart, &staging, parts, max, &pace).await?;
     let Some(bytes) = bytes else {
         if parts.file_optional {
             // No video: the text parts are all there is; the staging folder goes with it.
@@ -221,6 +175,113 @@ pub async fn receive(
     })
 }
 
+/// How fast an upload must come: no gap longer than `idle`, and `min_rate` bytes a second on
+/// average once `idle` has passed.
+struct Pace {
+    idle: Duration,
+    min_rate: u64,
+    started: std::time::Instant,
+    /// Bytes of every part so far.
+    received: std::sync::atomic::AtomicU64,
+}
+
+impl Pace {
+    fn check(&self, more: usize) -> Result<(), ApiError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let received = self.received.fetch_add(more as u64, Relaxed) + more as u64;
+        let elapsed = self.started.elapsed();
+        let Some(past_grace) = elapsed.checked_sub(self.idle) else {
+            return Ok(());
+        };
+        let owed = (past_grace.as_secs_f64() * self.min_rate as f64) as u64;
+        if received < owed {
+            return Err(ApiError::UploadTooSlow {
+                min_rate: self.min_rate,
+            });
+        }
+        Ok(())
+    }
+}
+
+type Parsed = (
+    Option<u64>,
+    Option<String>,
+    Option<&'static str>,
+    BTreeMap<String, String>,
+);
+
+async fn read_parts(
+    multipart: &mut Multipart,
+    staging: &Staging,
+    parts: &Parts<'_>,
+    max: u64,
+    pace: &Pace,
+) -> Result<Parsed, ApiError> {
+    let (mut bytes, mut file_name, mut subtitles) = (None, None, None);
+    let mut text = BTreeMap::new();
+    let mut count = 0;
+    while let Some(field) = next(multipart.next_field(), pace.idle).await? {
+        count += 1;
+        if count > MAX_PARTS {
+            return Err(ApiError::bad_request(
+                "body",
+                format!("has more than {MAX_PARTS} parts"),
+            ));
+        }
+        let part = field.name().unwrap_or_default().to_string();
+        match part.as_str() {
+            "file" => {
+                if bytes.is_some() {
+                    return Err(ApiError::bad_request(
+                        "file",
+                        "was sent twice; send one video per upload",
+                    ));
+                }
+                file_name = field.file_name().map(base_name);
+                bytes = Some(save(field, &staging.source(), max, pace, "file").await?);
+            }
+            "subtitles" => {
+                let ext = field
+                    .file_name()
+                    .and_then(|f| f.rsplit_once('.'))
+                    .map(|(_, ext)| ext.to_ascii_lowercase());
+                let ext = match ext.as_deref() {
+                    Some("srt") => "srt",
+                    Some("vtt") => "vtt",
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "subtitles",
+                            "must be a file named .srt or .vtt",
+                        ))
+                    }
+                };
+                save(
+                    field,
+                    &staging.subtitles(ext),
+                    MAX_SUBTITLES_BYTES,
+                    pace,
+                    "subtitles",
+                )
+                .await?;
+                subtitles = Some(ext);
+            }
+            name if parts.text.contains(&name) => {
+                let value = text_part(field, pace, &part).await?;
+                text.insert(part, value);
+            }
+            other => {
+                let mut takes = vec!["file", "subtitles"];
+                takes.extend(parts.text);
+                return Err(ApiError::bad_request(
+                    other.to_string(),
+                    format!("is not a part this endpoint takes ({})", takes.join(", ")),
+                ));
+            }
+        }
+    }
+    Ok((bytes, file_name, subtitles, text))
+}
+
 impl Received {
     /// Whether a video came with it (a Reka form may bring a `video_url` instead).
     pub fn has_file(&self) -> bool {
@@ -241,6 +302,8 @@ impl Received {
         let staging = self.staging.ok_or_else(|| {
             ApiError::bad_request("file", "is missing: send the video as a `file` part")
         })?;
+        // Its real size, now that it is in (the first check had only what the caller declared).
+        library.admit(&owner.tenant, self.bytes).await?;
         let upload = Upload {
             name: if name.trim().is_empty() {
                 "video".into()
@@ -266,6 +329,7 @@ pub async fn add_link(
     name: Option<String>,
     owner: &Owner,
 ) -> Result<Video, ApiError> {
+    library.admit(&owner.tenant, 0).await?;
     let checked = url_guard::check(url, library.config().allow_private_urls)
         .await
         .map_err(|e| ApiError::bad_request(field.to_string(), e.to_string()))?;
@@ -311,9 +375,10 @@ pub async fn receive_form(
     request: Request,
     state: &AppState,
     parts: &Parts<'_>,
+    tenant: &str,
 ) -> Result<Received, ApiError> {
     if is_multipart(&request) {
-        return receive(library, incoming, request, state, parts).await;
+        return receive(library, incoming, request, state, parts, tenant).await;
     }
     let limits = &incoming.runtime.config.limits;
     let (head, body) = request.into_parts();
@@ -384,19 +449,42 @@ async fn next<T>(
     }
 }
 
+/// A text part, read chunk by chunk and refused the moment it passes `MAX_TEXT_PART_BYTES`: a
+/// part of hundreds of MiB (with chunked encoding nothing declares its size) is never held.
+async fn text_part(
+    mut field: axum::extract::multipart::Field<'_>,
+    pace: &Pace,
+    part: &str,
+) -> Result<String, ApiError> {
+    let mut value = Vec::new();
+    while let Some(chunk) = next(field.chunk(), pace.idle).await? {
+        pace.check(chunk.len())?;
+        if value.len() + chunk.len() > MAX_TEXT_PART_BYTES {
+            return Err(ApiError::bad_request(
+                part.to_string(),
+                format!("is longer than {MAX_TEXT_PART_BYTES} bytes"),
+            ));
+        }
+        value.extend_from_slice(&chunk);
+    }
+    String::from_utf8(value)
+        .map_err(|_| ApiError::bad_request(part.to_string(), "is not UTF-8 text"))
+}
+
 async fn save(
     mut field: axum::extract::multipart::Field<'_>,
     path: &std::path::Path,
     max: u64,
-    idle: Duration,
+    pace: &Pace,
     part: &str,
 ) -> Result<u64, ApiError> {
     let mut file = tokio::fs::File::create(path)
         .await
         .map_err(|e| storage(e.into()))?;
     let mut written = 0u64;
-    while let Some(chunk) = next(field.chunk(), idle).await? {
+    while let Some(chunk) = next(field.chunk(), pace.idle).await? {
         written += chunk.len() as u64;
+        pace.check(chunk.len())?;
         if written > max {
             return Err(if part == "file" {
                 too_large(max)

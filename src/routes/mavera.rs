@@ -149,7 +149,7 @@ pub async fn create(
                 text: LABELS,
                 file_optional: false,
             };
-            let received = receive(library, &incoming, request, &state, &parts).await?;
+            let received = receive(library, &incoming, request, &state, &parts, &owner.tenant).await?;
             for (k, v) in &received.text {
                 owner.labels.insert(k.clone(), json!(v));
             }

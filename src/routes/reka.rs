@@ -137,7 +137,7 @@ pub async fn create(
             text: &["video_url", "video_name", "description", "group_id"],
             file_optional: true,
         };
-        let form = receive_form(library, &incoming, request, &state, &parts).await?;
+        let form = receive_form(library, &incoming, request, &state, &parts, &caller.tenant).await?;
         let mut owner = Owner {
             tenant: caller.tenant,
             ..Owner::default()

@@ -37,7 +37,8 @@ pub async fn create(
                 text: &["name"],
                 file_optional: false,
             };
-            let received = receive(library, &incoming, request, &state, &parts).await?;
+            let received =
+                receive(library, &incoming, request, &state, &parts, &owner.tenant).await?;
             let name = received.text.get("name").cloned();
             received.add(library, name, &owner).await?
         } else {

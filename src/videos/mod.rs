@@ -24,6 +24,7 @@ mod ocr;
 mod pipeline;
 mod probe;
 mod programs;
+pub mod quota;
 pub mod search;
 mod speech;
 pub mod store;
@@ -90,6 +91,8 @@ pub struct Library {
     embedder: tokio::sync::OnceCell<Option<Arc<embed::Embedder>>>,
     /// Every ready video's segment vectors, for search by meaning.
     vectors: vectors::VectorIndex,
+    /// Places for uploads arriving at once (`videos.max_concurrent_uploads`).
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// An upload on its way in: a folder of its own under `incoming/`, removed unless `add_upload`
@@ -153,6 +156,7 @@ impl Library {
             workers: Mutex::new(Vec::new()),
             embedder: tokio::sync::OnceCell::new(),
             vectors: vectors::VectorIndex::default(),
+            uploads: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_uploads)),
         });
         library.sweep_orphans().await?;
         for stored in library.store.all_vectors().await? {
@@ -252,11 +256,15 @@ impl Library {
             let _ = tokio::fs::remove_dir_all(dir).await;
             return Err(e.into());
         }
-        self.wake.notify_one();
-        self.store
+        // Read before a worker is woken: the caller is told the video as it was queued, not
+        // whatever a worker has made of it meanwhile.
+        let video = self
+            .store
             .get(new.id)
             .await?
-            .ok_or(LibraryError::Store(sqlx::Error::RowNotFound))
+            .ok_or(LibraryError::Store(sqlx::Error::RowNotFound))?;
+        self.wake.notify_one();
+        Ok(video)
     }
 
     /// The video, if `tenant` may see it.

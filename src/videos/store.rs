@@ -42,6 +42,14 @@ macro_rules! on_pool {
     };
 }
 
+/// What a tenant holds in the library (its quotas are checked against this).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub videos: u64,
+    pub bytes: u64,
+    pub queued: u64,
+}
+
 /// A video as ingest creates it.
 pub struct NewVideo<'a> {
     pub id: &'a str,
@@ -334,6 +342,24 @@ impl Store {
         Ok(n.max(0) as u64)
     }
 
+    /// What `tenant` holds: videos, bytes of video, and videos queued or processing.
+    pub async fn usage(&self, tenant: &str) -> Result<Usage, StoreError> {
+        // Cast: Postgres sums a BIGINT column as NUMERIC.
+        let sql = "SELECT COUNT(*), CAST(COALESCE(SUM(bytes), 0) AS BIGINT),
+                          CAST(COALESCE(SUM(CASE WHEN status IN ('queued', 'processing') THEN 1 ELSE 0 END), 0) AS BIGINT)
+                   FROM videos WHERE tenant = $1";
+        let (videos, bytes, queued): (i64, i64, i64) = on_pool!(self, |pool| {
+            let row = sqlx::query(sql).bind(tenant).fetch_one(pool).await?;
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)
+        });
+        let n = |v: i64| v.max(0) as u64;
+        Ok(Usage {
+            videos: n(videos),
+            bytes: n(bytes),
+            queued: n(queued),
+        })
+    }
+
     /// A kept conversation's turns (JSON), if `tenant` has one by that id.
     pub async fn session(&self, tenant: &str, id: &str) -> Result<Option<String>, StoreError> {
         on_pool!(self, |pool| {
@@ -400,11 +426,20 @@ impl Store {
             Pool::Sqlite(_) => "",
             Pool::Postgres(_) => "FOR UPDATE SKIP LOCKED",
         };
+        // In turn across tenants: the tenant whose last claim is oldest (or who never had one)
+        // first, then its oldest job.
+        let lock = if lock.is_empty() {
+            ""
+        } else {
+            "FOR UPDATE OF j SKIP LOCKED"
+        };
         let sql = format!(
             "UPDATE jobs SET claimed_by = $1, lease_until = $2, attempts = attempts + 1
-             WHERE video_id = (SELECT video_id FROM jobs
-                               WHERE claimed_by IS NULL OR lease_until < $3
-                               ORDER BY created_at LIMIT 1 {lock})
+             WHERE video_id = (SELECT j.video_id FROM jobs j
+                               JOIN videos v ON v.id = j.video_id
+                               LEFT JOIN tenant_turns t ON t.tenant = v.tenant
+                               WHERE j.claimed_by IS NULL OR j.lease_until < $3
+                               ORDER BY COALESCE(t.last_claim, 0), j.created_at LIMIT 1 {lock})
              RETURNING video_id, attempts"
         );
         let claimed = on_pool!(self, |pool| {
@@ -423,6 +458,15 @@ impl Store {
                 "UPDATE videos SET status = 'processing' WHERE id = $1 AND status = 'queued'",
             )
             .bind(&claimed.video_id)
+            .execute(pool)
+            .await?;
+            sqlx::query(
+                "INSERT INTO tenant_turns (tenant, last_claim)
+                 SELECT tenant, $2 FROM videos WHERE id = $1
+                 ON CONFLICT (tenant) DO UPDATE SET last_claim = excluded.last_claim",
+            )
+            .bind(&claimed.video_id)
+            .bind(now)
             .execute(pool)
             .await?;
             claimed

@@ -64,7 +64,7 @@ pub async fn upload(
             text: &[],
             file_optional: false,
         };
-        let received = receive(library, &incoming, request, &state, &parts).await?;
+        let received = receive(library, &incoming, request, &state, &parts, &owner.tenant).await?;
         let video = received.add(library, None, &owner).await?;
         Ok(ok(uploaded(&video)))
     })

@@ -66,7 +66,7 @@ pub async fn upload(
             text: &["unique_id", "callback"],
             file_optional: false,
         };
-        let received = receive(library, &incoming, request, &state, &parts).await?;
+        let received = receive(library, &incoming, request, &state, &parts, &caller.tenant).await?;
         let mut owner = owner(caller.tenant, &received.text);
         owner.callback =
             checked_callback(library, received.text.get("callback").cloned(), "callback").await?;
@@ -88,7 +88,8 @@ pub async fn upload_url(
             text: &["url", "unique_id", "callback"],
             file_optional: true,
         };
-        let form = receive_form(library, &incoming, request, &state, &parts).await?;
+        let form =
+            receive_form(library, &incoming, request, &state, &parts, &caller.tenant).await?;
         let url = form
             .text
             .get("url")
