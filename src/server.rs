@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -17,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use crate::state::AppState;
@@ -67,16 +69,27 @@ pub async fn serve(
     both.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
+    let admin = match config.admin_addr() {
+        Some(addr) => Some(serve_admin(addr, runtime_state.clone()).await?),
+        None => None,
+    };
     let connections = GracefulShutdown::new();
+    // Past `server.max_connections`, accepting waits: new callers queue in the kernel's backlog
+    // rather than each taking a descriptor and a task.
+    let open = Arc::new(Semaphore::new(config.max_connections));
     let mut shutdown = pin!(shutdown);
     loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
+        let (tcp, peer, permit) = tokio::select! {
+            accepted = async {
+                let permit = open.clone().acquire_owned().await;
+                (listener.accept().await, permit)
+            } => match accepted {
+                (Ok((tcp, peer)), Ok(permit)) => (tcp, peer, permit),
+                (Err(error), _) => {
                     accept_failed(error).await;
                     continue;
                 }
+                (Ok(_), Err(_)) => continue,
             },
             () = &mut shutdown => break,
         };
@@ -95,13 +108,16 @@ pub async fn serve(
         let io = TokioIo::new(tcp);
         if config.http2 {
             let connection = both.serve_connection(io, service).into_owned();
-            spawn_connection(connections.watch(connection), peer);
+            spawn_connection(connections.watch(connection), peer, permit);
         } else {
             let connection = http1.serve_connection(io, service);
-            spawn_connection(connections.watch(connection), peer);
+            spawn_connection(connections.watch(connection), peer, permit);
         }
     }
     drop(listener);
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     // Video jobs stop now (their programs are killed) and go back to the queue; the next start
     // resumes them. They do not get the grace period: a job can take far longer than it.
     let videos_stopped = tokio::spawn(async move {
@@ -137,12 +153,30 @@ fn state_idle(state: &AppState) -> Duration {
 fn spawn_connection<E: std::fmt::Display>(
     connection: impl Future<Output = Result<(), E>> + Send + 'static,
     peer: std::net::SocketAddr,
+    permit: OwnedSemaphorePermit,
 ) {
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%peer, %error, "connection ended with an error");
         }
+        drop(permit);
     });
+}
+
+/// `/metrics`, `/readyz` and `/healthz` on their own address (`server.admin_listen`), so the
+/// public one tells nothing about the server. Stops when `serve` does.
+async fn serve_admin(
+    addr: std::net::SocketAddr,
+    state: AppState,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!(admin = %listener.local_addr().unwrap_or(addr), "admin endpoints listening");
+    let router = crate::routes::admin_router(state);
+    Ok(tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, "admin endpoints stopped");
+        }
+    }))
 }
 
 /// Errors that concern one connection (the caller gave up during the handshake) are skipped;

@@ -197,6 +197,18 @@ pub struct ServerConfig {
     /// How often the config file is checked for changes; 0 turns watching off.
     #[serde(with = "humantime_serde")]
     pub watch_config: Duration,
+    /// Where `/metrics` and `/readyz` are served instead of `listen` (`host:port`); empty: on
+    /// `listen`, with everything else. Read at start only.
+    pub admin_listen: String,
+    /// Connections open at once; past it new ones wait in the kernel's backlog. Read at start.
+    pub max_connections: usize,
+}
+
+impl ServerConfig {
+    /// The admin address, when one is set (checked at load).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listen.parse().ok()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -683,7 +695,12 @@ mod tests {
         ]
         .concat();
         let c = Config::load_from(None, &keyed, &OpenAiEnv::default()).unwrap();
-        assert_eq!(c.warnings().len(), 1, "keys set: only compact is left");
+        let w = c.warnings().join("\n");
+        assert!(!w.contains("auth.keys"), "keys set: {w}");
+        assert!(
+            w.contains("wire.compact") && w.contains("server.admin_listen"),
+            "{w}"
+        );
     }
 
     #[test]

@@ -113,6 +113,21 @@ impl Config {
                 return Err(ConfigError::invalid(field, "must be longer than 0s"));
             }
         }
+        if !self.server.admin_listen.is_empty() && self.server.admin_addr().is_none() {
+            return Err(ConfigError::invalid(
+                "server.admin_listen",
+                format!(
+                    "`{}` is not host:port (e.g. 127.0.0.1:9090)",
+                    self.server.admin_listen
+                ),
+            ));
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "server.max_connections",
+                "must be at least 1",
+            ));
+        }
         self.validate_videos()?;
         self.validate_cluster()?;
         self.validate_video_chat()
@@ -260,6 +275,12 @@ impl Config {
         if self.auth.keys.is_empty() && !self.server.listen.ip().is_loopback() {
             warnings.push(format!(
                 "no API keys (auth.keys) while listening on {}: anyone who can reach it can spend your upstreams",
+                self.server.listen
+            ));
+        }
+        if self.server.admin_listen.is_empty() && !self.server.listen.ip().is_loopback() {
+            warnings.push(format!(
+                "/metrics and /readyz are served on {} to anyone who reaches it; set server.admin_listen to an inner address",
                 self.server.listen
             ));
         }

@@ -1,6 +1,7 @@
 //! HTTP surface. Each dialect is a module that only decodes its requests, picks its encoder and
 //! renders errors in its envelope; the core (`answer`) does the rest. What every route shares:
-//! `incoming` (request id, key, caller address), `body` (size- and time-limited reads), `sse`
+//! `incoming` (request id, key, caller address), `body` (size- and time-limited reads), `linger`
+//! (the rest of a refused body read and thrown away, so the caller reads the refusal), `sse`
 //! (streaming response headers). `ops` holds the endpoints for operators; `videos` is the video
 //! library's own API.
 
@@ -8,6 +9,7 @@ pub mod body;
 pub mod chatapi;
 pub mod incoming;
 pub mod library;
+mod linger;
 pub mod mavera;
 pub mod memories;
 pub mod openai;
@@ -83,8 +85,10 @@ fn video_dialects() -> Router<AppState> {
         .route("/v2/search", post(reka::search))
 }
 
+/// Everything callers use; with no `server.admin_listen`, the operators' endpoints too.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let with_ops = state.runtime().config.server.admin_addr().is_none();
+    let public = Router::new()
         .route("/chat", post(chatapi::chat_default))
         .route("/chat/{persona}", post(chatapi::chat_persona))
         .route("/v1/chat/completions", post(openai::chat::completions))
@@ -103,12 +107,35 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/videos/{id}/keyframes/{file}", get(videos::keyframe))
         .route("/v1/search", post(search::search))
         .merge(video_dialects())
-        .route("/healthz", get(ops::healthz))
+        // A liveness probe says nothing about the server: it stays where load balancers look.
+        .route("/healthz", get(ops::healthz));
+    let public = if with_ops {
+        public.merge(ops())
+    } else {
+        public
+    };
+    layered(public.with_state(state))
+}
+
+/// The operators' endpoints alone, for `server.admin_listen`.
+pub fn admin_router(state: AppState) -> Router {
+    let admin = ops().route("/healthz", get(ops::healthz));
+    layered(admin.with_state(state))
+}
+
+/// What tells about the server: personas, upstreams, counts, warnings.
+fn ops() -> Router<AppState> {
+    Router::new()
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .with_state(state)
-        // Outermost last: the id is set (caller's or a new UUID) before the handler runs and
-        // copied onto the response.
+}
+
+/// What every request goes through: its body wrapped to linger, its request id.
+fn layered(router: Router) -> Router {
+    // Outermost last: the id is set (caller's or a new UUID) before the handler runs and copied
+    // onto the response.
+    router
+        .layer(axum::middleware::map_request(linger::wrap))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
