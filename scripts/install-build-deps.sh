@@ -3,7 +3,8 @@
 # llama.cpp (the `local` feature), python3 + pip to fetch the default model, curl for the curl
 # test; for the video library, ffmpeg/ffprobe and tesseract (English) that processing runs, and
 # espeak-ng + the DejaVu fonts the tests make their videos with; redis-server and Postgres, which
-# the replica tests start on loopback ports of their own (the Debian services are not needed). Installs only what is missing,
+# the replica tests start on loopback ports of their own (the Debian services are not needed);
+# mkvmerge, with which the hostile-input tests pack a compressed subtitle track. Installs only what is missing,
 # with apt-get where it can; elsewhere it says what to install and stops.
 set -euo pipefail
 need=()
@@ -19,6 +20,7 @@ ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || need+=
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || need+=(fonts-dejavu-core)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v mkvmerge >/dev/null || need+=(mkvtoolnix)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 if command -v apt-get >/dev/null; then

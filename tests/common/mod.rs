@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod fake_upstream;
+pub mod hostile;
 pub mod postgres_server;
 pub mod process;
 pub mod redis_server;

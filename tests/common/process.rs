@@ -39,7 +39,12 @@ pub struct Running {
 impl Running {
     /// Starts the binary and waits for its "listening" line, which carries the bound address.
     pub async fn start(config: &TempFile) -> Self {
-        let mut child = command(config).spawn().unwrap();
+        Self::start_command(command(config)).await
+    }
+
+    /// As `start`, with a command `command` made and the caller changed (its environment).
+    pub async fn start_command(mut command: Command) -> Self {
+        let mut child = command.spawn().unwrap();
         let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
         let line = wait_for(&mut logs, "chatapi listening").await;
         let addr = line
