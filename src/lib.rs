@@ -6,8 +6,9 @@
 //! - `routes` — the HTTP surface, one module per dialect. Each only decodes its request (for
 //!   ChatAPI, `routes::chatapi::request`), picks its encoder (`routes::chatapi::Framing`) and
 //!   renders errors in its envelope. `routes::incoming` reads the key and caller address,
-//!   `routes::body` reads bodies within each route's limits; `routes::ops` serves health,
-//!   readiness and metrics.
+//!   `routes::body` reads bodies within each route's limits, `routes::linger` drains what a
+//!   refused caller is still sending; `routes::ops` serves health, readiness and metrics (on
+//!   `server.admin_listen` alone when that is set).
 //! - `answer` — the core every dialect shares, with no HTTP in it: `answer::admission` (per-IP
 //!   limit, `auth` key check, per-key limit; with replicas, the shared stream place), then `answer::start` (persona, stream slot, context
 //!   budget, upstream open with failover); `answer::collect` reads a whole answer for dialects
@@ -21,7 +22,8 @@
 //!   timeouts, keep-alive pings, shutdown and hang-up are the relay's, the bytes the encoder's.
 //!
 //! - `videos` — the video library: uploads and URL ingest, offline processing (ffprobe,
-//!   subtitles or speech-to-text, keyframes, OCR) into a timeline, kept in a store (SQLite);
+//!   subtitles or speech-to-text, keyframes, OCR; every program bounded by `videos::programs`,
+//!   every addition by `videos::quota`) into a timeline, kept in a store (SQLite);
 //!   served natively by `routes::videos`, and to the video dialects (`routes::memories` for
 //!   MAVI/Memories.ai v1.0 and v1.2, `routes::mavera`, `routes::reka`). Their chats go through
 //!   `answer::grounded` (the caller's videos, the budget) and `grounding` (the timeline, cut to
