@@ -580,6 +580,7 @@ async fn the_hostile_suite_leaves_the_server_up_and_small() {
         .unwrap();
     assert_eq!(health.status(), 200);
     let after = rss_kb(pid);
+    eprintln!("hostile suite: server RSS {before} KiB before the attacks, {after} KiB after");
     assert!(
         after < before + 100 * 1024,
         "memory grew from {before} KiB to {after} KiB"
