@@ -15,6 +15,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
 
+mod vad;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -35,6 +37,9 @@ struct Cli {
     /// Print whisper.cpp's own log (model, buffers, CPU features) to stderr.
     #[arg(long)]
     verbose: bool,
+    /// Give whisper the whole recording instead of the stretches of speech (for comparison).
+    #[arg(long)]
+    no_vad: bool,
     audio: PathBuf,
 }
 
@@ -99,35 +104,50 @@ fn transcribe(cli: &Cli, samples: &[f32]) -> Result<Vec<Cue>, String> {
     let mut state = context
         .create_state()
         .map_err(|e| format!("model {model}: {e}"))?;
-    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
     let threads = if cli.threads == 0 {
         std::thread::available_parallelism().map_or(1, usize::from)
     } else {
         cli.threads
     };
-    params.set_n_threads(i32::try_from(threads).unwrap_or(1));
-    params.set_language(Some(cli.language.as_str()));
-    params.set_print_progress(false);
-    params.set_print_realtime(false);
-    params.set_print_special(false);
-    params.set_print_timestamps(false);
-    state
-        .full(params, samples)
-        .map_err(|e| format!("recognition failed: {e}"))?;
+    let stretches = if cli.no_vad {
+        vec![vad::Stretch {
+            samples: 0..samples.len(),
+            voice: 0,
+        }]
+    } else {
+        vad::speech(samples)
+    };
     let mut cues = Vec::new();
-    for segment in state.as_iter() {
-        let text = segment
-            .to_str_lossy()
-            .map_err(|e| format!("reading a segment: {e}"))?
-            .trim()
-            .to_string();
-        // Whisper's non-speech markers ("[BLANK_AUDIO]", "(music)") are not words anyone said.
-        let bracketed = (text.starts_with('[') && text.ends_with(']'))
-            || (text.starts_with('(') && text.ends_with(')'));
-        if !text.is_empty() && !bracketed {
+    for chunk in vad::chunks(&stretches) {
+        let audio = chunk.audio(samples);
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(i32::try_from(threads).unwrap_or(1));
+        params.set_language(Some(cli.language.as_str()));
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_special(false);
+        params.set_print_timestamps(false);
+        state
+            .full(params, &audio)
+            .map_err(|e| format!("recognition failed: {e}"))?;
+        let mut heard = Vec::new();
+        for segment in state.as_iter() {
+            let text = segment
+                .to_str_lossy()
+                .map_err(|e| format!("reading a segment: {e}"))?
+                .trim()
+                .to_string();
+            // Whisper's non-speech markers ("[BLANK_AUDIO]", "(music)") are not words anyone said.
+            let bracketed = (text.starts_with('[') && text.ends_with(']'))
+                || (text.starts_with('(') && text.ends_with(')'));
+            if !text.is_empty() && !bracketed {
+                heard.push((segment.start_timestamp(), segment.end_timestamp(), text));
+            }
+        }
+        for (start_cs, end_cs, text) in chunk.place(&heard) {
             cues.push(Cue {
-                start_cs: segment.start_timestamp(),
-                end_cs: segment.end_timestamp(),
+                start_cs,
+                end_cs,
                 text,
             });
         }
