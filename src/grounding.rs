@@ -401,6 +401,7 @@ mod tests {
             caption: String::new(),
             keyframe: None,
             tokens: None,
+            cues: Vec::new(),
         }
     }
 

@@ -525,32 +525,7 @@ fn tokio_stream_from<T: Send + 'static>(
 /// whisper tiny.en, on espeak-ng's speech. Recognition is not exact: most of the keywords, any case.
 #[tokio::test]
 async fn speech_becomes_a_transcript_offline_with_whisper() {
-    let target = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let program = target.join("chatapi-whisper");
-    assert!(
-        program.is_file(),
-        "{} is missing: `cargo build -p chatapi-whisper` (scripts/test.sh does)",
-        program.display()
-    );
-    let model =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ggml-tiny.en-q8_0.bin");
-    assert!(
-        model.is_file(),
-        "{} is missing: scripts/fetch-model.sh",
-        model.display()
-    );
-    let (s, _) = server(&format!(
-        "speech_binary = \"{}\"\nspeech_model = \"{}\"\n",
-        program.display(),
-        model.display()
-    ))
-    .await;
+    let (s, _) = server(&videos::whisper_config()).await;
     let (_, video) = upload(&s, videos::form(&made().speech(), vec![])).await;
     let video = settled(&s.url, video["id"].as_str().unwrap(), Some(KEY)).await;
     assert_eq!(video["status"], "ready", "{video}");

@@ -374,13 +374,27 @@ async fn listing(
         end: q.end,
     };
     let segments = library.timeline(id).await.map_err(storage)?;
-    let items: Vec<Value> = segments
-        .iter()
-        .filter(|s| {
-            range.start.is_none_or(|a| s.end_s > a) && range.end.is_none_or(|b| s.start_s < b)
-        })
-        .filter_map(|s| item(s, kind))
-        .collect();
+    let overlaps = |from: f64, to: f64| {
+        range.start.is_none_or(|a| to > a) && range.end.is_none_or(|b| from < b)
+    };
+    let items: Vec<Value> = match kind {
+        // Cut at cue times: a cue is in the range when the middle of it is, so a range gives
+        // the words said inside it, not its segments' whole transcript.
+        Listing::Transcript => segments
+            .iter()
+            .flat_map(|s| s.cues())
+            .filter(|c| {
+                let middle = (c.start_s + c.end_s) / 2.0;
+                range.start.is_none_or(|a| middle >= a) && range.end.is_none_or(|b| middle < b)
+            })
+            .map(|c| json!({"start": c.start_s, "end": c.end_s, "text": c.text}))
+            .collect(),
+        Listing::Captions => segments
+            .iter()
+            .filter(|s| overlaps(s.start_s, s.end_s))
+            .filter_map(caption)
+            .collect(),
+    };
     if kind == Listing::Transcript && q.format.as_deref() == Some("text") {
         let text: Vec<&str> = items.iter().filter_map(|i| i["text"].as_str()).collect();
         return Ok(Json(json!({"text": text.join(" ")})).into_response());
@@ -392,25 +406,19 @@ async fn listing(
     Ok(Json(json!({"data": page, "next_page_token": next})).into_response())
 }
 
-/// A transcript line, or a caption: what was seen, else (no vision upstream) what was on
-/// screen and said, with its `source` saying which.
-fn item(s: &Segment, kind: Listing) -> Option<Value> {
-    match kind {
-        Listing::Transcript => (!s.transcript.is_empty())
-            .then(|| json!({"start": s.start_s, "end": s.end_s, "text": s.transcript})),
-        Listing::Captions => {
-            let (text, source) = if !s.caption.is_empty() {
-                (s.caption.clone(), "vision")
-            } else if !s.on_screen_text.is_empty() {
-                (format!("On screen: {}", s.on_screen_text), "on_screen_text")
-            } else if !s.transcript.is_empty() {
-                (format!("Said: {}", s.transcript), "transcript")
-            } else {
-                return None;
-            };
-            Some(json!({"start": s.start_s, "end": s.end_s, "caption": text, "source": source}))
-        }
-    }
+/// A segment's caption: what was seen, else (no vision upstream) what was on screen and said,
+/// with its `source` saying which.
+fn caption(s: &Segment) -> Option<Value> {
+    let (text, source) = if !s.caption.is_empty() {
+        (s.caption.clone(), "vision")
+    } else if !s.on_screen_text.is_empty() {
+        (format!("On screen: {}", s.on_screen_text), "on_screen_text")
+    } else if !s.transcript.is_empty() {
+        (format!("Said: {}", s.transcript), "transcript")
+    } else {
+        return None;
+    };
+    Some(json!({"start": s.start_s, "end": s.end_s, "caption": text, "source": source}))
 }
 
 #[derive(Deserialize)]

@@ -162,6 +162,7 @@ pub async fn timeline(
                     "on_screen_text": s.on_screen_text,
                     "caption": s.caption,
                     "keyframe": s.keyframe,
+                    "cues": s.cues(),
                 })
             })
             .collect();

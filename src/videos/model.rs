@@ -137,9 +137,34 @@ pub struct Segment {
     /// made before chatapi counted them.
     #[serde(skip)]
     pub tokens: Option<u32>,
+    /// The transcript as it was said: each cue with its own times, in order (a player
+    /// highlights the words being spoken; a range is cut at these). Empty for timelines made
+    /// before chatapi kept them: `Segment::cues` then gives the transcript as one cue.
+    #[serde(skip)]
+    pub cues: Vec<Spoken>,
+}
+
+/// Words said between two moments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spoken {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub text: String,
 }
 
 impl Segment {
+    /// Its cues; for a timeline made before cues were kept, the transcript as one cue.
+    pub fn cues(&self) -> Vec<Spoken> {
+        if !self.cues.is_empty() || self.transcript.is_empty() {
+            return self.cues.clone();
+        }
+        vec![Spoken {
+            start_s: self.start_s,
+            end_s: self.end_s,
+            text: self.transcript.clone(),
+        }]
+    }
+
     /// Its text (said, on screen, seen), as counted for `tokens`.
     pub fn text(&self) -> String {
         [&self.transcript, &self.on_screen_text, &self.caption]

@@ -582,12 +582,12 @@ impl Store {
             }
             for (i, s) in segments.iter().enumerate() {
                 sqlx::query(
-                    "INSERT INTO segments (video_id, idx, start_s, end_s, transcript, on_screen_text, caption, keyframe, tokens)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    "INSERT INTO segments (video_id, idx, start_s, end_s, transcript, on_screen_text, caption, keyframe, tokens, cues)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                      ON CONFLICT (video_id, idx) DO UPDATE SET start_s = excluded.start_s,
                        end_s = excluded.end_s, transcript = excluded.transcript,
                        on_screen_text = excluded.on_screen_text, caption = excluded.caption,
-                       keyframe = excluded.keyframe, tokens = excluded.tokens",
+                       keyframe = excluded.keyframe, tokens = excluded.tokens, cues = excluded.cues",
                 )
                 .bind(id)
                 .bind(i as i64)
@@ -598,6 +598,7 @@ impl Store {
                 .bind(&s.caption)
                 .bind(s.keyframe.map(i64::from))
                 .bind(s.tokens.map(i64::from))
+                .bind(serde_json::to_string(&s.cues).unwrap_or_else(|_| "[]".into()))
                 .execute(&mut *tx)
                 .await?;
                 // Postgres indexes the segment's words itself (a generated tsvector column).
@@ -651,7 +652,7 @@ impl Store {
     pub async fn segments(&self, id: &str) -> Result<Vec<Segment>, StoreError> {
         on_pool!(self, |pool| {
             let rows = sqlx::query(
-                "SELECT start_s, end_s, transcript, on_screen_text, caption, keyframe, tokens
+                "SELECT start_s, end_s, transcript, on_screen_text, caption, keyframe, tokens, cues
                  FROM segments WHERE video_id = $1 ORDER BY idx",
             )
             .bind(id)
@@ -667,6 +668,9 @@ impl Store {
                         caption: r.try_get("caption")?,
                         keyframe: small(r.try_get("keyframe")?),
                         tokens: small(r.try_get("tokens")?),
+                        // Written by this code only; a row it cannot read has no cues of its own.
+                        cues: serde_json::from_str(r.try_get::<&str, _>("cues")?)
+                            .unwrap_or_default(),
                     })
                 })
                 .collect()

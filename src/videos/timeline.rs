@@ -3,7 +3,7 @@
 //! starts. A scene's on-screen text and caption go on its first segment only: repeated, they
 //! would crowd a prompt with the same words.
 
-use super::model::{Keyframe, Segment};
+use super::model::{Keyframe, Segment, Spoken};
 use super::subtitles::Cue;
 
 /// Longest stretch one `[MM:SS]` stamp covers.
@@ -41,13 +41,25 @@ pub fn build(duration_s: f64, keyframes: &[Keyframe], cues: &[Cue]) -> Vec<Segme
             })
             .collect();
         let mut piece_start = start;
-        let mut words: Vec<&str> = Vec::new();
+        let mut words: Vec<&Cue> = Vec::new();
         let mut first = true;
-        let mut flush = |from: f64, to: f64, words: &mut Vec<&str>, first: &mut bool| {
+        let mut flush = |from: f64, to: f64, words: &mut Vec<&Cue>, first: &mut bool| {
             segments.push(Segment {
                 start_s: from,
                 end_s: to,
-                transcript: words.join(" "),
+                transcript: words
+                    .iter()
+                    .map(|c| c.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                cues: words
+                    .iter()
+                    .map(|c| Spoken {
+                        start_s: c.start_s,
+                        end_s: c.end_s,
+                        text: c.text.clone(),
+                    })
+                    .collect(),
                 on_screen_text: if *first {
                     keyframe.map(|k| k.ocr_text.clone()).unwrap_or_default()
                 } else {
@@ -69,7 +81,7 @@ pub fn build(duration_s: f64, keyframes: &[Keyframe], cues: &[Cue]) -> Vec<Segme
                 flush(piece_start, cue.start_s, &mut words, &mut first);
                 piece_start = cue.start_s;
             }
-            words.push(&cue.text);
+            words.push(cue);
         }
         flush(piece_start, end, &mut words, &mut first);
     }

@@ -305,3 +305,33 @@ pub fn turns(request: &serde_json::Value) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// The `[videos]` lines for the real recogniser: `chatapi-whisper` (built beside the tests by
+/// `scripts/test.sh`) with whisper tiny.en.
+pub fn whisper_config() -> String {
+    let target = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let program = target.join("chatapi-whisper");
+    assert!(
+        program.is_file(),
+        "{} is missing: `cargo build -p chatapi-whisper` (scripts/test.sh does)",
+        program.display()
+    );
+    let model =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ggml-tiny.en-q8_0.bin");
+    assert!(
+        model.is_file(),
+        "{} is missing: scripts/fetch-model.sh",
+        model.display()
+    );
+    format!(
+        "speech_binary = \"{}\"\nspeech_model = \"{}\"\n",
+        program.display(),
+        model.display()
+    )
+}

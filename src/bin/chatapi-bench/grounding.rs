@@ -32,6 +32,7 @@ pub async fn run() {
                 caption: String::new(),
                 keyframe: None,
                 tokens: None,
+                cues: Vec::new(),
             }
         })
         .collect();

@@ -122,6 +122,7 @@ pub async fn run(model: &std::path::Path, segments: usize) {
             caption: String::new(),
             keyframe: None,
             tokens: Some(100),
+            cues: Vec::new(),
         })
         .collect();
     for v in 0..segments.div_ceil(per_video) {
