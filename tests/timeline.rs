@@ -190,3 +190,116 @@ async fn a_range_gives_the_words_said_inside_it() {
         "{listed}"
     );
 }
+
+/// Scenes and the words on each; where each starts. Between them every kind of cut: colour only
+/// (red to a green of about the same brightness), words only (the same green), brightness and
+/// hue, a pattern, and a fade through black; film grain over all of it.
+const SCENES: [(f64, &str); 6] = [
+    (0.0, "ALPHA"),
+    (4.0, "BRAVO"),
+    (8.0, "CHARLIE"),
+    (12.0, "DELTA"),
+    (16.0, "ECHO"),
+    (22.0, "FOXTROT"),
+];
+
+fn cuts_video() -> PathBuf {
+    static MADE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    MADE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("chatapi-cuts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let font = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
+        let text = |t: &str| {
+            format!(
+                "drawtext=fontfile={font}:text='{t}':fontsize=56:fontcolor=white:x=(w-text_w)/2:y=(h-text_h)/2"
+            )
+        };
+        let size = "s=640x360:r=25";
+        let inputs = [
+            format!("color=c=0xC03030:{size}:d=4,{}", text("ALPHA")),
+            format!("color=c=0x309630:{size}:d=4,{}", text("BRAVO")),
+            format!("color=c=0x309630:{size}:d=4,{}", text("CHARLIE")),
+            format!("color=c=0x404080:{size}:d=4,{}", text("DELTA")),
+            // Colour bars above, the words on a plain band below (tesseract reads no words
+            // laid over a pattern).
+            format!(
+                "smptebars=s=640x200:r=25:d=5,pad=640:360:0:0:color=0x303030,drawtext=fontfile={font}:text='ECHO':fontsize=56:fontcolor=white:x=(w-text_w)/2:y=260,fade=t=out:st=4:d=1"
+            ),
+            format!("color=c=black:{size}:d=1"),
+            format!("color=c=0x2050C0:{size}:d=5,{},fade=t=in:st=0:d=1", text("FOXTROT")),
+        ];
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-y", "-loglevel", "error"]);
+        for input in &inputs {
+            cmd.args(["-f", "lavfi", "-i", input]);
+        }
+        let streams: String = (0..inputs.len()).map(|i| format!("[{i}:v]")).collect();
+        let file = dir.join("cuts.mp4");
+        cmd.args([
+            "-filter_complex",
+            &format!(
+                "{streams}concat=n={}:v=1:a=0,format=yuv420p,noise=alls=10:allf=t+u[v]",
+                inputs.len()
+            ),
+            "-map",
+            "[v]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
+        .arg(&file);
+        run(&mut cmd);
+        file
+    })
+    .clone()
+}
+
+#[tokio::test]
+async fn every_kind_of_cut_is_seen_and_each_scene_read_in_its_own_segment() {
+    let store = videos::storage();
+    let toml = format!(
+        "[auth]\nkeys = [\"{KEY}\"]\n[storage]\ndir = \"{}\"\n[videos]\nenabled = true\n\
+         speech_binary = \"\"\nspeech_model = \"\"\nembedding_model = \"\"\n",
+        store.display()
+    );
+    let s = Server::start(&[], &toml).await;
+    let r: Value = client()
+        .post(format!("{}/v1/videos", s.url))
+        .bearer_auth(KEY)
+        .multipart(videos::form(&cuts_video(), vec![]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = r["id"].as_str().unwrap().to_string();
+    let v = settled(&s.url, &id, Some(KEY)).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    let timeline = get(&s, &format!("/v1/videos/{id}/timeline")).await;
+    let found: Vec<f64> = timeline["keyframes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["time_s"].as_f64().unwrap())
+        .collect();
+    assert_eq!(found.len(), SCENES.len(), "cuts at {found:?}");
+    for ((at, word), time) in SCENES.iter().zip(&found) {
+        assert!(
+            (time - at).abs() <= 0.4,
+            "the cut to {word} at {at} s found at {time} s: {found:?}"
+        );
+        let segment = timeline["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|seg| (seg["start_s"].as_f64().unwrap() - time).abs() < 1e-6)
+            .unwrap();
+        let read = segment["on_screen_text"].as_str().unwrap();
+        assert!(
+            read.contains(word),
+            "{word} not read in its scene's segment: {segment}"
+        );
+    }
+}

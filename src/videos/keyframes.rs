@@ -1,18 +1,20 @@
-//! Step 3: keyframes at scene changes, in one decoding pass. Scenes are scored on a small,
-//! slow copy of the picture (5 frames a second, at most 960 pixels wide: decoding at full size
-//! and rate costs as much as speech-to-text), and the frames picked are written as JPEGs from
-//! that same pass, large enough to read on-screen text from.
+//! Step 3: keyframes, one per scene. The video is decoded once, at 5 frames a second and scaled
+//! to a thumbnail that `scenes` scores for cuts as the frames stream in (on a blocking thread);
+//! then each scene's picture is taken from the video at its time, large enough to read
+//! on-screen text from (at most 960 pixels wide), a few seeks per ffmpeg run.
 //!
-//! ffmpeg's `select` keeps: the first frame; a frame whose scene score is over the threshold,
-//! unless the last pick is closer than the ceiling allows; and a frame once the last pick is
-//! further back than the floor allows. `showinfo` prints each kept frame's time.
+//! Picked: the first frame; each cut, unless the last pick is closer than the ceiling
+//! (`keyframes_max_per_minute`) allows; and a frame once the last pick is further back than the
+//! floor (`keyframes_min_per_minute`) allows, so a long scene still gets a picture now and then.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::programs;
+use super::scenes::{self, Detector};
 use super::JobError;
 
 pub struct Settings {
@@ -32,8 +34,14 @@ pub fn file(dir: &Path, index: u32) -> PathBuf {
     dir.join(format!("kf-{:05}.jpg", index + 1))
 }
 
-/// Frames of `source`'s first `until_s` seconds (its length as probed: a file whose frames lie
-/// far apart past its stated length is read no further, and yields no more frames than that
+/// Pictures taken per ffmpeg run (each its own seek): a process per picture would cost more
+/// than the seeking.
+const PER_RUN: usize = 16;
+/// The scored thumbnails come this often.
+const FRAME_S: f64 = 0.2;
+
+/// Keyframes of `source`'s first `until_s` seconds (its length as probed: a file whose frames
+/// lie far apart past its stated length is read no further, and yields no more frames than that
 /// length allows).
 pub async fn extract(
     source: &Path,
@@ -43,101 +51,162 @@ pub async fn extract(
     limit: Duration,
     cancel: &CancellationToken,
 ) -> Result<Keyframes, JobError> {
-    // The most the floor and the ceiling allow in that length, and never past `max_frames`.
+    // The most the ceiling allows in that length, and never past `max_frames`.
     let allowed = ((until_s / 60.0 + 1.0) * settings.max_per_minute).ceil() as usize + 1;
     let max_frames = allowed.min(settings.max_frames).max(1);
-    let min_gap = 60.0 / settings.max_per_minute;
-    let max_gap = 60.0 / settings.min_per_minute;
-    let select = format!(
-        "select='eq(n\\,0)+gt(scene\\,{t})*gte(t-prev_selected_t\\,{min_gap})+gte(t-prev_selected_t\\,{max_gap})'",
-        t = settings.threshold
-    );
+    let picks = scan(source, settings, until_s, limit, cancel).await?;
+    let mut times: Vec<(f64, f64)> = picks.into_iter().take(max_frames).collect();
+    if times.is_empty() {
+        times.push((0.0, 0.0));
+    }
+    for (batch, chunk) in times.chunks(PER_RUN).enumerate() {
+        take_pictures(source, dir, batch * PER_RUN, chunk, limit, cancel).await?;
+    }
+    // A seek past the last decodable frame writes nothing: that scene goes, and the files are
+    // numbered again so they stay `kf-00001.jpg` onwards.
+    let mut kept = Vec::with_capacity(times.len());
+    for (i, (at, _)) in times.iter().enumerate() {
+        let written = file(dir, i as u32);
+        if !tokio::fs::try_exists(&written).await.unwrap_or(false) {
+            continue;
+        }
+        let index = kept.len() as u32;
+        if index as usize != i {
+            tokio::fs::rename(&written, file(dir, index))
+                .await
+                .map_err(|e| JobError::Internal(format!("renaming keyframe {i}: {e}")))?;
+        }
+        kept.push(*at);
+    }
+    if kept.is_empty() {
+        return Err(JobError::Failed(
+            "the video's picture could not be decoded: no frame could be taken from it".into(),
+        ));
+    }
+    Ok(Keyframes { times: kept })
+}
+
+/// One decoding pass: the thumbnails scored as they come; the picks as (scene start, when to
+/// take its picture).
+async fn scan(
+    source: &Path,
+    settings: &Settings,
+    until_s: f64,
+    limit: Duration,
+    cancel: &CancellationToken,
+) -> Result<Vec<(f64, f64)>, JobError> {
+    let until = super::subtitles::seconds(until_s);
     // `trim` right after `fps`: a file whose next frame lies hours after its stated end would
-    // otherwise have `fps` repeat the last frame up to it (1,334 keyframes from three frames),
-    // whatever `-t` says about reading.
+    // otherwise have `fps` repeat the last frame up to it, whatever `-t` says about reading.
     let filter = format!(
-        "fps=5,trim=end={},scale='min(960,iw)':-2,{select},showinfo",
-        super::subtitles::seconds(until_s)
+        "fps=5,trim=end={until},scale={}:{}:flags=area,format=rgb24",
+        scenes::WIDTH,
+        scenes::HEIGHT
     );
     let mut cmd = programs::ffmpeg("ffmpeg", programs::Input::Video);
-    // The deblocking filter only makes frames prettier; scenes are scored on a small copy, and
-    // skipping it saves about a third of the decoding (9.7 s instead of 14.3 s for 120 s of a
-    // 720p, 3 Mb/s talk).
+    // The deblocking filter only makes frames prettier, and thumbnails are scored: skipping it
+    // saves about a third of the decoding (9.7 s instead of 14.3 s for 120 s of a 720p talk).
     cmd.args([
         "-loglevel",
-        "info",
-        "-nostats",
+        "error",
         "-threads",
         "0",
         "-skip_loop_filter",
         "all",
-        "-t",
-        &super::subtitles::seconds(until_s),
-        "-i",
     ])
+    .args(["-t", &until, "-i"])
     .arg(source)
-    // Audio, subtitles and data left in make a null-ish output fail ("Too many packets
-    // buffered"), and cost decoding for nothing.
-    .args([
-        "-an",
-        "-sn",
-        "-dn",
-        "-vf",
-        &filter,
-        "-fps_mode",
-        "vfr",
-        "-frames:v",
-        &max_frames.to_string(),
-        "-q:v",
-        "4",
-        "-y",
-    ])
-    .arg(dir.join("kf-%05d.jpg"));
-    // The kept frames' times are in the error output, one `showinfo` line (~300 bytes) each,
-    // among whatever warnings a damaged file makes the decoder write.
-    let caps = programs::Caps {
-        stdout: (max_frames * 1024).max(4 << 20),
-        stderr: 1 << 20,
-        keep: Some("Parsed_showinfo"),
-    };
-    let out = programs::run_capped(cmd, "ffmpeg (keyframes)", limit, cancel, caps)
+    .args(["-an", "-sn", "-dn", "-vf", &filter, "-f", "rawvideo", "-"]);
+    let min_gap = 60.0 / settings.max_per_minute;
+    let max_gap = 60.0 / settings.min_per_minute;
+    let threshold = settings.threshold;
+    let scored = programs::run_reading(cmd, "ffmpeg (scenes)", limit, cancel, move |out| {
+        let mut detector = Detector::new(threshold, min_gap);
+        let mut frame = vec![0u8; scenes::FRAME_BYTES];
+        let mut n = 0usize;
+        while out.read_exact(&mut frame).is_ok() {
+            detector.frame(n as f64 * FRAME_S, &frame);
+            n += 1;
+        }
+        (detector.cuts(), n)
+    });
+    let (cuts, frames) = scored.await.map_err(|e| match e {
+        JobError::Program { detail, .. } => JobError::Failed(format!(
+            "the video's picture could not be decoded (the file may be damaged): {detail}"
+        )),
+        other => other,
+    })?;
+    if frames == 0 {
+        return Err(JobError::Failed(
+            "the video's picture could not be decoded: no frame in it".into(),
+        ));
+    }
+    let end = frames as f64 * FRAME_S;
+    Ok(with_floor(&cuts, max_gap, end))
+}
+
+/// The first frame, the cuts, and a pick wherever a scene runs past `max_gap` without one.
+fn with_floor(cuts: &[scenes::Cut], max_gap: f64, end: f64) -> Vec<(f64, f64)> {
+    let mut picks = vec![(0.0, 0.0)];
+    let mut next = cuts.iter().peekable();
+    loop {
+        let last = picks.last().map_or(0.0, |p| p.0);
+        match next.peek() {
+            Some(cut) if cut.at_s - last <= max_gap => {
+                picks.push((cut.at_s, cut.picture_s.min(end - FRAME_S).max(cut.at_s)));
+                next.next();
+            }
+            _ if last + max_gap < end => picks.push((last + max_gap, last + max_gap)),
+            _ => break,
+        }
+    }
+    picks
+}
+
+/// The pictures of `picks` (their picture times), as keyframes `first`, `first + 1`...
+async fn take_pictures(
+    source: &Path,
+    dir: &Path,
+    first: usize,
+    picks: &[(f64, f64)],
+    limit: Duration,
+    cancel: &CancellationToken,
+) -> Result<(), JobError> {
+    let mut cmd = programs::ffmpeg("ffmpeg", programs::Input::None);
+    cmd.args(["-loglevel", "error"]);
+    for (_, at) in picks {
+        programs::video_input(&mut cmd, source, *at);
+    }
+    for (i, _) in picks.iter().enumerate() {
+        cmd.args(["-map", &format!("{i}:v:0"), "-frames:v", "1"])
+            .args(["-vf", "scale='min(960,iw)':-2", "-q:v", "4", "-y"])
+            .arg(file(dir, (first + i) as u32));
+    }
+    programs::run(cmd, "ffmpeg (keyframes)", limit, cancel)
         .await
+        .map(|_| ())
         .map_err(|e| match e {
             JobError::Program { detail, .. } => JobError::Failed(format!(
                 "the video's picture could not be decoded (the file may be damaged): {detail}"
             )),
             other => other,
-        })?;
-    let times = shown_times(&String::from_utf8_lossy(&out.kept));
-    let written = (0..).take_while(|&i| file(dir, i).exists()).count();
-    if times.is_empty() || written != times.len() {
-        return Err(JobError::Failed(format!(
-            "the video's picture could not be decoded: {written} frames written for {} picked",
-            times.len()
-        )));
-    }
-    Ok(Keyframes { times })
-}
-
-/// `pts_time:` of each `showinfo` line.
-fn shown_times(stderr: &str) -> Vec<f64> {
-    stderr
-        .lines()
-        .filter(|l| l.contains("Parsed_showinfo"))
-        .filter_map(|l| l.split("pts_time:").nth(1))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .filter_map(|t| t.parse::<f64>().ok())
-        .collect()
+        })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::scenes::Cut;
+
     #[test]
-    fn reads_showinfo_times() {
-        let log = "[Parsed_showinfo_3 @ 0x55] config in time_base: 1/5\n\
-                   [Parsed_showinfo_3 @ 0x55] n:   0 pts:      0 pts_time:0       duration:1\n\
-                   [Parsed_showinfo_3 @ 0x55] n:   1 pts:     20 pts_time:4.2     duration:1\n\
-                   frame=    2 fps=0.0\n";
-        assert_eq!(super::shown_times(log), vec![0.0, 4.2]);
+    fn a_long_scene_gets_a_picture_now_and_then() {
+        let cuts = [Cut {
+            at_s: 70.0,
+            picture_s: 70.8,
+        }];
+        let picks = super::with_floor(&cuts, 30.0, 100.0);
+        assert_eq!(
+            picks,
+            [(0.0, 0.0), (30.0, 30.0), (60.0, 60.0), (70.0, 70.8)]
+        );
     }
 }

@@ -25,6 +25,7 @@ mod pipeline;
 mod probe;
 mod programs;
 pub mod quota;
+mod scenes;
 pub mod search;
 mod speech;
 pub mod store;

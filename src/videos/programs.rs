@@ -3,8 +3,9 @@
 //! bounded by `videos.step_timeout`, killed at once when its job is cancelled (the video was
 //! deleted, the server is stopping), and bounded in what it may write: past `Caps::stdout` it is
 //! killed and the step fails, and of its error output only the last `Caps::stderr` bytes are
-//! kept (where a program says what went wrong). `kill_on_drop` does the killing whichever way
-//! the wait ends.
+//! kept (where a program says what went wrong); or its output is streamed to a blocking thread
+//! (`run_reading`: decoded frames, scored as they come). `kill_on_drop` does the killing
+//! whichever way the wait ends.
 //!
 //! ffmpeg reads only real containers (`INPUT_FORMATS`): a playlist or manifest (HLS, DASH), a
 //! concat list or an image sequence names other files, and would read files of the server's
@@ -28,13 +29,10 @@ pub const INPUT_FORMATS: &str =
 /// What is kept of a program's output.
 #[derive(Clone, Copy)]
 pub struct Caps {
-    /// Past this, the program is killed and the step fails (also for `keep`'s lines).
+    /// Past this, the program is killed and the step fails.
     pub stdout: usize,
     /// Only the last this many bytes are kept.
     pub stderr: usize,
-    /// Error-output lines that hold this are the program's answer (ffmpeg's `showinfo`): kept
-    /// apart in `Output::kept`, however many warnings come between them.
-    pub keep: Option<&'static str>,
 }
 
 impl Caps {
@@ -42,14 +40,11 @@ impl Caps {
     pub const SMALL: Caps = Caps {
         stdout: 4 << 20,
         stderr: 1 << 20,
-        keep: None,
     };
 }
 
 pub struct Output {
     pub stdout: Vec<u8>,
-    /// The error output's lines that hold `Caps::keep`, in order.
-    pub kept: Vec<u8>,
 }
 
 /// What ffmpeg is asked to read.
@@ -58,6 +53,8 @@ pub enum Input<'a> {
     Video,
     /// A subtitles file, read as exactly this format (`srt`, `webvtt`).
     Subtitles(&'a str),
+    /// Inputs the caller adds itself (`video_input`).
+    None,
 }
 
 /// `ffmpeg`/`ffprobe` with the flags every run wants: no stdin, no banner, only local files (its
@@ -77,6 +74,7 @@ pub fn ffmpeg(program: &str, input: Input<'_>) -> Command {
         Input::Subtitles(format) => {
             cmd.args(["-format_whitelist", format, "-f", format]);
         }
+        Input::None => {}
     }
     cmd
 }
@@ -109,15 +107,15 @@ pub async fn run_capped(
         return Err(JobError::Internal(format!("{what}: no pipes")));
     };
     let ran = async {
-        let (out, (kept, err)) =
-            tokio::try_join!(head(stdout, caps.stdout, what), tail(stderr, caps, what))?;
+        let (out, err) =
+            tokio::try_join!(head(stdout, caps.stdout, what), tail(stderr, caps.stderr))?;
         let status = child
             .wait()
             .await
             .map_err(|e| JobError::Internal(format!("{what}: {e}")))?;
-        Ok::<_, JobError>((status, out, err, kept))
+        Ok::<_, JobError>((status, out, err))
     };
-    let (status, stdout, stderr, kept) = tokio::select! {
+    let (status, stdout, stderr) = tokio::select! {
         ran = ran => ran?,
         () = tokio::time::sleep(limit) => return Err(JobError::Failed(format!(
             "{what} took longer than {}s (videos.step_timeout)", limit.as_secs()
@@ -130,7 +128,68 @@ pub async fn run_capped(
             detail: last_line(&stderr),
         });
     }
-    Ok(Output { stdout, kept })
+    Ok(Output { stdout })
+}
+
+/// Runs `cmd` with its standard output handed to `consume` on a blocking thread as it arrives
+/// (a stream of decoded frames is read and scored there, never held whole nor worked on on the
+/// runtime); bounded in time and cancellable as `run` is. Killing the program ends the stream,
+/// so `consume` ends with it.
+pub async fn run_reading<T: Send + 'static>(
+    mut cmd: Command,
+    what: &'static str,
+    limit: Duration,
+    cancel: &CancellationToken,
+    consume: impl FnOnce(&mut std::fs::File) -> T + Send + 'static,
+) -> Result<T, JobError> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| JobError::Missing {
+        what,
+        detail: e.to_string(),
+    })?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(JobError::Internal(format!("{what}: no pipes")));
+    };
+    let mut stdout = std::fs::File::from(
+        stdout
+            .into_owned_fd()
+            .map_err(|e| JobError::Internal(format!("{what}: {e}")))?,
+    );
+    let reading = tokio::task::spawn_blocking(move || consume(&mut stdout));
+    let ran = async {
+        let (read, err) = tokio::join!(reading, tail(stderr, Caps::SMALL.stderr));
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| JobError::Internal(format!("{what}: {e}")))?;
+        let read = read.map_err(|e| JobError::Internal(format!("{what}: {e}")))?;
+        Ok::<_, JobError>((status, read, err?))
+    };
+    let (status, read, stderr) = tokio::select! {
+        ran = ran => ran?,
+        () = tokio::time::sleep(limit) => return Err(JobError::Failed(format!(
+            "{what} took longer than {}s (videos.step_timeout)", limit.as_secs()
+        ))),
+        () = cancel.cancelled() => return Err(JobError::Cancelled),
+    };
+    if !status.success() {
+        return Err(JobError::Program {
+            what,
+            detail: last_line(&stderr),
+        });
+    }
+    Ok(read)
+}
+
+/// Adds an uploaded video as the next input of a command with several: only `INPUT_FORMATS`,
+/// read from `at_s` on.
+pub fn video_input(cmd: &mut Command, source: &std::path::Path, at_s: f64) {
+    cmd.args(["-format_whitelist", INPUT_FORMATS])
+        .args(["-ss", &format!("{at_s:.3}"), "-i"])
+        .arg(source);
 }
 
 /// All of `from`, or an error once it passes `cap` bytes (the program is then killed, as the
@@ -160,47 +219,18 @@ async fn head(
     }
 }
 
-/// The last `caps.stderr` bytes of `from`, read to its end (so the program never blocks on a
-/// full pipe), and apart from them every line that holds `caps.keep` (an error past
-/// `caps.stdout` bytes of those).
-async fn tail(
-    mut from: impl AsyncRead + Unpin,
-    caps: Caps,
-    what: &str,
-) -> Result<(Vec<u8>, Vec<u8>), JobError> {
-    /// A line longer than this is no answer: it goes to the tail unexamined.
-    const LONGEST_LINE: usize = 64 << 10;
-    let (mut kept, mut out, mut line) = (Vec::new(), Vec::new(), Vec::new());
+/// The last `cap` bytes of `from`, read to its end (so the program never blocks on a full pipe).
+async fn tail(mut from: impl AsyncRead + Unpin, cap: usize) -> Result<Vec<u8>, JobError> {
+    let mut out = Vec::new();
     let mut buf = [0u8; 16 << 10];
     loop {
         let n = from.read(&mut buf).await.unwrap_or(0);
         if n == 0 {
-            out.extend_from_slice(&line);
-            return Ok((kept, out));
+            return Ok(out);
         }
-        for piece in buf[..n].split_inclusive(|&b| b == b'\n') {
-            line.extend_from_slice(piece);
-            let ended = piece.ends_with(b"\n");
-            if !ended && line.len() <= LONGEST_LINE {
-                continue;
-            }
-            let wanted = caps
-                .keep
-                .is_some_and(|k| ended && line.windows(k.len()).any(|w| w == k.as_bytes()));
-            if wanted {
-                if kept.len() + line.len() > caps.stdout {
-                    return Err(JobError::Failed(format!(
-                        "{what} wrote more than {} MiB; the file is not one this server processes",
-                        caps.stdout >> 20
-                    )));
-                }
-                kept.extend_from_slice(&line);
-            }
-            out.extend_from_slice(&line);
-            line.clear();
-        }
-        if out.len() > caps.stderr.saturating_mul(2) {
-            out.drain(..out.len() - caps.stderr);
+        out.extend_from_slice(&buf[..n]);
+        if out.len() > cap.saturating_mul(2) {
+            out.drain(..out.len() - cap);
         }
     }
 }
@@ -269,7 +299,6 @@ mod tests {
         let caps = Caps {
             stdout: 1 << 20,
             stderr: 1 << 10,
-            keep: None,
         };
         let cancel = CancellationToken::new();
         let started = std::time::Instant::now();
@@ -285,31 +314,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_error_outputs_answer_lines_and_its_tail_are_kept() {
+    async fn only_the_tail_of_the_error_output_is_kept() {
         let caps = Caps {
             stdout: 1 << 20,
             stderr: 1 << 16,
-            keep: Some("answer:"),
         };
-        let noise = "head -c 3000000 /dev/zero | tr '\\0' x >&2; echo >&2";
         let mut cmd = Command::new("sh");
         cmd.args([
             "-c",
-            &format!("echo answer: 1 >&2; {noise}; echo answer: 2 >&2; echo last >&2"),
+            "head -c 3000000 /dev/zero | tr '\\0' x >&2; echo >&2; echo last words >&2; exit 3",
         ]);
-        let out = run_capped(
-            cmd,
-            "sh",
-            Duration::from_secs(30),
-            &CancellationToken::new(),
-            caps,
-        )
-        .await
-        .unwrap();
-        assert_eq!(out.kept, b"answer: 1\nanswer: 2\n");
-
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", &format!("{noise}; echo last words >&2; exit 3")]);
         let err = run_capped(
             cmd,
             "sh",

@@ -60,7 +60,6 @@ pub async fn read(
     let caps = programs::Caps {
         stdout: MAX_SRT_BYTES,
         stderr: 1 << 20,
-        keep: None,
     };
     let out = programs::run_capped(cmd, "ffmpeg (subtitles)", limit, cancel, caps)
         .await
