@@ -30,6 +30,15 @@ fn library(store: &std::path::Path, extra: &str) -> String {
     )
 }
 
+/// The attacks' view of a server started by `server`.
+fn target<'a>(s: &'a Server, store: &'a std::path::Path) -> Target<'a> {
+    Target {
+        url: &s.url,
+        key: KEY,
+        storage: store,
+    }
+}
+
 async fn server(extra: &str) -> (Server, std::path::PathBuf) {
     let store = videos::storage();
     (Server::start(&[], &library(&store, extra)).await, store)
@@ -38,11 +47,7 @@ async fn server(extra: &str) -> (Server, std::path::PathBuf) {
 #[tokio::test]
 async fn an_unbounded_page_token_is_refused() {
     let (s, store) = server("").await;
-    let t = Target {
-        url: &s.url,
-        key: KEY,
-        storage: &store,
-    };
+    let t = target(&s, &store);
     hostile::huge_page_tokens(&t).await;
     let alive = client()
         .get(format!("{}/healthz", s.url))
@@ -55,33 +60,21 @@ async fn an_unbounded_page_token_is_refused() {
 #[tokio::test]
 async fn a_huge_text_part_is_refused_as_it_arrives() {
     let (s, store) = server("").await;
-    let t = Target {
-        url: &s.url,
-        key: KEY,
-        storage: &store,
-    };
+    let t = target(&s, &store);
     hostile::huge_text_part(&t, 64).await;
 }
 
 #[tokio::test]
 async fn a_subtitle_track_that_unpacks_to_100_mb_fails_its_video() {
     let (s, store) = server("ocr = false\n").await;
-    let t = Target {
-        url: &s.url,
-        key: KEY,
-        storage: &store,
-    };
+    let t = target(&s, &store);
     hostile::subtitle_bomb(&t).await;
 }
 
 #[tokio::test]
 async fn a_playlist_never_reads_another_file() {
     let (s, store) = server("").await;
-    let t = Target {
-        url: &s.url,
-        key: KEY,
-        storage: &store,
-    };
+    let t = target(&s, &store);
     hostile::playlist(&t).await;
     hostile::no_foreign_text(&t, &[]).await;
 }
@@ -89,22 +82,14 @@ async fn a_playlist_never_reads_another_file() {
 #[tokio::test]
 async fn a_duration_that_lies_bounds_the_keyframes() {
     let (s, store) = server("ocr = false\n").await;
-    let t = Target {
-        url: &s.url,
-        key: KEY,
-        storage: &store,
-    };
+    let t = target(&s, &store);
     hostile::long_gaps(&t).await;
 }
 
 #[tokio::test]
 async fn addresses_inside_ipv6_ones_are_refused() {
     let (s, store) = server("").await;
-    let t = Target {
-        url: &s.url,
-        key: KEY,
-        storage: &store,
-    };
+    let t = target(&s, &store);
     hostile::inner_addresses(&t).await;
 }
 
@@ -122,17 +107,8 @@ async fn an_oversized_body_gets_a_readable_413() {
 async fn a_tenant_over_its_quota_is_refused_up_front() {
     let (s, _) = server("ocr = false\ntenant_max_videos = 1\ntenant_max_bytes = 5000000\n").await;
     let upload = |key: &'static str, file: std::path::PathBuf| {
-        let url = format!("{}/v1/videos", s.url);
-        async move {
-            let r = client()
-                .post(url)
-                .bearer_auth(key)
-                .multipart(videos::form(&file, vec![]))
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
+        let url = s.url.clone();
+        async move { videos::upload(&url, key, &file).await }
     };
     // Bytes: a declared length past the quota is refused before a byte of it is stored.
     let big =
@@ -164,15 +140,8 @@ async fn a_tenant_over_its_quota_is_refused_up_front() {
 #[tokio::test]
 async fn a_nearly_full_disk_refuses_uploads_with_507() {
     let (s, _) = server("min_free_disk = 1000000000000000000\n").await;
-    let r = client()
-        .post(format!("{}/v1/videos", s.url))
-        .bearer_auth(KEY)
-        .multipart(videos::form(&videos::made().silent(), vec![]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 507);
-    let body: Value = r.json().await.unwrap();
+    let (status, body) = videos::upload(&s.url, KEY, &videos::made().silent()).await;
+    assert_eq!(status, 507);
     assert_eq!(body["error"]["code"], "insufficient_storage", "{body}");
     let r = client()
         .post(format!("{}/v1/videos", s.url))
@@ -256,16 +225,7 @@ async fn jobs_are_taken_in_turn_across_tenants() {
     let (s, _) = server("ocr = false\nworkers = 1\n").await;
     let mut ids = Vec::new();
     for key in [KEY, KEY, KEY, "k-other"] {
-        let r: Value = client()
-            .post(format!("{}/v1/videos", s.url))
-            .bearer_auth(key)
-            .multipart(videos::form(&videos::made().silent(), vec![]))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, r) = videos::upload(&s.url, key, &videos::made().silent()).await;
         ids.push((key, r["id"].as_str().unwrap().to_string()));
     }
     // When the other tenant's video is ready, the first tenant's last is not yet: it was
@@ -320,16 +280,7 @@ async fn jobs_are_taken_in_turn_across_tenants() {
 #[tokio::test]
 async fn failures_tell_no_paths() {
     let (s, store) = server("").await;
-    let r: Value = client()
-        .post(format!("{}/v1/videos", s.url))
-        .bearer_auth(KEY)
-        .multipart(videos::form(&videos::made().text(), vec![]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, r) = videos::upload(&s.url, KEY, &videos::made().text()).await;
     let v = videos::settled(&s.url, r["id"].as_str().unwrap(), Some(KEY)).await;
     assert_eq!(v["status"], "failed");
     let error = v["error"].as_str().unwrap();
@@ -551,16 +502,7 @@ async fn the_hostile_suite_leaves_the_server_up_and_small() {
         storage: &store,
     };
     // A first ordinary video, so what processing itself takes is in the baseline.
-    let first: Value = client()
-        .post(format!("{}/v1/videos", t.url))
-        .bearer_auth(KEY)
-        .multipart(videos::form(&videos::made().silent(), vec![]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, first) = videos::upload(t.url, KEY, &videos::made().silent()).await;
     videos::settled(t.url, first["id"].as_str().unwrap(), Some(KEY)).await;
     let before = rss_kb(pid);
 

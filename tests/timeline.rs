@@ -93,16 +93,7 @@ async fn processed() -> (Server, String) {
         videos::whisper_config()
     );
     let s = Server::start(&[], &toml).await;
-    let r: Value = client()
-        .post(format!("{}/v1/videos", s.url))
-        .bearer_auth(KEY)
-        .multipart(videos::form(&talk(), vec![]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, r) = videos::upload(&s.url, KEY, &talk()).await;
     let id = r["id"].as_str().unwrap().to_string();
     let v = settled(&s.url, &id, Some(KEY)).await;
     assert_eq!(v["status"], "ready", "{v}");
@@ -264,16 +255,7 @@ async fn every_kind_of_cut_is_seen_and_each_scene_read_in_its_own_segment() {
         store.display()
     );
     let s = Server::start(&[], &toml).await;
-    let r: Value = client()
-        .post(format!("{}/v1/videos", s.url))
-        .bearer_auth(KEY)
-        .multipart(videos::form(&cuts_video(), vec![]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, r) = videos::upload(&s.url, KEY, &cuts_video()).await;
     let id = r["id"].as_str().unwrap().to_string();
     let v = settled(&s.url, &id, Some(KEY)).await;
     assert_eq!(v["status"], "ready", "{v}");

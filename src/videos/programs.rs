@@ -89,46 +89,18 @@ pub async fn run(
 }
 
 pub async fn run_capped(
-    mut cmd: Command,
+    cmd: Command,
     what: &'static str,
     limit: Duration,
     cancel: &CancellationToken,
     caps: Caps,
 ) -> Result<Output, JobError> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| JobError::Missing {
-        what,
-        detail: e.to_string(),
-    })?;
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(JobError::Internal(format!("{what}: no pipes")));
-    };
-    let ran = async {
-        let (out, err) =
-            tokio::try_join!(head(stdout, caps.stdout, what), tail(stderr, caps.stderr))?;
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| JobError::Internal(format!("{what}: {e}")))?;
-        Ok::<_, JobError>((status, out, err))
-    };
-    let (status, stdout, stderr) = tokio::select! {
-        ran = ran => ran?,
-        () = tokio::time::sleep(limit) => return Err(JobError::Failed(format!(
-            "{what} took longer than {}s (videos.step_timeout)", limit.as_secs()
-        ))),
-        () = cancel.cancelled() => return Err(JobError::Cancelled),
-    };
-    if !status.success() {
-        return Err(JobError::Program {
-            what,
-            detail: last_line(&stderr),
-        });
-    }
-    Ok(Output { stdout })
+    let stdout = supervise(cmd, what, limit, cancel, caps.stderr, |out| {
+        head(out, caps.stdout, what)
+    });
+    Ok(Output {
+        stdout: stdout.await?,
+    })
 }
 
 /// Runs `cmd` with its standard output handed to `consume` on a blocking thread as it arrives
@@ -136,12 +108,43 @@ pub async fn run_capped(
 /// runtime); bounded in time and cancellable as `run` is. Killing the program ends the stream,
 /// so `consume` ends with it.
 pub async fn run_reading<T: Send + 'static>(
-    mut cmd: Command,
+    cmd: Command,
     what: &'static str,
     limit: Duration,
     cancel: &CancellationToken,
     consume: impl FnOnce(&mut std::fs::File) -> T + Send + 'static,
 ) -> Result<T, JobError> {
+    let internal = move |e: &dyn std::fmt::Display| JobError::Internal(format!("{what}: {e}"));
+    supervise(
+        cmd,
+        what,
+        limit,
+        cancel,
+        Caps::SMALL.stderr,
+        |out| async move {
+            let mut out = std::fs::File::from(out.into_owned_fd().map_err(|e| internal(&e))?);
+            tokio::task::spawn_blocking(move || consume(&mut out))
+                .await
+                .map_err(|e| internal(&e))
+        },
+    )
+    .await
+}
+
+/// Starts `cmd` (no input, its outputs piped, killed when dropped), has `read` take its standard
+/// output while the last `stderr_cap` bytes of its error output are kept, and bounds the whole
+/// run by `limit` and `cancel`. A `read` that fails ends the run at once (the program is killed).
+async fn supervise<T, F>(
+    mut cmd: Command,
+    what: &'static str,
+    limit: Duration,
+    cancel: &CancellationToken,
+    stderr_cap: usize,
+    read: impl FnOnce(tokio::process::ChildStdout) -> F,
+) -> Result<T, JobError>
+where
+    F: std::future::Future<Output = Result<T, JobError>>,
+{
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -153,22 +156,15 @@ pub async fn run_reading<T: Send + 'static>(
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(JobError::Internal(format!("{what}: no pipes")));
     };
-    let mut stdout = std::fs::File::from(
-        stdout
-            .into_owned_fd()
-            .map_err(|e| JobError::Internal(format!("{what}: {e}")))?,
-    );
-    let reading = tokio::task::spawn_blocking(move || consume(&mut stdout));
     let ran = async {
-        let (read, err) = tokio::join!(reading, tail(stderr, Caps::SMALL.stderr));
+        let (out, err) = tokio::try_join!(read(stdout), tail(stderr, stderr_cap))?;
         let status = child
             .wait()
             .await
             .map_err(|e| JobError::Internal(format!("{what}: {e}")))?;
-        let read = read.map_err(|e| JobError::Internal(format!("{what}: {e}")))?;
-        Ok::<_, JobError>((status, read, err?))
+        Ok::<_, JobError>((status, out, err))
     };
-    let (status, read, stderr) = tokio::select! {
+    let (status, out, stderr) = tokio::select! {
         ran = ran => ran?,
         () = tokio::time::sleep(limit) => return Err(JobError::Failed(format!(
             "{what} took longer than {}s (videos.step_timeout)", limit.as_secs()
@@ -181,7 +177,7 @@ pub async fn run_reading<T: Send + 'static>(
             detail: last_line(&stderr),
         });
     }
-    Ok(read)
+    Ok(out)
 }
 
 /// Adds an uploaded video as the next input of a command with several: only `INPUT_FORMATS`,

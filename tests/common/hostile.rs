@@ -134,16 +134,9 @@ pub struct Target<'a> {
 
 impl Target<'_> {
     async fn upload(&self, file: &Path) -> Value {
-        let form = super::videos::form(file, vec![]);
-        let r = client()
-            .post(format!("{}/v1/videos", self.url))
-            .bearer_auth(self.key)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202, "upload of {}", file.display());
-        r.json().await.unwrap()
+        let (status, video) = super::videos::upload(self.url, self.key, file).await;
+        assert_eq!(status, 202, "upload of {}: {video}", file.display());
+        video
     }
 
     async fn settled(&self, video: &Value) -> Value {

@@ -335,3 +335,15 @@ pub fn whisper_config() -> String {
         model.display()
     )
 }
+
+/// Uploads `file` to `base`'s `POST /v1/videos` with `key`: the status and the JSON answer.
+pub async fn upload(base: &str, key: &str, file: &Path) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/videos"))
+        .bearer_auth(key)
+        .multipart(form(file, vec![]))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
