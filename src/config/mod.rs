@@ -77,6 +77,10 @@ pub struct LocalConfig {
     pub context_tokens: u32,
     pub parallel: u32,
     pub queue: usize,
+    /// The model's sampling where the persona leaves it unset: its model card's.
+    pub temperature: f32,
+    pub top_p: f32,
+    pub repeat_penalty: f32,
 }
 
 /// Replicas behind one load balancer sharing their state (`crate::cluster`). Read at start only.

@@ -90,6 +90,18 @@ impl Config {
                 ),
             ));
         }
+        for (field, value, range) in [
+            ("local.temperature", local.temperature, 0.0..=2.0),
+            ("local.top_p", local.top_p, 0.0..=1.0),
+            ("local.repeat_penalty", local.repeat_penalty, 1.0..=2.0),
+        ] {
+            if !range.contains(&value) {
+                return Err(ConfigError::invalid(
+                    field,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ));
+            }
+        }
         let l = &self.limits;
         l.trusted_proxy_nets()?;
         if l.max_body_bytes == 0 || l.max_messages == 0 || l.max_concurrent_streams == 0 {

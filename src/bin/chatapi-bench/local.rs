@@ -86,6 +86,8 @@ pub async fn run(
                 // Every prompt cold, like the reference with its cache reset: the same short prompt
                 // would otherwise come from the cache (bench/long_call.py times the cache itself).
                 reuse_cache: false,
+                // llama.cpp's own sampling, as the reference it is timed against uses.
+                sampling: chatapi::upstream::local::text::Defaults::LLAMA_CPP,
             },
         )
         .expect("model loads"),

@@ -20,7 +20,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
 use super::prompt::{self, Prompter};
-use super::text::{SamplerPlan, StopFilter, Utf8Assembler};
+use super::text::{Defaults, SamplerPlan, StopFilter, Utf8Assembler};
 use super::{Job, LocalError, LocalSettings, LocalStats};
 use crate::conversation::Message;
 use crate::upstream::{Event, FinishReason, UpstreamError, Usage};
@@ -200,6 +200,8 @@ struct Engine<'m> {
     stats: Arc<LocalStats>,
     context_tokens: u32,
     reuse_cache: bool,
+    /// Sampling where the persona leaves a knob unset.
+    defaults: Defaults,
     name: Arc<str>,
 }
 
@@ -221,6 +223,7 @@ impl<'m> Engine<'m> {
             stats,
             context_tokens: settings.context_tokens,
             reuse_cache: settings.reuse_cache,
+            defaults: settings.sampling,
             name,
         }
     }
@@ -297,7 +300,8 @@ impl<'m> Engine<'m> {
     /// Renders and tokenizes the prompt and sets up sampling; an error goes back to the caller.
     fn prepare(&self, job: &Job) -> Result<Prepared, UpstreamError> {
         let room = self.context_tokens as usize;
-        let plan = SamplerPlan::from_sampling(&job.request.sampling, rand::random());
+        let plan =
+            SamplerPlan::from_sampling(&job.request.sampling, &self.defaults, rand::random());
         // A long call must keep working: history gives way before the answer's room shrinks
         // below a quarter of the context.
         let reserve = (plan.max_tokens as usize).min(room / 4).max(1);
@@ -492,11 +496,11 @@ impl<'m> Engine<'m> {
 
 fn sampler(plan: &SamplerPlan, model: &LlamaModel) -> LlamaSampler {
     let mut chain = Vec::new();
-    if let Some((freq, presence)) = plan.penalties {
+    if let Some((repeat, freq, presence)) = plan.penalties {
         chain.push(LlamaSampler::penalties(
             model.n_vocab(),
             PENALTY_WINDOW,
-            1.0,
+            repeat,
             freq,
             presence,
         ));

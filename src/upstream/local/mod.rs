@@ -78,6 +78,8 @@ pub struct LocalSettings {
     /// Start each prompt from what a sequence's cache still holds of it (always, when served;
     /// off to time a prompt cold).
     pub reuse_cache: bool,
+    /// Sampling where the persona leaves a knob unset (`[local]`'s, the model card's).
+    pub sampling: text::Defaults,
 }
 
 impl LocalSettings {
@@ -97,6 +99,11 @@ impl LocalSettings {
             parallel: c.parallel.max(1),
             queue: c.queue,
             reuse_cache: true,
+            sampling: text::Defaults {
+                temperature: c.temperature,
+                top_p: c.top_p,
+                repeat_penalty: c.repeat_penalty,
+            },
         }
     }
 }

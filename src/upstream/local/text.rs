@@ -102,9 +102,30 @@ impl StopFilter {
 pub struct SamplerPlan {
     /// `None`: greedy (temperature 0 asks for the single most likely answer).
     pub random: Option<RandomSampling>,
-    /// (frequency, presence) penalties over the recent window; `None` when both are 0 or unset.
-    pub penalties: Option<(f32, f32)>,
+    /// (repeat, frequency, presence) penalties over the recent window; `None` when all are
+    /// neutral (1, 0, 0).
+    pub penalties: Option<(f32, f32, f32)>,
     pub max_tokens: u32,
+}
+
+/// The embedded model's sampling where the persona leaves a knob unset (`[local]`): its model
+/// card's, not llama.cpp's generic 0.8 / 0.95, which made SmolLM2-135M answer "What is the
+/// capital of France?" right 2 times in 5 (6 in 6 at the card's 0.2 / 0.9).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Defaults {
+    pub temperature: f32,
+    pub top_p: f32,
+    /// Over the last 64 tokens; above 1 a small model's loop ("They are. They are.") ends.
+    pub repeat_penalty: f32,
+}
+
+impl Defaults {
+    /// llama.cpp's own (what its `llama-cli` uses): for timing against it.
+    pub const LLAMA_CPP: Defaults = Defaults {
+        temperature: DEFAULT_TEMPERATURE,
+        top_p: DEFAULT_TOP_P,
+        repeat_penalty: 1.0,
+    };
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,19 +141,25 @@ pub const DEFAULT_TOP_P: f32 = 0.95;
 pub const DEFAULT_MAX_TOKENS: u32 = 512;
 
 impl SamplerPlan {
-    pub fn from_sampling(s: &crate::upstream::Sampling, random_seed: u32) -> Self {
-        let temperature = s.temperature.unwrap_or(DEFAULT_TEMPERATURE);
+    pub fn from_sampling(
+        s: &crate::upstream::Sampling,
+        defaults: &Defaults,
+        random_seed: u32,
+    ) -> Self {
+        let temperature = s.temperature.unwrap_or(defaults.temperature);
         let random = (temperature > 0.0).then(|| RandomSampling {
             temperature,
-            top_p: s.top_p.unwrap_or(DEFAULT_TOP_P),
+            top_p: s.top_p.unwrap_or(defaults.top_p),
             // OpenAI's seed is an i64; llama.cpp's a u32. Keep the low bits: same seed, same answer.
             seed: s.seed.map_or(random_seed, |seed| seed as u32),
         });
         let freq = s.frequency_penalty.unwrap_or(0.0);
         let presence = s.presence_penalty.unwrap_or(0.0);
+        let repeat = defaults.repeat_penalty;
         Self {
             random,
-            penalties: (freq != 0.0 || presence != 0.0).then_some((freq, presence)),
+            penalties: (repeat != 1.0 || freq != 0.0 || presence != 0.0)
+                .then_some((repeat, freq, presence)),
             max_tokens: s.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         }
     }
@@ -202,6 +229,7 @@ mod tests {
                 temperature: Some(0.0),
                 ..Sampling::default()
             },
+            &Defaults::LLAMA_CPP,
             7,
         );
         assert_eq!(greedy.random, None);
@@ -215,7 +243,7 @@ mod tests {
             presence_penalty: Some(0.3),
             ..Sampling::default()
         };
-        let plan = SamplerPlan::from_sampling(&s, 7);
+        let plan = SamplerPlan::from_sampling(&s, &Defaults::LLAMA_CPP, 7);
         assert_eq!(
             plan.random,
             Some(RandomSampling {
@@ -224,10 +252,31 @@ mod tests {
                 seed: 42
             })
         );
-        assert_eq!(plan.penalties, Some((0.0, 0.3)));
+        assert_eq!(plan.penalties, Some((1.0, 0.0, 0.3)));
         assert_eq!(plan.max_tokens, 64);
 
-        let defaults = SamplerPlan::from_sampling(&Sampling::default(), 7);
+        let defaults = SamplerPlan::from_sampling(&Sampling::default(), &Defaults::LLAMA_CPP, 7);
         assert_eq!(defaults.random.unwrap().seed, 7, "no seed: a random one");
+        assert_eq!(defaults.penalties, None);
+
+        let card = Defaults {
+            temperature: 0.2,
+            top_p: 0.9,
+            repeat_penalty: 1.1,
+        };
+        let plan = SamplerPlan::from_sampling(&Sampling::default(), &card, 7);
+        let random = plan.random.unwrap();
+        assert_eq!((random.temperature, random.top_p), (0.2, 0.9));
+        assert_eq!(plan.penalties, Some((1.1, 0.0, 0.0)));
+        let set = Sampling {
+            temperature: Some(0.7),
+            ..Sampling::default()
+        };
+        let plan = SamplerPlan::from_sampling(&set, &card, 7);
+        assert_eq!(
+            plan.random.unwrap().temperature,
+            0.7,
+            "the persona's own wins"
+        );
     }
 }
