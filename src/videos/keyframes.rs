@@ -34,9 +34,9 @@ pub fn file(dir: &Path, index: u32) -> PathBuf {
     dir.join(format!("kf-{:05}.jpg", index + 1))
 }
 
-/// Pictures taken per ffmpeg run (each its own seek): a process per picture would cost more
-/// than the seeking.
-const PER_RUN: usize = 16;
+/// Pictures taken per ffmpeg run (each its own seek and decoder): a process per picture would
+/// cost more than the seeking, and each input's decoder holds frames while the run lasts.
+const PER_RUN: usize = 8;
 /// The scored thumbnails come this often.
 const FRAME_S: f64 = 0.2;
 

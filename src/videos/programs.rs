@@ -181,9 +181,10 @@ where
 }
 
 /// Adds an uploaded video as the next input of a command with several: only `INPUT_FORMATS`,
-/// read from `at_s` on.
+/// read from `at_s` on, by one decoding thread (each thread of each input holds frames of its
+/// own: sixteen 720p inputs with a thread per core took the process tree from 430 to 709 MiB).
 pub fn video_input(cmd: &mut Command, source: &std::path::Path, at_s: f64) {
-    cmd.args(["-format_whitelist", INPUT_FORMATS])
+    cmd.args(["-format_whitelist", INPUT_FORMATS, "-threads", "1"])
         .args(["-ss", &format!("{at_s:.3}"), "-i"])
         .arg(source);
 }
