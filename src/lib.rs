@@ -22,8 +22,9 @@
 //!   timeouts, keep-alive pings, shutdown and hang-up are the relay's, the bytes the encoder's.
 //!
 //! - `videos` — the video library: uploads and URL ingest, offline processing (ffprobe,
-//!   subtitles or speech-to-text, keyframes, OCR; every program bounded by `videos::programs`,
-//!   every addition by `videos::quota`) into a timeline, kept in a store (SQLite);
+//!   subtitles or speech-to-text, keyframes at the cuts `videos::scenes` finds, OCR; every
+//!   program bounded by `videos::programs`, every addition by `videos::quota`) into a timeline
+//!   of segments and their timed cues, kept in a store (SQLite, or Postgres for replicas);
 //!   served natively by `routes::videos`, and to the video dialects (`routes::memories` for
 //!   MAVI/Memories.ai v1.0 and v1.2, `routes::mavera`, `routes::reka`). Their chats go through
 //!   `answer::grounded` (the caller's videos, the budget) and `grounding` (the timeline, cut to
