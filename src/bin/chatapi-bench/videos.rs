@@ -129,7 +129,7 @@ pub async fn run(chatapi: &Path, out: &Path, seconds: u32) -> bool {
 }
 
 /// The talk video and the words spoken in it (made once; reused while the file is there).
-fn make_talk(out: &Path, seconds: u32) -> (PathBuf, String) {
+pub(crate) fn make_talk(out: &Path, seconds: u32) -> (PathBuf, String) {
     let video = out.join(format!("talk-{seconds}s.mp4"));
     let words_per_second = 150.0 / 60.0;
     let mut spoken = String::new();
@@ -215,7 +215,7 @@ fn tree_rss(pid: u32) -> u64 {
 }
 
 /// Word-level edit distance over the reference's length, lower-cased, punctuation dropped.
-fn word_error_rate(reference: &str, heard: &str) -> f64 {
+pub(crate) fn word_error_rate(reference: &str, heard: &str) -> f64 {
     let norm = |s: &str| -> Vec<String> {
         s.split_whitespace()
             .map(|w| {
@@ -241,7 +241,7 @@ fn word_error_rate(reference: &str, heard: &str) -> f64 {
     prev[h.len()] as f64 / r.len().max(1) as f64
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> Value {
     let body = client.get(url).send().await.unwrap().bytes().await.unwrap();
     serde_json::from_slice(&body).unwrap()
 }

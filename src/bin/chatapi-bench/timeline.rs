@@ -1,0 +1,344 @@
+//! `chatapi-bench timeline`: how true the timeline is. Videos made here with known facts —
+//! sentences at known moments with silences between them, every kind of cut under film grain,
+//! and the `videos` benchmark's talk (a slide every 20 s) — go through a release chatapi; the
+//! report gives each sentence's onset error and the cuts' recall and precision (a cut found
+//! within 0.4 s of a real one counts). With `--peers PYTHON`, the same videos through
+//! PySceneDetect's ContentDetector and the talk's speech through faster-whisper, beside
+//! `chatapi-whisper` on the same WAV, in the same run (`bench/peer/timeline_peers.py`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::procs::spawn_chatapi;
+
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
+/// A cut found this close to a real one is that cut.
+const CUT_TOLERANCE_S: f64 = 0.4;
+
+/// When each sentence starts, and a word of it the recogniser reliably hears.
+const SAID: [(f64, &str, &str); 4] = [
+    (1.0, "Welcome to the garden tour.", "garden"),
+    (
+        6.0,
+        "Today we plant tomatoes in the sunny corner.",
+        "tomatoes",
+    ),
+    (15.0, "The bicycle is parked beside the red barn.", "parked"),
+    (
+        40.0,
+        "Finally we water the flowers before sunset.",
+        "sunset",
+    ),
+];
+
+/// The cuts of the cuts video: colour only, words only, brightness, a pattern, a fade.
+const CUTS: [f64; 5] = [4.0, 8.0, 12.0, 16.0, 22.0];
+
+pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
+    std::fs::create_dir_all(out).unwrap();
+    let sentences = make_sentences(out);
+    let cuts_video = make_cuts(out);
+    let (talk, spoken) = crate::videos::make_talk(out, 600);
+    let talk_cuts: Vec<f64> = (1..30).map(|i| f64::from(i) * 20.0).collect();
+
+    let store = std::env::temp_dir().join(format!("chatapi-bench-timeline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store);
+    let release = chatapi.parent().unwrap();
+    let whisper = release.join("chatapi-whisper");
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[local]\nenabled = false\n[storage]\ndir = \"{}\"\n\
+         [videos]\nspeech_binary = \"{}\"\nspeech_model = \"models/ggml-tiny.en-q8_0.bin\"\n",
+        store.display(),
+        whisper.display()
+    );
+    let config_path = store.with_extension("toml");
+    std::fs::write(&config_path, config).unwrap();
+    let (mut child, addr) = spawn_chatapi(chatapi, &config_path, true).await;
+    let base = format!("http://{addr}");
+
+    let said = timeline(&base, &sentences).await;
+    let onsets: Vec<f64> = SAID
+        .iter()
+        .map(|(at, _, word)| {
+            cues(&said)
+                .iter()
+                .find(|(_, text)| text.to_lowercase().contains(word))
+                .map_or(f64::INFINITY, |(start, _)| (start - at).abs())
+        })
+        .collect();
+    let found_cuts = keyframe_cuts(&timeline(&base, &cuts_video).await);
+    let found_talk = keyframe_cuts(&timeline(&base, &talk).await);
+    let _ = child.kill().await;
+    let _ = std::fs::remove_dir_all(&store);
+    let _ = std::fs::remove_file(&config_path);
+
+    let mut sorted = onsets.clone();
+    sorted.sort_by(f64::total_cmp);
+    let mut md = format!(
+        "# Timeline, {}\n\n| measure | chatapi |\n|---|---|\n\
+         | sentence onset error, median / max (4 sentences, silences of 3, 6 and 20 s) | {:.2} s / {:.2} s |\n\
+         | cuts video (colour, words, brightness, pattern, fade; grain): recall / precision | {} |\n\
+         | the talk (a slide every 20 s): recall / precision | {} |\n",
+        super::machine(),
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() - 1],
+        scored(&found_cuts, &CUTS),
+        scored(&found_talk, &talk_cuts),
+    );
+    let mut record = json!({
+        "onsets": onsets, "cuts_video": found_cuts, "talk_cuts": found_talk,
+    });
+    if let Some(python) = peers {
+        let wav = out.join("talk-16k.wav");
+        must(
+            Command::new("ffmpeg")
+                .args(["-y", "-loglevel", "error", "-i"])
+                .arg(&talk)
+                .args(["-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le"])
+                .arg(&wav),
+        );
+        let started = Instant::now();
+        let srt = out.join("talk.srt");
+        must(
+            Command::new(&whisper)
+                .args([
+                    "--model",
+                    "models/ggml-tiny.en-q8_0.bin",
+                    "--threads",
+                    "2",
+                    "--output-srt",
+                ])
+                .arg(&srt)
+                .arg(&wav),
+        );
+        let ours_s = started.elapsed().as_secs_f64();
+        let ours_text: String = std::fs::read_to_string(&srt)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("-->") && l.parse::<u32>().is_err())
+            .map(|l| l.to_string() + " ")
+            .collect();
+        let asked = json!({
+            "videos": [cuts_video.display().to_string(), talk.display().to_string()],
+            "wav": wav.display().to_string(),
+        });
+        let peer = Command::new(&python)
+            .arg("bench/peer/timeline_peers.py")
+            .arg(asked.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            peer.status.success(),
+            "{}",
+            String::from_utf8_lossy(&peer.stderr)
+        );
+        let peer: Value = serde_json::from_slice(&peer.stdout).unwrap();
+        let peer_cuts = |video: &Path| -> Vec<f64> {
+            peer["cuts"][video.display().to_string()]["cuts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect()
+        };
+        let greedy = &peer["speech"]["greedy"];
+        let default = &peer["speech"]["default"];
+        let wer = |text: &str| crate::videos::word_error_rate(&spoken, text) * 100.0;
+        md.push_str(&format!(
+            "\n| beside it | PySceneDetect ContentDetector / faster-whisper |\n|---|---|\n\
+             | cuts video: recall / precision | {} |\n| the talk: recall / precision | {} |\n\n\
+             | speech, the talk's 16 kHz WAV, tiny.en, 2 threads | seconds | word error rate |\n|---|---|---|\n\
+             | chatapi-whisper (whisper.cpp Q8_0, greedy, voice-activity pass) | {ours_s:.1} | {:.1} % |\n\
+             | faster-whisper greedy (CTranslate2 float32) | {:.1} | {:.1} % |\n\
+             | faster-whisper default (beam 5) | {:.1} | {:.1} % |\n",
+            scored(&peer_cuts(&cuts_video), &CUTS),
+            scored(&peer_cuts(&talk), &talk_cuts),
+            wer(&ours_text),
+            greedy["seconds"].as_f64().unwrap_or(f64::NAN),
+            wer(greedy["text"].as_str().unwrap_or("")),
+            default["seconds"].as_f64().unwrap_or(f64::NAN),
+            wer(default["text"].as_str().unwrap_or("")),
+        ));
+        record["peers"] = peer;
+        record["chatapi_whisper_s"] = json!(ours_s);
+    }
+    println!("{md}");
+    std::fs::write(out.join("timeline.md"), &md).unwrap();
+    std::fs::write(
+        out.join("timeline.json"),
+        serde_json::to_string_pretty(&record).unwrap(),
+    )
+    .unwrap();
+    true
+}
+
+/// "recall / precision" of `found` against `truth`, each match within `CUT_TOLERANCE_S`.
+fn scored(found: &[f64], truth: &[f64]) -> String {
+    let near = |t: f64, among: &[f64]| among.iter().any(|f| (f - t).abs() <= CUT_TOLERANCE_S);
+    let recalled = truth.iter().filter(|t| near(**t, found)).count();
+    let right = found.iter().filter(|f| near(**f, truth)).count();
+    format!(
+        "{:.0} % ({recalled}/{}) / {:.0} % ({right}/{})",
+        100.0 * recalled as f64 / truth.len().max(1) as f64,
+        truth.len(),
+        100.0 * right as f64 / found.len().max(1) as f64,
+        found.len()
+    )
+}
+
+/// Uploads `video`, waits for it, and gives its timeline.
+async fn timeline(base: &str, video: &Path) -> Value {
+    let upload = Command::new("curl")
+        .args(["-sS", "-F"])
+        .arg(format!("file=@{}", video.display()))
+        .arg(format!("{base}/v1/videos"))
+        .output()
+        .unwrap();
+    let created: Value = serde_json::from_slice(&upload.stdout).unwrap();
+    let id = created["id"].as_str().expect("upload refused").to_string();
+    let client = reqwest::Client::new();
+    loop {
+        let v = crate::videos::get_json(&client, &format!("{base}/v1/videos/{id}")).await;
+        if v["status"] == "ready" {
+            break;
+        }
+        assert_ne!(v["status"], "failed", "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    crate::videos::get_json(&client, &format!("{base}/v1/videos/{id}/timeline")).await
+}
+
+fn cues(timeline: &Value) -> Vec<(f64, String)> {
+    timeline["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["cues"].as_array().cloned().unwrap_or_default())
+        .map(|c| {
+            (
+                c["start_s"].as_f64().unwrap_or(f64::NAN),
+                c["text"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The keyframes' times but the first (the start is no cut).
+fn keyframe_cuts(timeline: &Value) -> Vec<f64> {
+    timeline["keyframes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["time_s"].as_f64())
+        .filter(|t| *t > 0.0)
+        .collect()
+}
+
+fn must(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The sentences at their moments over a plain picture.
+fn make_sentences(out: &Path) -> PathBuf {
+    let file = out.join("sentences.mp4");
+    if file.exists() {
+        return file;
+    }
+    let mut mix = Command::new("ffmpeg");
+    mix.args(["-y", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("color=c=0x204060:s=320x180:r=10:d=48");
+    let mut filters = Vec::new();
+    for (i, (at, sentence, _)) in SAID.iter().enumerate() {
+        let wav = out.join(format!("said-{i}.wav"));
+        must(
+            Command::new("espeak-ng")
+                .args(["-v", "en-us", "-s", "150", "-w"])
+                .arg(&wav)
+                .arg(sentence),
+        );
+        mix.arg("-i").arg(&wav);
+        let ms = (at * 1000.0) as u64;
+        filters.push(format!("[{}:a]adelay={ms}|{ms}[a{i}]", i + 1));
+    }
+    let inputs: String = (0..SAID.len()).map(|i| format!("[a{i}]")).collect();
+    filters.push(format!(
+        "{inputs}amix=inputs={}:normalize=0,apad=whole_dur=48[a]",
+        SAID.len()
+    ));
+    mix.args([
+        "-filter_complex",
+        &filters.join(";"),
+        "-map",
+        "0:v",
+        "-map",
+        "[a]",
+    ])
+    .args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-t",
+        "48",
+    ])
+    .arg(&file);
+    must(&mut mix);
+    file
+}
+
+/// Every kind of cut, as `tests/timeline.rs` makes them.
+fn make_cuts(out: &Path) -> PathBuf {
+    let file = out.join("cuts.mp4");
+    if file.exists() {
+        return file;
+    }
+    let text = |t: &str| {
+        format!(
+            "drawtext=fontfile={FONT}:text='{t}':fontsize=56:fontcolor=white:x=(w-text_w)/2:y=(h-text_h)/2"
+        )
+    };
+    let size = "s=640x360:r=25";
+    let inputs = [
+        format!("color=c=0xC03030:{size}:d=4,{}", text("ALPHA")),
+        format!("color=c=0x309630:{size}:d=4,{}", text("BRAVO")),
+        format!("color=c=0x309630:{size}:d=4,{}", text("CHARLIE")),
+        format!("color=c=0x404080:{size}:d=4,{}", text("DELTA")),
+        format!(
+            "smptebars=s=640x200:r=25:d=5,pad=640:360:0:0:color=0x303030,drawtext=fontfile={FONT}:text='ECHO':fontsize=56:fontcolor=white:x=(w-text_w)/2:y=260,fade=t=out:st=4:d=1"
+        ),
+        format!("color=c=black:{size}:d=1"),
+        format!("color=c=0x2050C0:{size}:d=5,{},fade=t=in:st=0:d=1", text("FOXTROT")),
+    ];
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-y", "-loglevel", "error"]);
+    for input in &inputs {
+        cmd.args(["-f", "lavfi", "-i", input]);
+    }
+    let streams: String = (0..inputs.len()).map(|i| format!("[{i}:v]")).collect();
+    cmd.args([
+        "-filter_complex",
+        &format!(
+            "{streams}concat=n={}:v=1:a=0,format=yuv420p,noise=alls=10:allf=t+u[v]",
+            inputs.len()
+        ),
+        "-map",
+        "[v]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+    ])
+    .arg(&file);
+    must(&mut cmd);
+    file
+}
