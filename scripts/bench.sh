@@ -2,8 +2,9 @@
 # The benchmark, one command: builds chatapi and chatapi-bench in release, sets up the FastAPI
 # peer, LiteLLM's proxy and llama-cpp-python in a virtualenv (bench/.venv), then writes
 # bench/out/results.{md,json} (streaming), bench/out/gateways.{md,json} (the OpenAI route against
-# LiteLLM and the peer), bench/out/local.{md,json} (embedded model) and bench/out/videos.{md,json}
-# (video processing).
+# LiteLLM and the peer), bench/out/local.{md,json} (embedded model), bench/out/videos.{md,json}
+# (video processing) and bench/out/timeline.{md,json} (onsets and cuts, beside PySceneDetect and
+# faster-whisper in bench/.venv-timeline).
 # Extra arguments go to the streaming run (e.g. --smoke, --streams 5000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,3 +44,17 @@ target/release/chatapi-bench local --threads "$threads" "${reference[@]}"
 
 # The video library: a 10-minute 720p talk processed with speech-to-text (bench/out/videos.md).
 target/release/chatapi-bench --chatapi target/release/chatapi videos
+
+# How true the timeline is (bench/out/timeline.md): onsets and cuts on videos with known facts,
+# with PySceneDetect and faster-whisper beside it, in their own virtualenv (bench/.venv-timeline).
+timeline_peers=()
+if [ ! -x bench/.venv-timeline/bin/python ]; then
+  python3 -m venv bench/.venv-timeline 2>/dev/null || python3 -m virtualenv bench/.venv-timeline || true
+fi
+if [ -x bench/.venv-timeline/bin/python ] &&
+  bench/.venv-timeline/bin/python -m pip install -q -r bench/peer/timeline-requirements.txt; then
+  timeline_peers=(--peers bench/.venv-timeline/bin/python)
+else
+  echo "bench: no Python virtualenv for the timeline's peers; running without them" >&2
+fi
+target/release/chatapi-bench --chatapi target/release/chatapi timeline "${timeline_peers[@]}"
