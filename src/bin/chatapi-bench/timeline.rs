@@ -125,16 +125,21 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
             "videos": [cuts_video.display().to_string(), talk.display().to_string()],
             "wav": wav.display().to_string(),
         });
-        let peer = Command::new(&python)
+        // GNU time reports the peers' peak RSS (one process, the detector then the recogniser).
+        let peer = Command::new("/usr/bin/time")
+            .args(["-f", "peak_kb=%M"])
+            .arg(&python)
             .arg("bench/peer/timeline_peers.py")
             .arg(asked.to_string())
             .output()
             .unwrap();
-        assert!(
-            peer.status.success(),
-            "{}",
-            String::from_utf8_lossy(&peer.stderr)
-        );
+        let stderr = String::from_utf8_lossy(&peer.stderr);
+        assert!(peer.status.success(), "{stderr}");
+        let peer_peak_kb: f64 = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("peak_kb="))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(f64::NAN);
         let peer: Value = serde_json::from_slice(&peer.stdout).unwrap();
         let peer_cuts = |video: &Path| -> Vec<f64> {
             peer["cuts"][video.display().to_string()]["cuts"]
@@ -153,7 +158,8 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
              | speech, the talk's 16 kHz WAV, tiny.en, 2 threads | seconds | word error rate |\n|---|---|---|\n\
              | chatapi-whisper (whisper.cpp Q8_0, greedy, voice-activity pass) | {ours_s:.1} | {:.1} % |\n\
              | faster-whisper greedy (CTranslate2 float32) | {:.1} | {:.1} % |\n\
-             | faster-whisper default (beam 5) | {:.1} | {:.1} % |\n",
+             | faster-whisper default (beam 5) | {:.1} | {:.1} % |\n\n\
+             The peers' peak RSS (ContentDetector, then faster-whisper, one process): {:.0} MiB.\n",
             scored(&peer_cuts(&cuts_video), &CUTS),
             scored(&peer_cuts(&talk), &talk_cuts),
             wer(&ours_text),
@@ -161,7 +167,9 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
             wer(greedy["text"].as_str().unwrap_or("")),
             default["seconds"].as_f64().unwrap_or(f64::NAN),
             wer(default["text"].as_str().unwrap_or("")),
+            peer_peak_kb / 1024.0,
         ));
+        record["peers_peak_rss_kb"] = json!(peer_peak_kb);
         record["peers"] = peer;
         record["chatapi_whisper_s"] = json!(ours_s);
     }
