@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::upstream::UpstreamError;
+use crate::videos::quota::Refusal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -54,26 +55,19 @@ pub enum ApiError {
     Storage,
     #[error("the upload arrived slower than {min_rate} bytes a second (videos.min_upload_rate) and was cut off")]
     UploadTooSlow { min_rate: u64 },
-    /// A tenant's quota, or the uploads the server takes at once.
-    #[error("{0}")]
-    Quota(String),
-    #[error("too many uploads are arriving at once; try again shortly")]
-    UploadsBusy,
-    #[error("the server is short of disk space for videos; try again later")]
-    DiskFull,
+    /// A new video refused: a tenant's quota, the uploads the server takes at once, the disk.
+    #[error(transparent)]
+    Refused(Refusal),
 }
 
-impl From<crate::videos::quota::Refusal> for ApiError {
-    fn from(refusal: crate::videos::quota::Refusal) -> Self {
-        use crate::videos::quota::Refusal;
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
         match refusal {
-            Refusal::Busy => Self::UploadsBusy,
-            Refusal::DiskFull => Self::DiskFull,
             Refusal::Library(error) => {
                 tracing::error!(%error, "video library");
                 Self::Storage
             }
-            quota => Self::Quota(quota.to_string()),
+            refused => Self::Refused(refused),
         }
     }
 }
@@ -136,9 +130,9 @@ impl ApiError {
             Self::VideosDisabled | Self::SearchByMeaningOff => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UploadTooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::UploadsBusy => StatusCode::SERVICE_UNAVAILABLE,
-            Self::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
+            Self::Refused(Refusal::Busy) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Refused(Refusal::DiskFull) => StatusCode::INSUFFICIENT_STORAGE,
+            Self::Refused(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -153,8 +147,8 @@ impl ApiError {
             Self::VideosDisabled | Self::SearchByMeaningOff => ErrorKind::Unavailable,
             Self::Storage => ErrorKind::Internal,
             Self::UploadTooSlow { .. } => ErrorKind::InvalidRequest,
-            Self::Quota(_) => ErrorKind::RateLimited,
-            Self::UploadsBusy | Self::DiskFull => ErrorKind::Unavailable,
+            Self::Refused(Refusal::Busy | Refusal::DiskFull) => ErrorKind::Unavailable,
+            Self::Refused(_) => ErrorKind::RateLimited,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::Overloaded { .. }
             | Self::NoUpstream
@@ -190,9 +184,9 @@ impl ApiError {
             Self::SearchByMeaningOff => ("server_error", "search_by_meaning_unavailable"),
             Self::Storage => ("server_error", "storage_error"),
             Self::UploadTooSlow { .. } => ("invalid_request_error", "body_timeout"),
-            Self::Quota(_) => ("rate_limit_error", "quota_exceeded"),
-            Self::UploadsBusy => ("server_error", "uploads_busy"),
-            Self::DiskFull => ("server_error", "insufficient_storage"),
+            Self::Refused(Refusal::Busy) => ("server_error", "uploads_busy"),
+            Self::Refused(Refusal::DiskFull) => ("server_error", "insufficient_storage"),
+            Self::Refused(_) => ("rate_limit_error", "quota_exceeded"),
         }
     }
 
@@ -216,7 +210,7 @@ impl ApiError {
             }
             Self::Upstream(e) => e.retry_after(),
             Self::SharedStateDown => Some(Duration::from_secs(1)),
-            Self::UploadsBusy => Some(Duration::from_secs(5)),
+            Self::Refused(Refusal::Busy) => Some(Duration::from_secs(5)),
             _ => None,
         }
     }

@@ -7,81 +7,21 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
+use common::known::{self, SAID, SCENES};
 use common::videos::{self, settled};
 use common::{client, Server};
 use serde_json::Value;
 
 const KEY: &str = "sk-timeline";
 
-/// When each sentence starts, and a word of it the recogniser reliably hears.
-const SAID: [(f64, &str, &str); 4] = [
-    (1.0, "Welcome to the garden tour.", "garden"),
-    (
-        6.0,
-        "Today we plant tomatoes in the sunny corner.",
-        "tomatoes",
-    ),
-    (15.0, "The bicycle is parked beside the red barn.", "parked"),
-    (
-        40.0,
-        "Finally we water the flowers before sunset.",
-        "sunset",
-    ),
-];
-const LENGTH_S: f64 = 48.0;
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The sentences at their moments over a plain picture, made once per test process.
-fn talk() -> PathBuf {
-    static MADE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    MADE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("chatapi-timeline-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut mix = Command::new("ffmpeg");
-        mix.args(["-y", "-loglevel", "error", "-f", "lavfi", "-i"])
-            .arg(format!("color=c=0x204060:s=320x180:r=10:d={LENGTH_S}"));
-        let mut filters = Vec::new();
-        for (i, (at, sentence, _)) in SAID.iter().enumerate() {
-            let wav = dir.join(format!("s{i}.wav"));
-            run(Command::new("espeak-ng")
-                .args(["-v", "en-us", "-s", "150", "-w"])
-                .arg(&wav)
-                .arg(sentence));
-            mix.arg("-i").arg(&wav);
-            let ms = (at * 1000.0) as u64;
-            filters.push(format!("[{}:a]adelay={ms}|{ms}[a{i}]", i + 1));
-        }
-        let inputs: String = (0..SAID.len()).map(|i| format!("[a{i}]")).collect();
-        filters.push(format!(
-            "{inputs}amix=inputs={}:normalize=0,apad=whole_dur={LENGTH_S}[a]",
-            SAID.len()
-        ));
-        let file = dir.join("talk.mp4");
-        mix.args([
-            "-filter_complex",
-            &filters.join(";"),
-            "-map",
-            "0:v",
-            "-map",
-            "[a]",
-        ])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
-        .args(["-t", &LENGTH_S.to_string()])
-        .arg(&file);
-        run(&mut mix);
-        file
-    })
-    .clone()
+/// The test videos, made once per test process (one at a time: tests run side by side).
+fn made(video: fn(&std::path::Path) -> PathBuf) -> PathBuf {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = MAKING.lock().unwrap();
+    let dir = std::env::temp_dir().join(format!("chatapi-timeline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    video(&dir)
 }
 
 async fn processed() -> (Server, String) {
@@ -93,7 +33,7 @@ async fn processed() -> (Server, String) {
         videos::whisper_config()
     );
     let s = Server::start(&[], &toml).await;
-    let (_, r) = videos::upload(&s.url, KEY, &talk()).await;
+    let (_, r) = videos::upload(&s.url, KEY, &made(known::sentences)).await;
     let id = r["id"].as_str().unwrap().to_string();
     let v = settled(&s.url, &id, Some(KEY)).await;
     assert_eq!(v["status"], "ready", "{v}");
@@ -182,70 +122,6 @@ async fn a_range_gives_the_words_said_inside_it() {
     );
 }
 
-/// Scenes and the words on each; where each starts. Between them every kind of cut: colour only
-/// (red to a green of about the same brightness), words only (the same green), brightness and
-/// hue, a pattern, and a fade through black; film grain over all of it.
-const SCENES: [(f64, &str); 6] = [
-    (0.0, "ALPHA"),
-    (4.0, "BRAVO"),
-    (8.0, "CHARLIE"),
-    (12.0, "DELTA"),
-    (16.0, "ECHO"),
-    (22.0, "FOXTROT"),
-];
-
-fn cuts_video() -> PathBuf {
-    static MADE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    MADE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("chatapi-cuts-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let font = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
-        let text = |t: &str| {
-            format!(
-                "drawtext=fontfile={font}:text='{t}':fontsize=56:fontcolor=white:x=(w-text_w)/2:y=(h-text_h)/2"
-            )
-        };
-        let size = "s=640x360:r=25";
-        let inputs = [
-            format!("color=c=0xC03030:{size}:d=4,{}", text("ALPHA")),
-            format!("color=c=0x309630:{size}:d=4,{}", text("BRAVO")),
-            format!("color=c=0x309630:{size}:d=4,{}", text("CHARLIE")),
-            format!("color=c=0x404080:{size}:d=4,{}", text("DELTA")),
-            // Colour bars above, the words on a plain band below (tesseract reads no words
-            // laid over a pattern).
-            format!(
-                "smptebars=s=640x200:r=25:d=5,pad=640:360:0:0:color=0x303030,drawtext=fontfile={font}:text='ECHO':fontsize=56:fontcolor=white:x=(w-text_w)/2:y=260,fade=t=out:st=4:d=1"
-            ),
-            format!("color=c=black:{size}:d=1"),
-            format!("color=c=0x2050C0:{size}:d=5,{},fade=t=in:st=0:d=1", text("FOXTROT")),
-        ];
-        let mut cmd = Command::new("ffmpeg");
-        cmd.args(["-y", "-loglevel", "error"]);
-        for input in &inputs {
-            cmd.args(["-f", "lavfi", "-i", input]);
-        }
-        let streams: String = (0..inputs.len()).map(|i| format!("[{i}:v]")).collect();
-        let file = dir.join("cuts.mp4");
-        cmd.args([
-            "-filter_complex",
-            &format!(
-                "{streams}concat=n={}:v=1:a=0,format=yuv420p,noise=alls=10:allf=t+u[v]",
-                inputs.len()
-            ),
-            "-map",
-            "[v]",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-        ])
-        .arg(&file);
-        run(&mut cmd);
-        file
-    })
-    .clone()
-}
-
 #[tokio::test]
 async fn every_kind_of_cut_is_seen_and_each_scene_read_in_its_own_segment() {
     let store = videos::storage();
@@ -255,7 +131,7 @@ async fn every_kind_of_cut_is_seen_and_each_scene_read_in_its_own_segment() {
         store.display()
     );
     let s = Server::start(&[], &toml).await;
-    let (_, r) = videos::upload(&s.url, KEY, &cuts_video()).await;
+    let (_, r) = videos::upload(&s.url, KEY, &made(known::cuts)).await;
     let id = r["id"].as_str().unwrap().to_string();
     let v = settled(&s.url, &id, Some(KEY)).await;
     assert_eq!(v["status"], "ready", "{v}");

@@ -114,12 +114,11 @@ pub async fn start(
     // Only a request with an id worth remembering pays for the body's digest.
     let scope = caller.repeat_scope.as_deref();
     let digest = scope.map(|_| repeats::digest(&ask));
-    let repeated = match (scope, &digest) {
-        (Some(scope), Some(digest)) => failures
+    let repeated = scope.zip(digest.as_deref()).and_then(|(scope, digest)| {
+        failures
             .recall(scope, digest, window)
-            .or_else(|| reserved.failed.and_then(|f| f.answers(digest))),
-        _ => None,
-    };
+            .or_else(|| reserved.failed.and_then(|f| f.answers(digest)))
+    });
     let (request, applied) = persona::apply(persona, ask.messages, ask.reference, ask.options);
     record.dropped_turns = applied.dropped_turns;
     if runtime.upstreams.is_empty() {

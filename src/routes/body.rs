@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::incoming::Incoming;
 use crate::answer::Caller;
@@ -54,24 +54,16 @@ pub async fn read(
     if declared.is_some_and(|len| len > limit) {
         return Err(ApiError::BodyTooLarge { limit });
     }
-    let mut body = body;
-    let mut read = bytes::BytesMut::new();
-    let collect = async {
-        while let Some(frame) = body.frame().await {
-            let frame = frame
-                .map_err(|e| ApiError::bad_request("body", format!("could not be read: {e}")))?;
-            if let Ok(data) = frame.into_data() {
-                if read.len() + data.len() > limit {
-                    return Err(ApiError::BodyTooLarge { limit });
-                }
-                read.extend_from_slice(&data);
-            }
-        }
-        Ok(())
-    };
+    let collect = Limited::new(body, limit).collect();
     match tokio::time::timeout(timeout, collect).await {
         Err(_) => Err(ApiError::BodyTimeout(timeout)),
-        Ok(Ok(())) => Ok(read.freeze()),
-        Ok(Err(error)) => Err(error),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::BodyTooLarge { limit })
+        }
+        Ok(Err(e)) => Err(ApiError::bad_request(
+            "body",
+            format!("could not be read: {e}"),
+        )),
     }
 }

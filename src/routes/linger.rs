@@ -19,16 +19,16 @@ use hyper::body::{Body as _, Frame, SizeHint};
 /// The time is what bounds the draining (nginx's `lingering_time` is 30 s); a caller that
 /// sends nothing for `LINGER_IDLE` is done with (nginx's `lingering_timeout`), so a slow-loris
 /// caller is not held longer for it; the bytes only stop a sender faster than any real upload.
-pub const LINGER_TIME: Duration = Duration::from_secs(10);
-pub const LINGER_IDLE: Duration = Duration::from_secs(1);
-pub const LINGER_BYTES: u64 = 1 << 30;
+const LINGER_TIME: Duration = Duration::from_secs(10);
+const LINGER_IDLE: Duration = Duration::from_secs(1);
+const LINGER_BYTES: u64 = 1 << 30;
 
 /// The middleware: every request's body, wrapped.
 pub async fn wrap(request: Request) -> Request {
     request.map(|body| Body::new(Lingering(Some(body))))
 }
 
-pub struct Lingering(Option<Body>);
+struct Lingering(Option<Body>);
 
 impl hyper::body::Body for Lingering {
     type Data = bytes::Bytes;

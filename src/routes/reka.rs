@@ -374,9 +374,6 @@ async fn listing(
         end: q.end,
     };
     let segments = library.timeline(id).await.map_err(storage)?;
-    let overlaps = |from: f64, to: f64| {
-        range.start.is_none_or(|a| to > a) && range.end.is_none_or(|b| from < b)
-    };
     let items: Vec<Value> = match kind {
         // Cut at cue times: a cue is in the range when the middle of it is, so a range gives
         // the words said inside it, not its segments' whole transcript.
@@ -391,7 +388,9 @@ async fn listing(
             .collect(),
         Listing::Captions => segments
             .iter()
-            .filter(|s| overlaps(s.start_s, s.end_s))
+            .filter(|s| {
+                range.start.is_none_or(|a| s.end_s > a) && range.end.is_none_or(|b| s.start_s < b)
+            })
             .filter_map(caption)
             .collect(),
     };

@@ -54,11 +54,9 @@ pub async fn extract(
     // The most the ceiling allows in that length, and never past `max_frames`.
     let allowed = ((until_s / 60.0 + 1.0) * settings.max_per_minute).ceil() as usize + 1;
     let max_frames = allowed.min(settings.max_frames).max(1);
-    let picks = scan(source, settings, until_s, limit, cancel).await?;
-    let mut times: Vec<(f64, f64)> = picks.into_iter().take(max_frames).collect();
-    if times.is_empty() {
-        times.push((0.0, 0.0));
-    }
+    // Never empty: the first frame is always a pick.
+    let mut times = scan(source, settings, until_s, limit, cancel).await?;
+    times.truncate(max_frames);
     for (batch, chunk) in times.chunks(PER_RUN).enumerate() {
         take_pictures(source, dir, batch * PER_RUN, chunk, limit, cancel).await?;
     }
@@ -130,12 +128,7 @@ async fn scan(
         }
         (detector.cuts(), n)
     });
-    let (cuts, frames) = scored.await.map_err(|e| match e {
-        JobError::Program { detail, .. } => JobError::Failed(format!(
-            "the video's picture could not be decoded (the file may be damaged): {detail}"
-        )),
-        other => other,
-    })?;
+    let (cuts, frames) = scored.await.map_err(undecodable)?;
     if frames == 0 {
         return Err(JobError::Failed(
             "the video's picture could not be decoded: no frame in it".into(),
@@ -185,12 +178,17 @@ async fn take_pictures(
     programs::run(cmd, "ffmpeg (keyframes)", limit, cancel)
         .await
         .map(|_| ())
-        .map_err(|e| match e {
-            JobError::Program { detail, .. } => JobError::Failed(format!(
-                "the video's picture could not be decoded (the file may be damaged): {detail}"
-            )),
-            other => other,
-        })
+        .map_err(undecodable)
+}
+
+/// ffmpeg's failure on the picture, as the video's sentence.
+fn undecodable(e: JobError) -> JobError {
+    match e {
+        JobError::Program { detail, .. } => JobError::Failed(format!(
+            "the video's picture could not be decoded (the file may be damaged): {detail}"
+        )),
+        other => other,
+    }
 }
 
 #[cfg(test)]

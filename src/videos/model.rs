@@ -141,12 +141,12 @@ pub struct Segment {
     /// highlights the words being spoken; a range is cut at these). Empty for timelines made
     /// before chatapi kept them: `Segment::cues` then gives the transcript as one cue.
     #[serde(skip)]
-    pub cues: Vec<Spoken>,
+    pub cues: Vec<Cue>,
 }
 
-/// Words said between two moments.
+/// Words said between two moments: a subtitle or a recognised sentence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Spoken {
+pub struct Cue {
     pub start_s: f64,
     pub end_s: f64,
     pub text: String,
@@ -154,11 +154,11 @@ pub struct Spoken {
 
 impl Segment {
     /// Its cues; for a timeline made before cues were kept, the transcript as one cue.
-    pub fn cues(&self) -> Vec<Spoken> {
+    pub fn cues(&self) -> Vec<Cue> {
         if !self.cues.is_empty() || self.transcript.is_empty() {
             return self.cues.clone();
         }
-        vec![Spoken {
+        vec![Cue {
             start_s: self.start_s,
             end_s: self.end_s,
             text: self.transcript.clone(),

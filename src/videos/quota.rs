@@ -27,7 +27,9 @@ pub enum Refusal {
 }
 
 /// Held while an upload arrives: one of `videos.max_concurrent_uploads`.
-pub struct UploadPlace(#[allow(dead_code)] OwnedSemaphorePermit);
+pub struct UploadPlace {
+    _permit: OwnedSemaphorePermit,
+}
 
 impl Library {
     /// Whether `tenant` may add a video of `bytes` (0: not known yet), and room on the disk.
@@ -66,7 +68,7 @@ impl Library {
             .try_acquire_owned()
             .map_err(|_| Refusal::Busy)?;
         self.admit(tenant, bytes).await?;
-        Ok(UploadPlace(place))
+        Ok(UploadPlace { _permit: place })
     }
 }
 

@@ -44,15 +44,10 @@ pub async fn transcribe(
 ) -> Result<Vec<Cue>, JobError> {
     let audio = dir.join("audio.wav");
     let srt = dir.join("speech.srt");
+    let until = subtitles::seconds(until_s);
     let mut extract = programs::ffmpeg("ffmpeg", programs::Input::Video);
     extract
-        .args([
-            "-loglevel",
-            "error",
-            "-t",
-            &subtitles::seconds(until_s),
-            "-i",
-        ])
+        .args(["-loglevel", "error", "-t", &until, "-i"])
         .arg(source)
         .args([
             "-vn",
@@ -66,7 +61,7 @@ pub async fn transcribe(
             "pcm_s16le",
             // The output's own bound too: a gap in the timestamps is filled with silence.
             "-t",
-            &subtitles::seconds(until_s),
+            &until,
             "-y",
         ])
         .arg(&audio);

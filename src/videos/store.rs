@@ -424,15 +424,10 @@ impl Store {
         let now = now_ms();
         let lock = match self.pool {
             Pool::Sqlite(_) => "",
-            Pool::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+            Pool::Postgres(_) => "FOR UPDATE OF j SKIP LOCKED",
         };
         // In turn across tenants: the tenant whose last claim is oldest (or who never had one)
         // first, then its oldest job.
-        let lock = if lock.is_empty() {
-            ""
-        } else {
-            "FOR UPDATE OF j SKIP LOCKED"
-        };
         let sql = format!(
             "UPDATE jobs SET claimed_by = $1, lease_until = $2, attempts = attempts + 1
              WHERE video_id = (SELECT j.video_id FROM jobs j

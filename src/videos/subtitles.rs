@@ -10,12 +10,8 @@ use tokio_util::sync::CancellationToken;
 use super::programs;
 use super::JobError;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Cue {
-    pub start_s: f64,
-    pub end_s: f64,
-    pub text: String,
-}
+/// What ffmpeg's SRT says, cue by cue: the timeline keeps them as they are.
+pub use super::model::Cue;
 
 /// Where the subtitles are: a file of their own, or the nth subtitle track of the video.
 pub enum From<'a> {

@@ -3,8 +3,7 @@
 //! starts. A scene's on-screen text and caption go on its first segment only: repeated, they
 //! would crowd a prompt with the same words.
 
-use super::model::{Keyframe, Segment, Spoken};
-use super::subtitles::Cue;
+use super::model::{Cue, Keyframe, Segment};
 
 /// Longest stretch one `[MM:SS]` stamp covers.
 pub const MAX_SEGMENT_S: f64 = 30.0;
@@ -52,14 +51,7 @@ pub fn build(duration_s: f64, keyframes: &[Keyframe], cues: &[Cue]) -> Vec<Segme
                     .map(|c| c.text.as_str())
                     .collect::<Vec<_>>()
                     .join(" "),
-                cues: words
-                    .iter()
-                    .map(|c| Spoken {
-                        start_s: c.start_s,
-                        end_s: c.end_s,
-                        text: c.text.clone(),
-                    })
-                    .collect(),
+                cues: words.iter().map(|c| (*c).clone()).collect(),
                 on_screen_text: if *first {
                     keyframe.map(|k| k.ocr_text.clone()).unwrap_or_default()
                 } else {

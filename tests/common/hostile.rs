@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::client;
+use super::known::run;
 use super::videos::{made, settled, SCENES};
 
 /// Media made once per test process: files that lie.
@@ -41,17 +42,6 @@ pub fn media() -> &'static Media {
         make(&media);
         media
     })
-}
-
-fn run(cmd: &mut std::process::Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/install-build-deps.sh installs it)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn make(m: &Media) {
@@ -143,6 +133,17 @@ impl Target<'_> {
         settled(self.url, video["id"].as_str().unwrap(), Some(self.key)).await
     }
 
+    /// Uploads `file`, which must end `failed` with an error that says `says` and names no
+    /// file of the server's.
+    async fn fails(&self, file: &Path, says: &str) {
+        let video = self.upload(file).await;
+        let video = self.settled(&video).await;
+        assert_eq!(video["status"], "failed", "{video}");
+        let error = video["error"].as_str().unwrap();
+        assert!(error.contains(says), "{error}");
+        self.tells_no_paths(error);
+    }
+
     /// What a caller reads must never name the server's own files.
     fn tells_no_paths(&self, said: &str) {
         let storage = self.storage.display().to_string();
@@ -197,23 +198,13 @@ pub async fn huge_text_part(t: &Target<'_>, mib: usize) {
 /// A 226 KB Matroska file whose compressed subtitle track unpacks to 100 MB of SRT: ffmpeg is
 /// stopped at 8 MiB, and the video fails with a sentence.
 pub async fn subtitle_bomb(t: &Target<'_>) {
-    let video = t.upload(&media().subtitle_bomb()).await;
-    let video = t.settled(&video).await;
-    assert_eq!(video["status"], "failed", "{video}");
-    let error = video["error"].as_str().unwrap();
-    assert!(error.contains("more than 8 MiB"), "{error}");
-    t.tells_no_paths(error);
+    t.fails(&media().subtitle_bomb(), "more than 8 MiB").await;
 }
 
 /// An HLS playlist named `clip.mp4` whose segment is another file on the server: never demuxed,
 /// so no keyframe or on-screen text of that file reaches a timeline.
 pub async fn playlist(t: &Target<'_>) {
-    let video = t.upload(&media().playlist()).await;
-    let video = t.settled(&video).await;
-    assert_eq!(video["status"], "failed", "{video}");
-    let error = video["error"].as_str().unwrap();
-    assert!(error.contains("not a video"), "{error}");
-    t.tells_no_paths(error);
+    t.fails(&media().playlist(), "not a video").await;
 }
 
 /// A header that says 10 s over frames 20,000 s apart: nothing past the stated length is read,

@@ -4,6 +4,7 @@
 
 pub mod fake_upstream;
 pub mod hostile;
+pub mod known;
 pub mod postgres_server;
 pub mod process;
 pub mod redis_server;

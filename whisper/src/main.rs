@@ -144,13 +144,16 @@ fn transcribe(cli: &Cli, samples: &[f32]) -> Result<Vec<Cue>, String> {
                 heard.push((segment.start_timestamp(), segment.end_timestamp(), text));
             }
         }
-        for (start_cs, end_cs, text) in chunk.place(&heard) {
-            cues.push(Cue {
-                start_cs,
-                end_cs,
-                text,
-            });
-        }
+        cues.extend(
+            chunk
+                .place(heard)
+                .into_iter()
+                .map(|(start_cs, end_cs, text)| Cue {
+                    start_cs,
+                    end_cs,
+                    text,
+                }),
+        );
     }
     Ok(cues)
 }

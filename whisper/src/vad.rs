@@ -90,8 +90,9 @@ fn split(samples: &[f32], mut range: Range<usize>, voice: usize, out: &mut Vec<S
         let from = range.start + MAX_STRETCH - 8 * RATE;
         let cut = (from..range.start + MAX_STRETCH - FRAME)
             .step_by(FRAME)
-            .min_by(|&a, &b| db(&samples[a..a + FRAME]).total_cmp(&db(&samples[b..b + FRAME])))
-            .map_or(range.start + MAX_STRETCH, |at| at + FRAME / 2);
+            .map(|at| (db(&samples[at..at + FRAME]), at))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map_or(range.start + MAX_STRETCH, |(_, at)| at + FRAME / 2);
         out.push(Stretch {
             samples: range.start..cut,
             voice,
@@ -138,14 +139,21 @@ pub fn chunks(stretches: &[Stretch]) -> Vec<Chunk<'_>> {
 }
 
 impl Chunk<'_> {
+    /// Each stretch with where it starts in the chunk's audio: one after another, `GAP` apart.
+    fn laid_out(&self) -> impl Iterator<Item = (usize, &Stretch)> + '_ {
+        self.stretches.iter().scan(0, |pos, s| {
+            let at = *pos;
+            *pos += s.samples.len() + GAP;
+            Some((at, s))
+        })
+    }
+
     /// The chunk's audio: its stretches with `GAP` between them, at least 1.1 s (whisper
     /// refuses less than a second).
     pub fn audio(&self, samples: &[f32]) -> Vec<f32> {
         let mut audio = Vec::new();
-        for (i, s) in self.stretches.iter().enumerate() {
-            if i > 0 {
-                audio.resize(audio.len() + GAP, 0.0);
-            }
+        for (at, s) in self.laid_out() {
+            audio.resize(at, 0.0);
             audio.extend_from_slice(&samples[s.samples.clone()]);
         }
         audio.resize(audio.len().max(RATE + RATE / 10), 0.0);
@@ -157,18 +165,13 @@ impl Chunk<'_> {
     /// (one in a gap, to the next); the first of a stretch starts where its voice starts, the
     /// others where whisper says within it. Whisper makes its segments follow on from each other,
     /// so its starts carry the pause before them; the voice's start is measured.
-    pub fn place(&self, heard: &[(i64, i64, String)]) -> Vec<(i64, i64, String)> {
+    pub fn place(&self, heard: Vec<(i64, i64, String)>) -> Vec<(i64, i64, String)> {
         let cs = |n: usize| (n / (RATE / 100)) as i64;
         // Each stretch: where it starts and ends in the chunk.
-        let mut at = Vec::new();
-        let mut pos = 0;
-        for (i, s) in self.stretches.iter().enumerate() {
-            if i > 0 {
-                pos += GAP;
-            }
-            at.push((cs(pos), cs(pos + s.samples.len()), s));
-            pos += s.samples.len();
-        }
+        let at: Vec<(i64, i64, &Stretch)> = self
+            .laid_out()
+            .map(|(pos, s)| (cs(pos), cs(pos + s.samples.len()), s))
+            .collect();
         let mut started = vec![false; at.len()];
         let mut placed: Vec<(i64, i64, String)> = Vec::new();
         for (start, end, text) in heard {
@@ -181,13 +184,13 @@ impl Chunk<'_> {
             let (voice, stop) = (cs(s.voice), cs(s.samples.end));
             let mapped = |t: i64| cs(s.samples.start) + (t - from);
             let begin = if started[i] {
-                mapped(*start).clamp(voice, stop)
+                mapped(start).clamp(voice, stop)
             } else {
                 voice
             };
             started[i] = true;
             let begin = begin.max(placed.last().map_or(0, |p| p.0));
-            placed.push((begin, mapped(*end).clamp(begin, stop), text.clone()));
+            placed.push((begin, mapped(end).clamp(begin, stop), text));
         }
         placed
     }

@@ -14,33 +14,19 @@ use serde_json::{json, Value};
 
 use crate::procs::spawn_chatapi;
 
-const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
+/// The facts the test knows too: the same videos, made by the same code.
+#[path = "../../../tests/common/known.rs"]
+mod known;
+use known::{SAID, SCENES};
+
 /// A cut found this close to a real one is that cut.
 const CUT_TOLERANCE_S: f64 = 0.4;
 
-/// When each sentence starts, and a word of it the recogniser reliably hears.
-const SAID: [(f64, &str, &str); 4] = [
-    (1.0, "Welcome to the garden tour.", "garden"),
-    (
-        6.0,
-        "Today we plant tomatoes in the sunny corner.",
-        "tomatoes",
-    ),
-    (15.0, "The bicycle is parked beside the red barn.", "parked"),
-    (
-        40.0,
-        "Finally we water the flowers before sunset.",
-        "sunset",
-    ),
-];
-
-/// The cuts of the cuts video: colour only, words only, brightness, a pattern, a fade.
-const CUTS: [f64; 5] = [4.0, 8.0, 12.0, 16.0, 22.0];
-
 pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
     std::fs::create_dir_all(out).unwrap();
-    let sentences = make_sentences(out);
-    let cuts_video = make_cuts(out);
+    let sentences = known::sentences(out);
+    let cuts_video = known::cuts(out);
+    let cuts: Vec<f64> = SCENES[1..].iter().map(|(at, _)| *at).collect();
     let (talk, spoken) = crate::videos::make_talk(out, 600);
     let talk_cuts: Vec<f64> = (1..30).map(|i| f64::from(i) * 20.0).collect();
 
@@ -85,7 +71,7 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
         super::machine(),
         sorted[sorted.len() / 2],
         sorted[sorted.len() - 1],
-        scored(&found_cuts, &CUTS),
+        scored(&found_cuts, &cuts),
         scored(&found_talk, &talk_cuts),
     );
     let mut record = json!({
@@ -93,7 +79,7 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
     });
     if let Some(python) = peers {
         let wav = out.join("talk-16k.wav");
-        must(
+        known::run(
             Command::new("ffmpeg")
                 .args(["-y", "-loglevel", "error", "-i"])
                 .arg(&talk)
@@ -102,7 +88,7 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
         );
         let started = Instant::now();
         let srt = out.join("talk.srt");
-        must(
+        known::run(
             Command::new(&whisper)
                 .args([
                     "--model",
@@ -160,7 +146,7 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
              | faster-whisper greedy (CTranslate2 float32) | {:.1} | {:.1} % |\n\
              | faster-whisper default (beam 5) | {:.1} | {:.1} % |\n\n\
              The peers' peak RSS (ContentDetector, then faster-whisper, one process): {:.0} MiB.\n",
-            scored(&peer_cuts(&cuts_video), &CUTS),
+            scored(&peer_cuts(&cuts_video), &cuts),
             scored(&peer_cuts(&talk), &talk_cuts),
             wer(&ours_text),
             greedy["seconds"].as_f64().unwrap_or(f64::NAN),
@@ -243,110 +229,4 @@ fn keyframe_cuts(timeline: &Value) -> Vec<f64> {
         .filter_map(|k| k["time_s"].as_f64())
         .filter(|t| *t > 0.0)
         .collect()
-}
-
-fn must(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The sentences at their moments over a plain picture.
-fn make_sentences(out: &Path) -> PathBuf {
-    let file = out.join("sentences.mp4");
-    if file.exists() {
-        return file;
-    }
-    let mut mix = Command::new("ffmpeg");
-    mix.args(["-y", "-loglevel", "error", "-f", "lavfi", "-i"])
-        .arg("color=c=0x204060:s=320x180:r=10:d=48");
-    let mut filters = Vec::new();
-    for (i, (at, sentence, _)) in SAID.iter().enumerate() {
-        let wav = out.join(format!("said-{i}.wav"));
-        must(
-            Command::new("espeak-ng")
-                .args(["-v", "en-us", "-s", "150", "-w"])
-                .arg(&wav)
-                .arg(sentence),
-        );
-        mix.arg("-i").arg(&wav);
-        let ms = (at * 1000.0) as u64;
-        filters.push(format!("[{}:a]adelay={ms}|{ms}[a{i}]", i + 1));
-    }
-    let inputs: String = (0..SAID.len()).map(|i| format!("[a{i}]")).collect();
-    filters.push(format!(
-        "{inputs}amix=inputs={}:normalize=0,apad=whole_dur=48[a]",
-        SAID.len()
-    ));
-    mix.args([
-        "-filter_complex",
-        &filters.join(";"),
-        "-map",
-        "0:v",
-        "-map",
-        "[a]",
-    ])
-    .args([
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-c:a",
-        "aac",
-        "-t",
-        "48",
-    ])
-    .arg(&file);
-    must(&mut mix);
-    file
-}
-
-/// Every kind of cut, as `tests/timeline.rs` makes them.
-fn make_cuts(out: &Path) -> PathBuf {
-    let file = out.join("cuts.mp4");
-    if file.exists() {
-        return file;
-    }
-    let text = |t: &str| {
-        format!(
-            "drawtext=fontfile={FONT}:text='{t}':fontsize=56:fontcolor=white:x=(w-text_w)/2:y=(h-text_h)/2"
-        )
-    };
-    let size = "s=640x360:r=25";
-    let inputs = [
-        format!("color=c=0xC03030:{size}:d=4,{}", text("ALPHA")),
-        format!("color=c=0x309630:{size}:d=4,{}", text("BRAVO")),
-        format!("color=c=0x309630:{size}:d=4,{}", text("CHARLIE")),
-        format!("color=c=0x404080:{size}:d=4,{}", text("DELTA")),
-        format!(
-            "smptebars=s=640x200:r=25:d=5,pad=640:360:0:0:color=0x303030,drawtext=fontfile={FONT}:text='ECHO':fontsize=56:fontcolor=white:x=(w-text_w)/2:y=260,fade=t=out:st=4:d=1"
-        ),
-        format!("color=c=black:{size}:d=1"),
-        format!("color=c=0x2050C0:{size}:d=5,{},fade=t=in:st=0:d=1", text("FOXTROT")),
-    ];
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-y", "-loglevel", "error"]);
-    for input in &inputs {
-        cmd.args(["-f", "lavfi", "-i", input]);
-    }
-    let streams: String = (0..inputs.len()).map(|i| format!("[{i}:v]")).collect();
-    cmd.args([
-        "-filter_complex",
-        &format!(
-            "{streams}concat=n={}:v=1:a=0,format=yuv420p,noise=alls=10:allf=t+u[v]",
-            inputs.len()
-        ),
-        "-map",
-        "[v]",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-    ])
-    .arg(&file);
-    must(&mut cmd);
-    file
 }

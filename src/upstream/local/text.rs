@@ -135,9 +135,10 @@ pub struct RandomSampling {
     pub seed: u32,
 }
 
-/// llama.cpp's own defaults where the persona leaves a knob unset.
-pub const DEFAULT_TEMPERATURE: f32 = 0.8;
-pub const DEFAULT_TOP_P: f32 = 0.95;
+/// llama.cpp's own sampling (`Defaults::LLAMA_CPP`), and the answer's length where the persona
+/// sets none.
+const DEFAULT_TEMPERATURE: f32 = 0.8;
+const DEFAULT_TOP_P: f32 = 0.95;
 pub const DEFAULT_MAX_TOKENS: u32 = 512;
 
 impl SamplerPlan {

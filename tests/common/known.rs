@@ -1,0 +1,143 @@
+//! Videos with known facts, made here (ffmpeg lavfi + espeak-ng): sentences spoken at known
+//! moments with silences between them, and scenes with every kind of cut between them. Used by
+//! `tests/timeline.rs` and by `chatapi-bench timeline` (through `#[path]`), so the test and the
+//! benchmark judge the same facts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// When each sentence starts, and a word of it the recogniser reliably hears.
+pub const SAID: [(f64, &str, &str); 4] = [
+    (1.0, "Welcome to the garden tour.", "garden"),
+    (
+        6.0,
+        "Today we plant tomatoes in the sunny corner.",
+        "tomatoes",
+    ),
+    (15.0, "The bicycle is parked beside the red barn.", "parked"),
+    (
+        40.0,
+        "Finally we water the flowers before sunset.",
+        "sunset",
+    ),
+];
+/// The sentences video's length: twenty silent seconds before the last sentence, some after.
+pub const SAID_LENGTH_S: f64 = 48.0;
+
+/// Scenes and the words on each; where each starts. Between them every kind of cut: colour only
+/// (red to a green of about the same brightness), words only (the same green), brightness and
+/// hue, a pattern, and a fade through black; film grain over all of it.
+pub const SCENES: [(f64, &str); 6] = [
+    (0.0, "ALPHA"),
+    (4.0, "BRAVO"),
+    (8.0, "CHARLIE"),
+    (12.0, "DELTA"),
+    (16.0, "ECHO"),
+    (22.0, "FOXTROT"),
+];
+
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
+
+/// Runs a program that makes media, failing loudly (and saying how to install it).
+pub fn run(cmd: &mut Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/install-build-deps.sh installs it)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `SAID` at its moments over a plain picture, as `dir/sentences.mp4` (made unless there).
+pub fn sentences(dir: &Path) -> PathBuf {
+    let file = dir.join("sentences.mp4");
+    if file.exists() {
+        return file;
+    }
+    let mut mix = Command::new("ffmpeg");
+    mix.args(["-y", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg(format!("color=c=0x204060:s=320x180:r=10:d={SAID_LENGTH_S}"));
+    let mut filters = Vec::new();
+    for (i, (at, sentence, _)) in SAID.iter().enumerate() {
+        let wav = dir.join(format!("said-{i}.wav"));
+        run(Command::new("espeak-ng")
+            .args(["-v", "en-us", "-s", "150", "-w"])
+            .arg(&wav)
+            .arg(sentence));
+        mix.arg("-i").arg(&wav);
+        let ms = (at * 1000.0) as u64;
+        filters.push(format!("[{}:a]adelay={ms}|{ms}[a{i}]", i + 1));
+    }
+    let inputs: String = (0..SAID.len()).map(|i| format!("[a{i}]")).collect();
+    filters.push(format!(
+        "{inputs}amix=inputs={}:normalize=0,apad=whole_dur={SAID_LENGTH_S}[a]",
+        SAID.len()
+    ));
+    mix.args([
+        "-filter_complex",
+        &filters.join(";"),
+        "-map",
+        "0:v",
+        "-map",
+        "[a]",
+    ])
+    .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
+    .args(["-t", &SAID_LENGTH_S.to_string()])
+    .arg(&file);
+    run(&mut mix);
+    file
+}
+
+/// `SCENES`, with their cuts, as `dir/cuts.mp4` (made unless there).
+pub fn cuts(dir: &Path) -> PathBuf {
+    let file = dir.join("cuts.mp4");
+    if file.exists() {
+        return file;
+    }
+    let text = |t: &str| {
+        format!(
+            "drawtext=fontfile={FONT}:text='{t}':fontsize=56:fontcolor=white:x=(w-text_w)/2:y=(h-text_h)/2"
+        )
+    };
+    let size = "s=640x360:r=25";
+    let inputs = [
+        format!("color=c=0xC03030:{size}:d=4,{}", text("ALPHA")),
+        format!("color=c=0x309630:{size}:d=4,{}", text("BRAVO")),
+        format!("color=c=0x309630:{size}:d=4,{}", text("CHARLIE")),
+        format!("color=c=0x404080:{size}:d=4,{}", text("DELTA")),
+        // Colour bars above, the words on a plain band below (tesseract reads no words laid
+        // over a pattern).
+        format!(
+            "smptebars=s=640x200:r=25:d=5,pad=640:360:0:0:color=0x303030,drawtext=fontfile={FONT}:text='ECHO':fontsize=56:fontcolor=white:x=(w-text_w)/2:y=260,fade=t=out:st=4:d=1"
+        ),
+        format!("color=c=black:{size}:d=1"),
+        format!(
+            "color=c=0x2050C0:{size}:d=5,{},fade=t=in:st=0:d=1",
+            text("FOXTROT")
+        ),
+    ];
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-y", "-loglevel", "error"]);
+    for input in &inputs {
+        cmd.args(["-f", "lavfi", "-i", input]);
+    }
+    let streams: String = (0..inputs.len()).map(|i| format!("[{i}:v]")).collect();
+    cmd.args([
+        "-filter_complex",
+        &format!(
+            "{streams}concat=n={}:v=1:a=0,format=yuv420p,noise=alls=10:allf=t+u[v]",
+            inputs.len()
+        ),
+        "-map",
+        "[v]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+    ])
+    .arg(&file);
+    run(&mut cmd);
+    file
+}
