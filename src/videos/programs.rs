@@ -145,6 +145,15 @@ async fn supervise<T, F>(
 where
     F: std::future::Future<Output = Result<T, JobError>>,
 {
+    // The files it is given, as given: a program names them in its errors, and a relative
+    // storage folder (`storage.dir = "data"`) makes no path that starts with `/`.
+    let given: Vec<String> = cmd
+        .as_std()
+        .get_args()
+        .filter_map(|a| a.to_str())
+        .filter(|a| a.contains('/'))
+        .map(str::to_string)
+        .collect();
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -172,10 +181,10 @@ where
         () = cancel.cancelled() => return Err(JobError::Cancelled),
     };
     if !status.success() {
-        return Err(JobError::Program {
-            what,
-            detail: last_line(&stderr),
+        let detail = given.iter().fold(last_line(&stderr), |line, file| {
+            line.replace(file, "the file")
         });
+        return Err(JobError::Program { what, detail });
     }
     Ok(out)
 }
@@ -286,6 +295,29 @@ mod tests {
         assert_eq!(
             without_paths("1/2 of 'a/b' at /tmp/x"),
             "1/2 of 'a/b' at the file"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_files_a_program_was_given_are_not_told() {
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "echo \"$0: Invalid argument\" >&2; exit 1",
+            "data/videos/vid_1/source",
+        ]);
+        let err = run(
+            cmd,
+            "sh",
+            Duration::from_secs(30),
+            &CancellationToken::new(),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(
+            matches!(&err, JobError::Program { detail, .. } if detail == "the file: Invalid argument"),
+            "{err}"
         );
     }
 
