@@ -22,7 +22,7 @@
 //!   timeouts, keep-alive pings, shutdown and hang-up are the relay's, the bytes the encoder's.
 //!
 //! - `videos` — the video library: uploads and URL ingest, offline processing (ffprobe,
-//!   subtitles or speech-to-text, keyframes at the cuts `videos::scenes` finds, OCR; every
+//!   subtitles or speech-to-text, keyframes at the cuts `videos::scan` finds, OCR; every
 //!   program bounded by `videos::programs`, every addition by `videos::quota`) into a timeline
 //!   of segments and their timed cues, kept in a store (SQLite, or Postgres for replicas);
 //!   served natively by `routes::videos`, and to the video dialects (`routes::memories` for

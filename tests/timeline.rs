@@ -8,7 +8,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::known::{self, SAID, SCENES};
+use common::known::{self, SAID, SCENES, SLIDES};
 use common::videos::{self, settled};
 use common::{client, Server};
 use serde_json::Value;
@@ -127,7 +127,7 @@ async fn every_kind_of_cut_is_seen_and_each_scene_read_in_its_own_segment() {
     let store = videos::storage();
     let toml = format!(
         "[auth]\nkeys = [\"{KEY}\"]\n[storage]\ndir = \"{}\"\n[videos]\nenabled = true\n\
-         speech_binary = \"\"\nspeech_model = \"\"\nembedding_model = \"\"\n",
+         speech_binary = \"\"\nspeech_model = \"\"\n",
         store.display()
     );
     let s = Server::start(&[], &toml).await;
@@ -160,4 +160,71 @@ async fn every_kind_of_cut_is_seen_and_each_scene_read_in_its_own_segment() {
             "{word} not read in its scene's segment: {segment}"
         );
     }
+    // Search by meaning lands on the scene that shows the thing, in words it does not use.
+    for (query, word) in [
+        ("a musical instrument with black and white keys", "PIANO"),
+        ("lava pouring from an erupting mountain", "VOLCANO"),
+        ("shelves of books to borrow and read", "LIBRARY"),
+        ("a spacecraft launching into orbit", "ROCKET"),
+    ] {
+        let found: Value = client()
+            .post(format!("{}/v1/search", s.url))
+            .bearer_auth(KEY)
+            .json(&serde_json::json!({"query": query, "mode": "semantic"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let at = SCENES.iter().find(|(_, w)| *w == word).unwrap().0;
+        let hit = &found["data"][0];
+        let start = hit["start_s"].as_f64().unwrap_or(-1.0);
+        assert!(
+            (start - at).abs() <= 0.4 && hit["text"].as_str().unwrap_or("").contains(word),
+            "{query:?} should find {word} at {at} s: {found}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cuts_between_far_keyframes_are_placed_decoding_only_what_changed() {
+    let store = videos::storage();
+    let toml = format!(
+        "[auth]\nkeys = [\"{KEY}\"]\n[storage]\ndir = \"{}\"\n[videos]\nenabled = true\n\
+         speech_binary = \"\"\nspeech_model = \"\"\nembedding_model = \"\"\n",
+        store.display()
+    );
+    let s = Server::start(&[], &toml).await;
+    let (_, r) = videos::upload(&s.url, KEY, &made(known::slides)).await;
+    let id = r["id"].as_str().unwrap().to_string();
+    let v = settled(&s.url, &id, Some(KEY)).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    let timeline = get(&s, &format!("/v1/videos/{id}/timeline")).await;
+    // The floor adds a picture every 30 s of a long scene; the cuts are the slides' starts.
+    let segments = timeline["segments"].as_array().unwrap();
+    for (at, word) in SLIDES {
+        let segment = segments
+            .iter()
+            .find(|seg| (seg["start_s"].as_f64().unwrap() - at).abs() <= 0.4)
+            .unwrap_or_else(|| panic!("no cut to {word} at {at} s: {timeline}"));
+        let read = segment["on_screen_text"].as_str().unwrap();
+        assert!(read.contains(word), "{word} not read at its cut: {segment}");
+    }
+    // Any other start is the floor's: 30 s after the one before.
+    let starts: Vec<f64> = segments
+        .iter()
+        .map(|g| g["start_s"].as_f64().unwrap())
+        .collect();
+    for pair in starts.windows(2) {
+        let slide = SLIDES.iter().any(|(at, _)| (pair[1] - at).abs() <= 0.4);
+        let floor = (pair[1] - pair[0] - 30.0).abs() < 1e-6;
+        assert!(slide || floor, "a cut where there is none: {starts:?}");
+    }
+    let note = v["steps"]["keyframes"]["note"].as_str().unwrap();
+    let share: f64 = note
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap();
+    assert!(share < 60.0, "{note}");
 }

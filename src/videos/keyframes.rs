@@ -1,20 +1,20 @@
-//! Step 3: keyframes, one per scene. The video is decoded once, at 5 frames a second and scaled
-//! to a thumbnail that `scenes` scores for cuts as the frames stream in (on a blocking thread);
-//! then each scene's picture is taken from the video at its time, large enough to read
-//! on-screen text from (at most 960 pixels wide), a few seeks per ffmpeg run.
+//! Step 3: keyframes, one per scene. `scan` finds the cuts (decoding only the stretches of the
+//! video that can hold one); then each scene's picture is taken from the video, on a keyframe
+//! of the encoder's where one shows the scene (a seek there decodes one frame), large enough to
+//! read on-screen text from (at most 960 pixels wide), a few seeks per ffmpeg run.
 //!
 //! Picked: the first frame; each cut, unless the last pick is closer than the ceiling
 //! (`keyframes_max_per_minute`) allows; and a frame once the last pick is further back than the
 //! floor (`keyframes_min_per_minute`) allows, so a long scene still gets a picture now and then.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::programs;
-use super::scenes::{self, Detector};
+use super::scan::{self, FRAME_S};
+use super::scenes;
 use super::JobError;
 
 pub struct Settings {
@@ -28,6 +28,8 @@ pub struct Settings {
 /// The frames written, in time order: `dir/kf-00001.jpg` is the first, at `times[0]`.
 pub struct Keyframes {
     pub times: Vec<f64>,
+    /// The share of the video decoded to find the cuts.
+    pub decoded_share: f64,
 }
 
 pub fn file(dir: &Path, index: u32) -> PathBuf {
@@ -37,8 +39,6 @@ pub fn file(dir: &Path, index: u32) -> PathBuf {
 /// Pictures taken per ffmpeg run (each its own seek and decoder): a process per picture would
 /// cost more than the seeking, and each input's decoder holds frames while the run lasts.
 const PER_RUN: usize = 8;
-/// The scored thumbnails come this often.
-const FRAME_S: f64 = 0.2;
 
 /// Keyframes of `source`'s first `until_s` seconds (its length as probed: a file whose frames
 /// lie far apart past its stated length is read no further, and yields no more frames than that
@@ -55,7 +55,7 @@ pub async fn extract(
     let allowed = ((until_s / 60.0 + 1.0) * settings.max_per_minute).ceil() as usize + 1;
     let max_frames = allowed.min(settings.max_frames).max(1);
     // Never empty: the first frame is always a pick.
-    let mut times = scan(source, settings, until_s, limit, cancel).await?;
+    let (mut times, decoded_share) = scan(source, settings, until_s, limit, cancel).await?;
     times.truncate(max_frames);
     for (batch, chunk) in times.chunks(PER_RUN).enumerate() {
         take_pictures(source, dir, batch * PER_RUN, chunk, limit, cancel).await?;
@@ -81,61 +81,53 @@ pub async fn extract(
             "the video's picture could not be decoded: no frame could be taken from it".into(),
         ));
     }
-    Ok(Keyframes { times: kept })
+    Ok(Keyframes {
+        times: kept,
+        decoded_share,
+    })
 }
 
-/// One decoding pass: the thumbnails scored as they come; the picks as (scene start, when to
-/// take its picture).
+/// The picks as (scene start, when to take its picture), from the cuts `scan` finds, and the
+/// share of the video it decoded.
 async fn scan(
     source: &Path,
     settings: &Settings,
     until_s: f64,
     limit: Duration,
     cancel: &CancellationToken,
-) -> Result<Vec<(f64, f64)>, JobError> {
-    let until = super::subtitles::seconds(until_s);
-    // `trim` right after `fps`: a file whose next frame lies hours after its stated end would
-    // otherwise have `fps` repeat the last frame up to it, whatever `-t` says about reading.
-    let filter = format!(
-        "fps=5,trim=end={until},scale={}:{}:flags=area,format=rgb24",
-        scenes::WIDTH,
-        scenes::HEIGHT
-    );
-    let mut cmd = programs::ffmpeg("ffmpeg", programs::Input::Video);
-    // The deblocking filter only makes frames prettier, and thumbnails are scored: skipping it
-    // saves about a third of the decoding (9.7 s instead of 14.3 s for 120 s of a 720p talk).
-    cmd.args([
-        "-loglevel",
-        "error",
-        "-threads",
-        "0",
-        "-skip_loop_filter",
-        "all",
-    ])
-    .args(["-t", &until, "-i"])
-    .arg(source)
-    .args(["-an", "-sn", "-dn", "-vf", &filter, "-f", "rawvideo", "-"]);
-    let min_gap = 60.0 / settings.max_per_minute;
+) -> Result<(Vec<(f64, f64)>, f64), JobError> {
+    let scene = scan::Scene {
+        threshold: settings.threshold,
+        min_gap_s: 60.0 / settings.max_per_minute,
+    };
     let max_gap = 60.0 / settings.min_per_minute;
-    let threshold = settings.threshold;
-    let scored = programs::run_reading(cmd, "ffmpeg (scenes)", limit, cancel, move |out| {
-        let mut detector = Detector::new(threshold, min_gap);
-        let mut frame = vec![0u8; scenes::FRAME_BYTES];
-        let mut n = 0usize;
-        while out.read_exact(&mut frame).is_ok() {
-            detector.frame(n as f64 * FRAME_S, &frame);
-            n += 1;
+    let found = scan::cuts(source, &scene, until_s, limit, cancel)
+        .await
+        .map_err(undecodable)?;
+    let picks = with_floor(&found.cuts, max_gap, found.end_s);
+    Ok((
+        on_keyframes(picks, &found.steady_keys, found.end_s),
+        found.decoded_share,
+    ))
+}
+
+/// Each pick's picture moved onto the first steady keyframe at or after it, where that keyframe
+/// still shows the same scene (before the next pick, by half a second; steady, so not in a fade
+/// or a cut): a picture there decodes one frame, where one between keyframes decodes every frame
+/// from the keyframe before it (half a group on average, 4 s of a 720p talk's video).
+fn on_keyframes(mut picks: Vec<(f64, f64)>, keys: &[f64], end_s: f64) -> Vec<(f64, f64)> {
+    let starts: Vec<f64> = picks.iter().skip(1).map(|p| p.0).chain([end_s]).collect();
+    for ((_, picture), next) in picks.iter_mut().zip(starts) {
+        let at = keys.partition_point(|k| *k < *picture);
+        if let Some(&key) = keys.get(at) {
+            if key < next - 0.5 {
+                // Just past the keyframe: a seek to a time a rounding before it would decode the
+                // whole group before.
+                *picture = key + 0.005;
+            }
         }
-        (detector.cuts(), n)
-    });
-    let (cuts, frames) = scored.await.map_err(undecodable)?;
-    if frames == 0 {
-        return Err(JobError::Failed(
-            "the video's picture could not be decoded: no frame in it".into(),
-        ));
     }
-    let end = frames as f64 * FRAME_S;
-    Ok(with_floor(&cuts, max_gap, end))
+    picks
 }
 
 /// The first frame, the cuts, and a pick wherever a scene runs past `max_gap` without one.
@@ -206,5 +198,23 @@ mod tests {
             picks,
             [(0.0, 0.0), (30.0, 30.0), (60.0, 60.0), (70.0, 70.8)]
         );
+    }
+
+    #[test]
+    fn pictures_move_onto_keyframes_inside_their_scene() {
+        let picks = vec![(0.0, 0.0), (20.0, 20.0), (30.0, 30.8)];
+        let keys = [0.0, 8.3, 16.6, 24.9, 33.2];
+        let pictures = |moved: Vec<(f64, f64)>| -> Vec<f64> {
+            moved
+                .iter()
+                .map(|p| (p.1 * 1000.0).round() / 1000.0)
+                .collect()
+        };
+        // 20 → 24.9 (still before 30); 30.8 → 33.2 (before the end).
+        let moved = super::on_keyframes(picks, &keys, 40.0);
+        assert_eq!(pictures(moved), [0.005, 24.905, 33.205]);
+        // A keyframe past the next scene's start is no picture of this one.
+        let moved = super::on_keyframes(vec![(0.0, 0.0), (2.0, 2.0)], &[0.0, 9.0], 4.0);
+        assert_eq!(pictures(moved), [0.005, 2.0]);
     }
 }

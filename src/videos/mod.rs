@@ -4,7 +4,8 @@
 //! - `store` — the database (SQLite via sqlx): videos, the job queue, keyframes, timelines.
 //! - `jobs` — the bounded worker pool that claims queued jobs and runs `pipeline` on each.
 //! - `pipeline` — one video's processing, step by step: `download` (URL ingest, through
-//!   `url_guard`), `probe`, the transcript (`subtitles`, else `speech`), `keyframes`, `ocr`,
+//!   `url_guard`), `probe`, the transcript (`subtitles`, else `speech`), `keyframes` (its cuts
+//!   from `scan`, which decodes only the stretches `scenes` must score), `ocr`,
 //!   then `timeline`. Every program runs through `programs` (bounded, killable).
 //! - `model` — what is stored and served.
 //!
@@ -25,6 +26,7 @@ mod pipeline;
 mod probe;
 mod programs;
 pub mod quota;
+mod scan;
 mod scenes;
 pub mod search;
 mod speech;

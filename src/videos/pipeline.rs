@@ -133,7 +133,10 @@ pub async fn process(
         .collect();
     steps.keyframes = Some(CountStep {
         count: frames.len(),
-        note: None,
+        note: Some(format!(
+            "cuts found decoding {:.0} % of the picture",
+            100.0 * found.decoded_share.min(1.0)
+        )),
     });
     library.store.save_steps(id, &steps).await?;
 
@@ -164,9 +167,12 @@ pub async fn process(
     })
 }
 
-/// Fewer words than this and a segment is embedded with its neighbours' words too: a short
-/// line ("Yes.") means little on its own.
-const SHORT_SEGMENT_WORDS: usize = 12;
+/// Fewer words said than this and a segment is embedded with its neighbours' spoken words too: a
+/// short line ("Yes.", "Thank you so much.") means little on its own, where a sentence does (and
+/// borrowed words would draw a search for the neighbour's sentence to it). What is on screen or seen is its own scene's and
+/// never lent to a neighbour: a slide's words are the slide's, and a search for them must land
+/// on that slide, not on the one before.
+const SHORT_SEGMENT_WORDS: usize = 6;
 
 /// A vector per segment, for search by meaning, made off the runtime. Without a model: none,
 /// and the step says why (the video is ready all the same, searchable by keyword).
@@ -192,15 +198,14 @@ pub async fn embed_segments(
     let texts: Vec<String> = (0..segments.len())
         .map(|i| {
             let own = segments[i].text();
-            if own.split_whitespace().count() >= SHORT_SEGMENT_WORDS {
+            let said = segments[i].transcript.split_whitespace().count();
+            if said == 0 || said >= SHORT_SEGMENT_WORDS {
                 return cut(own);
             }
-            let before = i
-                .checked_sub(1)
-                .map(|j| segments[j].text())
-                .unwrap_or_default();
-            let after = segments.get(i + 1).map(Segment::text).unwrap_or_default();
-            let text = [before, own, after]
+            let spoken = |j: usize| segments.get(j).map(|s| s.transcript.as_str());
+            let before = i.checked_sub(1).and_then(spoken).unwrap_or_default();
+            let after = spoken(i + 1).unwrap_or_default();
+            let text = [before, own.as_str(), after]
                 .into_iter()
                 .filter(|t| !t.is_empty())
                 .collect::<Vec<_>>()

@@ -103,6 +103,15 @@ pub struct Cut {
     pub picture_s: f64,
 }
 
+/// One frame pair scored: the later frame's time and how it changed from the one before.
+struct Pair {
+    at_s: f64,
+    content: f32,
+    jumped: f32,
+    dark: bool,
+    back_from_black: bool,
+}
+
 /// Scores frames as they are decoded and keeps the cuts.
 pub struct Detector {
     /// A content score (0–255) over this is a cut (standing out as `RATIO` says).
@@ -112,11 +121,19 @@ pub struct Detector {
     /// The frame before, once there is one; `this` is filled with the frame being scored.
     prev: Option<Hsv>,
     this: Hsv,
+    /// The last `WINDOW` pairs' scores, once the first pairs are judged.
     scores: VecDeque<(f32, f32)>,
+    /// The first pairs of a stream, held until the frames after them are seen: they have no
+    /// frames before them to stand out against, so they stand out against those after (a stream
+    /// may start a moment before a cut: `scan` decodes stretches of a video, not only all of it).
+    first: Option<Vec<Pair>>,
     /// The frame time the picture went black, while it is.
     black_since: Option<f64>,
     cuts: Vec<Cut>,
 }
+
+/// The pairs judged against the pairs after them, at a stream's start.
+const LEAD: usize = 2;
 
 impl Detector {
     /// `threshold` 0–1 (`videos.scene_threshold`), as a share of the content score's range.
@@ -127,6 +144,7 @@ impl Detector {
             prev: None,
             this: Hsv::default(),
             scores: VecDeque::with_capacity(WINDOW + 1),
+            first: Some(Vec::with_capacity(LEAD + WINDOW)),
             black_since: None,
             cuts: Vec::new(),
         }
@@ -145,51 +163,99 @@ impl Detector {
         let dark = hsv.mean_v < BLACK;
         // The frame just scored is the one before the next; the old one's buffers are refilled.
         std::mem::swap(prev, &mut self.this);
-        let n = self.scores.len().max(1) as f32;
-        let (avg_content, avg_jumped) = self
-            .scores
-            .iter()
-            .fold((0.0, 0.0), |(c, j), (dc, dj)| (c + dc / n, j + dj / n));
-        let back_from_black = !dark && self.black_since.is_some();
-        // Frames to compare with first: the start of a video is no cut.
-        let settled = self.scores.len() >= 2;
-        let content_cut = settled && content >= self.threshold && content >= RATIO * avg_content;
-        let part_cut =
-            settled && jumped >= CHANGED_FRACTION && jumped >= RATIO * avg_jumped + 0.002;
-        if back_from_black {
-            // The picture brightens over the fade's length: it is taken a little later.
-            self.keep(Cut {
-                at_s: time_s,
-                picture_s: time_s + 0.8,
-            });
-        } else if !dark && (content_cut || part_cut) {
-            self.keep(Cut {
-                at_s: time_s,
-                picture_s: time_s,
-            });
-        }
+        let pair = Pair {
+            at_s: time_s,
+            content,
+            jumped,
+            dark,
+            back_from_black: !dark && self.black_since.is_some(),
+        };
         self.black_since = match (dark, self.black_since) {
             (true, None) => Some(time_s),
             (true, since) => since,
             (false, _) => None,
         };
-        if self.scores.len() == WINDOW {
-            self.scores.pop_front();
+        match self.first.as_mut() {
+            Some(first) => {
+                first.push(pair);
+                if first.len() == LEAD + WINDOW {
+                    self.judge_first();
+                }
+            }
+            None => {
+                let avg = average(self.scores.iter().copied());
+                self.judge(&pair, avg);
+                if self.scores.len() == WINDOW {
+                    self.scores.pop_front();
+                }
+                self.scores.push_back((pair.content, pair.jumped));
+            }
         }
-        self.scores.push_back((content, jumped));
+    }
+
+    /// The held first pairs: the first `LEAD` against the pairs after them, the rest against the
+    /// pairs before them, as every later pair is.
+    fn judge_first(&mut self) {
+        let Some(first) = self.first.take() else {
+            return;
+        };
+        let scores: Vec<(f32, f32)> = first.iter().map(|p| (p.content, p.jumped)).collect();
+        for (i, pair) in first.iter().enumerate() {
+            let around = if i < LEAD {
+                &scores[LEAD.min(scores.len())..]
+            } else {
+                &scores[i.saturating_sub(WINDOW)..i]
+            };
+            self.judge(pair, average(around.iter().copied()));
+        }
+        let tail = scores.len().saturating_sub(WINDOW);
+        self.scores.extend(scores[tail..].iter().copied());
+    }
+
+    fn judge(&mut self, pair: &Pair, (avg_content, avg_jumped): (f32, f32)) {
+        let content_cut = pair.content >= self.threshold && pair.content >= RATIO * avg_content;
+        let part_cut = pair.jumped >= CHANGED_FRACTION && pair.jumped >= RATIO * avg_jumped + 0.002;
+        if pair.back_from_black {
+            // The picture brightens over the fade's length: it is taken a little later.
+            self.keep(Cut {
+                at_s: pair.at_s,
+                picture_s: pair.at_s + 0.8,
+            });
+        } else if !pair.dark && (content_cut || part_cut) {
+            self.keep(Cut {
+                at_s: pair.at_s,
+                picture_s: pair.at_s,
+            });
+        }
     }
 
     fn keep(&mut self, cut: Cut) {
-        let last = self.cuts.last().map_or(0.0, |c| c.at_s);
+        let last = self.cuts.last().map_or(f64::NEG_INFINITY, |c| c.at_s);
         if cut.at_s - last >= self.min_gap_s {
             self.cuts.push(cut);
         }
     }
 
-    /// The cuts, in order (the video's start is not one).
-    pub fn cuts(self) -> Vec<Cut> {
+    /// The cuts, in order (where the stream starts is not one).
+    pub fn cuts(mut self) -> Vec<Cut> {
+        self.judge_first();
         self.cuts
     }
+}
+
+/// Whether two frames differ enough that a cut may lie between them (`threshold` as for
+/// `Detector`): the bar is half a cut's, since a change missed here is a cut never looked for.
+pub fn differ(a: &[u8], b: &[u8], threshold: f64) -> bool {
+    let (mut x, mut y) = (Hsv::default(), Hsv::default());
+    x.fill(a);
+    y.fill(b);
+    let (content, jumped) = y.change(&x);
+    content >= (threshold * 255.0 / 2.0) as f32 || jumped >= CHANGED_FRACTION / 2.0
+}
+
+fn average(scores: impl ExactSizeIterator<Item = (f32, f32)>) -> (f32, f32) {
+    let n = scores.len().max(1) as f32;
+    scores.fold((0.0, 0.0), |(c, j), (dc, dj)| (c + dc / n, j + dj / n))
 }
 
 #[cfg(test)]
@@ -269,6 +335,42 @@ mod tests {
         let found = cuts(&frames);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!((found[0] - 3.4).abs() < 0.01, "{found:?}");
+    }
+
+    #[test]
+    fn a_cut_just_after_a_stream_starts_is_a_cut() {
+        // `scan` decodes from a keyframe, and the cut may come on the next frame.
+        let red = frame([192, 48, 48], None);
+        let green = frame([48, 192, 48], None);
+        let frames: Vec<Vec<u8>> = (0..12)
+            .map(|i| grainy(if i < 1 { red.clone() } else { green.clone() }, i))
+            .collect();
+        assert_eq!(cuts(&frames), [0.2]);
+        // And in a stream too short to judge it by the frames after.
+        assert_eq!(cuts(&frames[..3]), [0.2]);
+    }
+
+    #[test]
+    fn movement_from_a_stream_start_is_no_cut() {
+        // A bar sweeping across every frame changes a part of each: no part stands out.
+        let frames: Vec<Vec<u8>> = (0..20u32)
+            .map(|i| {
+                let row = (i as usize * 6) % 64;
+                grainy(
+                    frame([90, 90, 90], Some(([230, 230, 230], row..row + 6))),
+                    i,
+                )
+            })
+            .collect();
+        assert!(cuts(&frames).is_empty(), "{:?}", cuts(&frames));
+    }
+
+    #[test]
+    fn keyframes_that_differ_are_told_apart_from_grain() {
+        let red = frame([192, 48, 48], None);
+        let green = frame([48, 192, 48], None);
+        assert!(differ(&grainy(red.clone(), 1), &grainy(green, 2), 0.08));
+        assert!(!differ(&grainy(red.clone(), 1), &grainy(red, 2), 0.08));
     }
 
     #[test]

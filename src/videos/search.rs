@@ -1,6 +1,6 @@
 //! Finding the moment: a query against a tenant's timelines, by meaning (the segment vectors,
-//! `vectors`), by keyword (FTS5, BM25) or both (reciprocal-rank fusion), as clips: adjacent
-//! matching segments of one video merged into one stretch with a score in 0..1.
+//! `vectors`), by keyword (FTS5, BM25) or both (reciprocal-rank fusion), as clips: a best
+//! matching segment with the neighbours that match almost as well, with a score in 0..1.
 //!
 //! Scores: `semantic`, the cosine (a paraphrase sharing no word with its scene scores about
 //! 0.45–0.65 with this model, unrelated text under about 0.2); `text`, BM25 relative to the best
@@ -17,6 +17,8 @@ const RRF_K: f32 = 60.0;
 const SEMANTIC_FLOOR: f32 = 0.2;
 /// The default cut in semantic mode.
 const SEMANTIC_THRESHOLD: f32 = 0.25;
+/// A hit beside a clip's best joins the clip when it scores at least this share of the best.
+const NEIGHBOUR: f32 = 0.8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -167,7 +169,9 @@ impl Library {
         self.clips(hits, limit).await
     }
 
-    /// Adjacent hits of one video merged into clips, best first.
+    /// Hits of one video grown into clips, best first: each clip is the best hit not yet in
+    /// one, with the adjacent hits that match almost as well (`NEIGHBOUR`): a scene that answers
+    /// is not merged with the weaker scenes around it, but an answer spoken across two is whole.
     async fn clips(
         &self,
         hits: HashMap<(String, u32), f32>,
@@ -178,42 +182,39 @@ impl Library {
             per_video.entry(video).or_default().insert(idx, score);
         }
         let mut clips = Vec::new();
-        for (video, hits) in per_video {
+        for (video, mut hits) in per_video {
             let segments = self.timeline(&video).await?;
-            let mut current: Option<(Clip, u32)> = None;
-            for (idx, score) in hits {
-                let Some(s) = segments.get(idx as usize) else {
+            hits.retain(|idx, _| (*idx as usize) < segments.len());
+            let mut best: Vec<(u32, f32)> = hits.iter().map(|(i, s)| (*i, *s)).collect();
+            best.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            for (peak, score) in best {
+                if !hits.contains_key(&peak) {
                     continue;
-                };
-                match current.as_mut() {
-                    Some((clip, last)) if *last + 1 == idx => {
-                        clip.end_s = s.end_s;
-                        clip.score = clip.score.max(score);
-                        append(&mut clip.text, s);
-                        *last = idx;
-                    }
-                    _ => {
-                        if let Some((clip, _)) = current.take() {
-                            clips.push(clip);
-                        }
-                        let mut text = String::new();
-                        append(&mut text, s);
-                        current = Some((
-                            Clip {
-                                video_id: video.clone(),
-                                start_s: s.start_s,
-                                end_s: s.end_s,
-                                score,
-                                text,
-                                keyframe: s.keyframe,
-                            },
-                            idx,
-                        ));
-                    }
                 }
-            }
-            if let Some((clip, _)) = current {
-                clips.push(clip);
+                let near = |hits: &BTreeMap<u32, f32>, idx: u32| {
+                    hits.get(&idx).is_some_and(|s| *s >= NEIGHBOUR * score)
+                };
+                let (mut first, mut last) = (peak, peak);
+                while first > 0 && near(&hits, first - 1) {
+                    first -= 1;
+                }
+                while near(&hits, last + 1) {
+                    last += 1;
+                }
+                let mut text = String::new();
+                for idx in first..=last {
+                    hits.remove(&idx);
+                    append(&mut text, &segments[idx as usize]);
+                }
+                let (start, end) = (&segments[first as usize], &segments[last as usize]);
+                clips.push(Clip {
+                    video_id: video.clone(),
+                    start_s: start.start_s,
+                    end_s: end.end_s,
+                    score,
+                    text,
+                    keyframe: start.keyframe,
+                });
             }
         }
         clips.sort_by(|a, b| {

@@ -24,16 +24,16 @@ pub const SAID: [(f64, &str, &str); 4] = [
 /// The sentences video's length: twenty silent seconds before the last sentence, some after.
 pub const SAID_LENGTH_S: f64 = 48.0;
 
-/// Scenes and the words on each; where each starts. Between them every kind of cut: colour only
+/// Scenes and the word on each (a thing, so a search by meaning can find it); where each starts. Between them every kind of cut: colour only
 /// (red to a green of about the same brightness), words only (the same green), brightness and
 /// hue, a pattern, and a fade through black; film grain over all of it.
 pub const SCENES: [(f64, &str); 6] = [
-    (0.0, "ALPHA"),
-    (4.0, "BRAVO"),
-    (8.0, "CHARLIE"),
-    (12.0, "DELTA"),
-    (16.0, "ECHO"),
-    (22.0, "FOXTROT"),
+    (0.0, "PIANO"),
+    (4.0, "BICYCLE"),
+    (8.0, "VOLCANO"),
+    (12.0, "LIBRARY"),
+    (16.0, "ROCKET"),
+    (22.0, "GARDEN"),
 ];
 
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
@@ -103,19 +103,19 @@ pub fn cuts(dir: &Path) -> PathBuf {
     };
     let size = "s=640x360:r=25";
     let inputs = [
-        format!("color=c=0xC03030:{size}:d=4,{}", text("ALPHA")),
-        format!("color=c=0x309630:{size}:d=4,{}", text("BRAVO")),
-        format!("color=c=0x309630:{size}:d=4,{}", text("CHARLIE")),
-        format!("color=c=0x404080:{size}:d=4,{}", text("DELTA")),
+        format!("color=c=0xC03030:{size}:d=4,{}", text("PIANO")),
+        format!("color=c=0x309630:{size}:d=4,{}", text("BICYCLE")),
+        format!("color=c=0x309630:{size}:d=4,{}", text("VOLCANO")),
+        format!("color=c=0x404080:{size}:d=4,{}", text("LIBRARY")),
         // Colour bars above, the words on a plain band below (tesseract reads no words laid
         // over a pattern).
         format!(
-            "smptebars=s=640x200:r=25:d=5,pad=640:360:0:0:color=0x303030,drawtext=fontfile={FONT}:text='ECHO':fontsize=56:fontcolor=white:x=(w-text_w)/2:y=260,fade=t=out:st=4:d=1"
+            "smptebars=s=640x200:r=25:d=5,pad=640:360:0:0:color=0x303030,drawtext=fontfile={FONT}:text='ROCKET':fontsize=56:fontcolor=white:x=(w-text_w)/2:y=260,fade=t=out:st=4:d=1"
         ),
         format!("color=c=black:{size}:d=1"),
         format!(
             "color=c=0x2050C0:{size}:d=5,{},fade=t=in:st=0:d=1",
-            text("FOXTROT")
+            text("GARDEN")
         ),
     ];
     let mut cmd = Command::new("ffmpeg");
@@ -139,5 +139,37 @@ pub fn cuts(dir: &Path) -> PathBuf {
     ])
     .arg(&file);
     run(&mut cmd);
+    file
+}
+
+/// Slide changes in a video whose keyframes come every 10 s exactly (no keyframe at a cut, as
+/// an encoder with scene detection off writes them): one mid-way between keyframes, one a
+/// moment after a keyframe, one later on; grain throughout. The scene pass decodes only the
+/// stretches between keyframes that differ, and must still place each cut.
+pub const SLIDES: [(f64, &str); 4] = [(0.0, "ONE"), (13.0, "TWO"), (20.2, "THREE"), (71.0, "FOUR")];
+pub const SLIDES_LENGTH_S: f64 = 120.0;
+
+/// `SLIDES` as `dir/slides.mp4` (made unless there).
+pub fn slides(dir: &Path) -> PathBuf {
+    let file = dir.join("slides.mp4");
+    if file.exists() {
+        return file;
+    }
+    let mut text = String::new();
+    for (i, (at, word)) in SLIDES.iter().enumerate() {
+        let until = SLIDES.get(i + 1).map_or(SLIDES_LENGTH_S, |s| s.0);
+        text.push_str(&format!(
+            ",drawtext=fontfile={FONT}:text='{word}':fontsize=64:fontcolor=white:\
+             x=(w-text_w)/2:y=(h-text_h)/2:enable='gte(t,{at})*lt(t,{until})'"
+        ));
+    }
+    run(Command::new("ffmpeg")
+        .args(["-y", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "color=c=0x305070:s=480x270:r=25:d={SLIDES_LENGTH_S}{text},noise=alls=8:allf=t"
+        ))
+        .args(["-c:v", "libx264", "-preset", "ultrafast"])
+        .args(["-x264-params", "keyint=250:min-keyint=250:scenecut=0"])
+        .arg(&file));
     file
 }

@@ -98,6 +98,10 @@ enum Sub {
         /// Length of the talk, in seconds.
         #[arg(long, default_value_t = 600)]
         seconds: u32,
+        /// The talk played this many times over, one file (2 hours: `--repeat 12`): a long
+        /// video at the cost of making a short one.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=48))]
+        repeat: u32,
     },
     /// The OpenAI route beside the ChatAPI route, LiteLLM's proxy and the FastAPI peer.
     Gateways {
@@ -466,8 +470,8 @@ async fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             };
         }
-        Some(Sub::Videos { seconds }) => {
-            return if videos::run(&cli.chatapi, &cli.out, seconds).await {
+        Some(Sub::Videos { seconds, repeat }) => {
+            return if videos::run(&cli.chatapi, &cli.out, seconds, repeat).await {
                 std::process::ExitCode::SUCCESS
             } else {
                 std::process::ExitCode::FAILURE

@@ -17,7 +17,7 @@ use crate::procs::spawn_chatapi;
 /// The facts the test knows too: the same videos, made by the same code.
 #[path = "../../../tests/common/known.rs"]
 mod known;
-use known::{SAID, SCENES};
+use known::{SAID, SCENES, SLIDES};
 
 /// A cut found this close to a real one is that cut.
 const CUT_TOLERANCE_S: f64 = 0.4;
@@ -27,6 +27,8 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
     let sentences = known::sentences(out);
     let cuts_video = known::cuts(out);
     let cuts: Vec<f64> = SCENES[1..].iter().map(|(at, _)| *at).collect();
+    let slides_video = known::slides(out);
+    let slides: Vec<f64> = SLIDES[1..].iter().map(|(at, _)| *at).collect();
     let (talk, spoken) = crate::videos::make_talk(out, 600);
     let talk_cuts: Vec<f64> = (1..30).map(|i| f64::from(i) * 20.0).collect();
 
@@ -56,6 +58,15 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
         })
         .collect();
     let found_cuts = keyframe_cuts(&timeline(&base, &cuts_video).await);
+    let slides_timeline = timeline(&base, &slides_video).await;
+    let found_slides = keyframe_cuts(&slides_timeline);
+    // The floor's pictures (a long slide's, 30 s after the last pick) are no cuts.
+    let found_slides: Vec<f64> = found_slides
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| *i == 0 || (**t - found_slides[i - 1] - 30.0).abs() > 1e-6)
+        .map(|(_, t)| *t)
+        .collect();
     let found_talk = keyframe_cuts(&timeline(&base, &talk).await);
     let _ = child.kill().await;
     let _ = std::fs::remove_dir_all(&store);
@@ -67,15 +78,17 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
         "# Timeline, {}\n\n| measure | chatapi |\n|---|---|\n\
          | sentence onset error, median / max (4 sentences, silences of 3, 6 and 20 s) | {:.2} s / {:.2} s |\n\
          | cuts video (colour, words, brightness, pattern, fade; grain): recall / precision | {} |\n\
+         | slides video (keyframes every 10 s, none at a cut): recall / precision | {} |\n\
          | the talk (a slide every 20 s): recall / precision | {} |\n",
         super::machine(),
         sorted[sorted.len() / 2],
         sorted[sorted.len() - 1],
         scored(&found_cuts, &cuts),
+        scored(&found_slides, &slides),
         scored(&found_talk, &talk_cuts),
     );
     let mut record = json!({
-        "onsets": onsets, "cuts_video": found_cuts, "talk_cuts": found_talk,
+        "onsets": onsets, "cuts_video": found_cuts, "slides_cuts": found_slides, "talk_cuts": found_talk,
     });
     if let Some(python) = peers {
         let wav = out.join("talk-16k.wav");
@@ -108,7 +121,11 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
             .map(|l| l.to_string() + " ")
             .collect();
         let asked = json!({
-            "videos": [cuts_video.display().to_string(), talk.display().to_string()],
+            "videos": [
+                cuts_video.display().to_string(),
+                slides_video.display().to_string(),
+                talk.display().to_string(),
+            ],
             "wav": wav.display().to_string(),
         });
         // GNU time reports the peers' peak RSS (one process, the detector then the recogniser).
@@ -140,13 +157,15 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
         let wer = |text: &str| crate::videos::word_error_rate(&spoken, text) * 100.0;
         md.push_str(&format!(
             "\n| beside it | PySceneDetect ContentDetector / faster-whisper |\n|---|---|\n\
-             | cuts video: recall / precision | {} |\n| the talk: recall / precision | {} |\n\n\
+             | cuts video: recall / precision | {} |\n| slides video: recall / precision | {} |\n\
+             | the talk: recall / precision | {} |\n\n\
              | speech, the talk's 16 kHz WAV, tiny.en, 2 threads | seconds | word error rate |\n|---|---|---|\n\
              | chatapi-whisper (whisper.cpp Q8_0, greedy, voice-activity pass) | {ours_s:.1} | {:.1} % |\n\
              | faster-whisper greedy (CTranslate2 float32) | {:.1} | {:.1} % |\n\
              | faster-whisper default (beam 5) | {:.1} | {:.1} % |\n\n\
              The peers' peak RSS (ContentDetector, then faster-whisper, one process): {:.0} MiB.\n",
             scored(&peer_cuts(&cuts_video), &cuts),
+            scored(&peer_cuts(&slides_video), &slides),
             scored(&peer_cuts(&talk), &talk_cuts),
             wer(&ours_text),
             greedy["seconds"].as_f64().unwrap_or(f64::NAN),

@@ -29,15 +29,18 @@ const SENTENCES: &[&str] = &[
     "Thank you for listening and please send your questions after the break.",
 ];
 
-pub async fn run(chatapi: &Path, out: &Path, seconds: u32) -> bool {
+pub async fn run(chatapi: &Path, out: &Path, seconds: u32, repeat: u32) -> bool {
     std::fs::create_dir_all(out).unwrap();
     let (video, spoken) = make_talk(out, seconds);
+    let (video, spoken) = repeated(out, &video, &spoken, repeat);
+    let seconds = seconds * repeat;
     let store = std::env::temp_dir().join(format!("chatapi-bench-videos-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&store);
     let release = chatapi.parent().unwrap();
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[local]\nenabled = false\n[storage]\ndir = \"{}\"\n\
-         [videos]\nspeech_binary = \"{}\"\nspeech_model = \"models/ggml-tiny.en-q8_0.bin\"\n",
+         [videos]\nspeech_binary = \"{}\"\nspeech_model = \"models/ggml-tiny.en-q8_0.bin\"\n\
+         max_bytes = 17179869184\nmax_duration = \"25h\"\n",
         store.display(),
         release.join("chatapi-whisper").display()
     );
@@ -183,6 +186,39 @@ pub(crate) fn make_talk(out: &Path, seconds: u32) -> (PathBuf, String) {
     let fits = (f64::from(seconds) * words_per_second) as usize;
     let spoken: Vec<&str> = spoken.split_whitespace().take(fits).collect();
     (video, spoken.join(" "))
+}
+
+/// `video` played `times` times over, as one file (streams copied, nothing encoded), and the
+/// words spoken in it.
+fn repeated(out: &Path, video: &Path, spoken: &str, times: u32) -> (PathBuf, String) {
+    if times == 1 {
+        return (video.to_path_buf(), spoken.to_string());
+    }
+    let stem = video.file_stem().unwrap().to_string_lossy();
+    let long = out.join(format!("{stem}-x{times}.mp4"));
+    if !long.exists() {
+        let list = out.join(format!("{stem}-x{times}.txt"));
+        let line = format!("file '{}'\n", video.canonicalize().unwrap().display());
+        std::fs::write(&list, line.repeat(times as usize)).unwrap();
+        must(
+            Command::new("ffmpeg")
+                .args([
+                    "-y",
+                    "-loglevel",
+                    "error",
+                    "-f",
+                    "concat",
+                    "-safe",
+                    "0",
+                    "-i",
+                ])
+                .arg(&list)
+                .args(["-c", "copy"])
+                .arg(&long),
+        );
+    }
+    let words = vec![spoken; times as usize].join(" ");
+    (long, words)
 }
 
 fn must(cmd: &mut Command) {
