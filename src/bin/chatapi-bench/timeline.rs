@@ -47,7 +47,7 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
     let (mut child, addr) = spawn_chatapi(chatapi, &config_path, true).await;
     let base = format!("http://{addr}");
 
-    let said = timeline(&base, &sentences).await;
+    let (said, _) = timeline(&base, &sentences).await;
     let onsets: Vec<f64> = SAID
         .iter()
         .map(|(at, _, word)| {
@@ -57,8 +57,8 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
                 .map_or(f64::INFINITY, |(start, _)| (start - at).abs())
         })
         .collect();
-    let found_cuts = keyframe_cuts(&timeline(&base, &cuts_video).await);
-    let slides_timeline = timeline(&base, &slides_video).await;
+    let found_cuts = keyframe_cuts(&timeline(&base, &cuts_video).await.0);
+    let (slides_timeline, _) = timeline(&base, &slides_video).await;
     let found_slides = keyframe_cuts(&slides_timeline);
     // The floor's pictures (a long slide's, 30 s after the last pick) are no cuts.
     let found_slides: Vec<f64> = found_slides
@@ -67,7 +67,8 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
         .filter(|(i, t)| *i == 0 || (**t - found_slides[i - 1] - 30.0).abs() > 1e-6)
         .map(|(_, t)| *t)
         .collect();
-    let found_talk = keyframe_cuts(&timeline(&base, &talk).await);
+    let (talk_timeline, talk_s) = timeline(&base, &talk).await;
+    let found_talk = keyframe_cuts(&talk_timeline);
     let _ = child.kill().await;
     let _ = std::fs::remove_dir_all(&store);
     let _ = std::fs::remove_file(&config_path);
@@ -79,7 +80,8 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
          | sentence onset error, median / max (4 sentences, silences of 3, 6 and 20 s) | {:.2} s / {:.2} s |\n\
          | cuts video (colour, words, brightness, pattern, fade; grain): recall / precision | {} |\n\
          | slides video (keyframes every 10 s, none at a cut): recall / precision | {} |\n\
-         | the talk (a slide every 20 s): recall / precision | {} |\n",
+         | the talk (a slide every 20 s): recall / precision | {} |\n\
+         | the talk, the whole pipeline (speech, cuts, keyframes, OCR, embeddings) | {talk_s:.1} s |\n",
         super::machine(),
         sorted[sorted.len() / 2],
         sorted[sorted.len() - 1],
@@ -88,7 +90,7 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
         scored(&found_talk, &talk_cuts),
     );
     let mut record = json!({
-        "onsets": onsets, "cuts_video": found_cuts, "slides_cuts": found_slides, "talk_cuts": found_talk,
+        "onsets": onsets, "talk_pipeline_s": talk_s, "cuts_video": found_cuts, "slides_cuts": found_slides, "talk_cuts": found_talk,
     });
     if let Some(python) = peers {
         let wav = out.join("talk-16k.wav");
@@ -153,6 +155,12 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
                 .collect()
         };
         let greedy = &peer["speech"]["greedy"];
+        let peer_talk_s = peer["speech"]["default"]["seconds"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+            + peer["cuts"][talk.display().to_string()]["seconds"]
+                .as_f64()
+                .unwrap_or(f64::NAN);
         let default = &peer["speech"]["default"];
         let wer = |text: &str| crate::videos::word_error_rate(&spoken, text) * 100.0;
         md.push_str(&format!(
@@ -163,7 +171,9 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
              | chatapi-whisper (whisper.cpp Q8_0, greedy, voice-activity pass) | {ours_s:.1} | {:.1} % |\n\
              | faster-whisper greedy (CTranslate2 float32) | {:.1} | {:.1} % |\n\
              | faster-whisper default (beam 5) | {:.1} | {:.1} % |\n\n\
-             The peers' peak RSS (ContentDetector, then faster-whisper, one process): {:.0} MiB.\n",
+             The peers' peak RSS (ContentDetector, then faster-whisper, one process): {:.0} MiB.\n\n\
+             The talk through chatapi's whole pipeline, {talk_s:.1} s, against faster-whisper's defaults \
+             and then ContentDetector on it, {peer_talk_s:.1} s: {:.2}× faster.\n",
             scored(&peer_cuts(&cuts_video), &cuts),
             scored(&peer_cuts(&slides_video), &slides),
             scored(&peer_cuts(&talk), &talk_cuts),
@@ -173,6 +183,7 @@ pub async fn run(chatapi: &Path, out: &Path, peers: Option<PathBuf>) -> bool {
             default["seconds"].as_f64().unwrap_or(f64::NAN),
             wer(default["text"].as_str().unwrap_or("")),
             peer_peak_kb / 1024.0,
+            peer_talk_s / talk_s,
         ));
         record["peers_peak_rss_kb"] = json!(peer_peak_kb);
         record["peers"] = peer;
@@ -202,8 +213,9 @@ fn scored(found: &[f64], truth: &[f64]) -> String {
     )
 }
 
-/// Uploads `video`, waits for it, and gives its timeline.
-async fn timeline(base: &str, video: &Path) -> Value {
+/// Uploads `video`, waits for it, and gives its timeline and the seconds from its upload's
+/// answer to `ready` (the whole pipeline).
+async fn timeline(base: &str, video: &Path) -> (Value, f64) {
     let upload = Command::new("curl")
         .args(["-sS", "-F"])
         .arg(format!("file=@{}", video.display()))
@@ -212,6 +224,7 @@ async fn timeline(base: &str, video: &Path) -> Value {
         .unwrap();
     let created: Value = serde_json::from_slice(&upload.stdout).unwrap();
     let id = created["id"].as_str().expect("upload refused").to_string();
+    let uploaded = Instant::now();
     let client = reqwest::Client::new();
     loop {
         let v = crate::videos::get_json(&client, &format!("{base}/v1/videos/{id}")).await;
@@ -221,7 +234,10 @@ async fn timeline(base: &str, video: &Path) -> Value {
         assert_ne!(v["status"], "failed", "{v}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    crate::videos::get_json(&client, &format!("{base}/v1/videos/{id}/timeline")).await
+    let took = uploaded.elapsed().as_secs_f64();
+    let timeline =
+        crate::videos::get_json(&client, &format!("{base}/v1/videos/{id}/timeline")).await;
+    (timeline, took)
 }
 
 fn cues(timeline: &Value) -> Vec<(f64, String)> {
