@@ -13,8 +13,9 @@ COPY . .
 RUN python3 -m pip config set global.break-system-packages true \
  && ./scripts/fetch-model.sh
 # GGML_NATIVE=OFF: whisper-rs-sys would otherwise build whisper.cpp for this build machine's CPU
-# (llama-cpp-sys-2 already turns it off); both get the AVX2/FMA/F16C of .cargo/config.toml.
-RUN GGML_NATIVE=OFF cargo build --release --locked --workspace --bins \
+# (llama-cpp-sys-2 already turns it off); both get the AVX2/FMA/F16C of .cargo/config.toml. The
+# benchmark (`bench/`) is not built: the image serves, it does not measure.
+RUN GGML_NATIVE=OFF cargo build --release --locked -p chatapi -p chatapi-whisper --bins \
  && strip target/release/chatapi target/release/chatapi-whisper
 
 FROM debian:bookworm-slim

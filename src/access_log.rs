@@ -1,11 +1,11 @@
-//! The one log line (and the metrics) of a request. A `Record` travels with the request, into the
+//! The one log line and the metrics of a request. A `Record` travels with the request, into the
 //! response stream when there is one, and reports when dropped — so a caller that hangs up still
 //! gets its line, with outcome `client_gone`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::metrics;
+use ::metrics::{counter, histogram};
 
 pub struct Record {
     pub request_id: String,
@@ -79,6 +79,29 @@ impl Record {
     }
 }
 
+impl Record {
+    /// The request's metrics (names and meanings in the README), beside its log line.
+    fn count(&self, outcome: &str, duration: Duration) {
+        let upstream = self.upstream.as_deref().unwrap_or("none").to_string();
+        counter!("chatapi_requests_total", "persona" => self.persona.clone(), "upstream" => upstream, "outcome" => outcome.to_string()).increment(1);
+        counter!("chatapi_deltas_total").increment(u64::from(self.deltas));
+        if let Some(ttft) = self.first_token {
+            histogram!("chatapi_time_to_first_token_seconds").record(ttft.as_secs_f64());
+            histogram!("chatapi_overhead_seconds")
+                .record(ttft.saturating_sub(self.upstream_wait).as_secs_f64());
+        }
+        if self.status == 200 {
+            histogram!("chatapi_stream_duration_seconds").record(duration.as_secs_f64());
+        }
+        if self.outcome.is_none() {
+            counter!("chatapi_client_hangups_total").increment(1);
+        }
+        if self.failed_attempts > 0 {
+            counter!("chatapi_failed_attempts_total").increment(u64::from(self.failed_attempts));
+        }
+    }
+}
+
 /// Milliseconds to the microsecond: `29.243`, not `29.242561000000002`, in the log line.
 fn millis(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
@@ -105,7 +128,7 @@ impl Drop for Record {
             outcome,
             "chat"
         );
-        metrics::request_done(self, outcome, duration);
+        self.count(outcome, duration);
     }
 }
 

@@ -1,6 +1,8 @@
 //! Every failure a caller can see, and the one place that decides its HTTP status, its stable
 //! code and the sentence a caller reads. Each error has a [`ErrorKind`]; each dialect renders
-//! kinds in its own envelope (`respond` does the status and headers, the dialect the body).
+//! kinds in its own envelope (`respond` does the status and headers, the dialect the body),
+//! naming a variant more exactly only where its vendor has a code for it (Mavera's
+//! `analysis_not_completed`, OpenAI's `body_too_large`).
 //! OpenAI's envelope, `{"error":{"message","type","code"}}` on one line, is the default: the real
 //! FaceTo-AI client recognises it (and `context_length_exceeded`) when it reads a failed answer.
 
@@ -12,6 +14,8 @@ use serde_json::json;
 
 use crate::upstream::UpstreamError;
 use crate::videos::quota::Refusal;
+use crate::videos::search::SearchError;
+use crate::videos::LibraryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -63,11 +67,37 @@ pub enum ApiError {
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
-            Refusal::Library(error) => {
+            Refusal::Library(error) => error.into(),
+            refused => Self::Refused(refused),
+        }
+    }
+}
+
+impl From<LibraryError> for ApiError {
+    fn from(error: LibraryError) -> Self {
+        match error {
+            LibraryError::NotFound(id) => Self::NotFound {
+                what: "video",
+                id: id.chars().take(100).collect(),
+            },
+            LibraryError::NotReady { id, status } => Self::NotReady { id, status },
+            LibraryError::Store(_) | LibraryError::Io(_) => {
                 tracing::error!(%error, "video library");
                 Self::Storage
             }
-            refused => Self::Refused(refused),
+        }
+    }
+}
+
+impl From<SearchError> for ApiError {
+    fn from(error: SearchError) -> Self {
+        match error {
+            SearchError::NoModel => Self::SearchByMeaningOff,
+            SearchError::Library(e) => e.into(),
+            SearchError::Embed(e) => {
+                tracing::error!(error = %e, "search: embedding the query failed");
+                Self::Storage
+            }
         }
     }
 }

@@ -6,15 +6,18 @@
 //! - `routes` — the HTTP surface, one module per dialect. Each only decodes its request (for
 //!   ChatAPI, `routes::chatapi::request`), picks its encoder (`routes::chatapi::Framing`) and
 //!   renders errors in its envelope. `routes::incoming` reads the key and caller address,
-//!   `routes::body` reads bodies within each route's limits, `routes::linger` drains what a
-//!   refused caller is still sending; `routes::ops` serves health, readiness and metrics (on
-//!   `server.admin_listen` alone when that is set).
+//!   `routes::body` reads bodies within each route's limits (and decodes JSON ones),
+//!   `routes::linger` drains what a refused caller is still sending; `routes::reply` runs a
+//!   video dialect's chat once decoded, `routes::respond` every video route's outline (run,
+//!   render, log), `routes::ingest` takes uploads and links; `routes::ops` serves health,
+//!   readiness and metrics (on `server.admin_listen` alone when that is set).
 //! - `answer` — the core every dialect shares, with no HTTP in it: `answer::admission` (per-IP
 //!   limit, `auth` key check, per-key limit; with replicas, the shared stream place), then `answer::start` (persona, stream slot, context
 //!   budget, upstream open with failover); `answer::collect` reads a whole answer for dialects
 //!   that do not stream.
-//! - `persona` — the owner's system prompt, sampling knobs and name rules; `context` drops the
-//!   oldest turns when a long call would overflow the model's window.
+//! - `persona` — the owner's system prompt, sampling knobs and name rules; `context_budget`
+//!   drops the oldest turns when a long call would overflow the model's window; `sampling` holds
+//!   the knobs' ranges, one rule for a persona's config and a caller's request.
 //! - `upstream` — the configured backends (`remote` OpenAI-compatible APIs, the embedded `local`
 //!   model), tried in order with retries, back-off and a circuit breaker; each answer is a stream
 //!   of `upstream::Event`s (text, tool-call pieces, finish reason, usage).
@@ -27,8 +30,8 @@
 //!   of segments and their timed cues, kept in a store (SQLite, or Postgres for replicas);
 //!   served natively by `routes::videos`, and to the video dialects (`routes::memories` for
 //!   MAVI/Memories.ai v1.0 and v1.2, `routes::mavera`, `routes::reka`). Their chats go through
-//!   `answer::grounded` (the caller's videos, the budget) and `grounding` (the timeline, cut to
-//!   the question and stamped `[MM:SS]`) into the same core. `videos::search` finds moments by
+//!   `answer::video_chat` (the caller's videos, the budget) and `videos::excerpt` (the timeline,
+//!   cut to the question and stamped `[MM:SS]`) into the same core. `videos::search` finds moments by
 //!   meaning (`videos::embed`, the model; `videos::vectors`, the in-memory index) and by keyword
 //!   (FTS5 in `videos::store`), served by `routes::search` and each dialect's search route.
 //!
@@ -39,26 +42,30 @@
 //! and config-file changes), `limits` (rate limiters and the stream cap), `cluster` (the same
 //! limits, the stream cap, request-id repeats and Memories.ai sessions shared by replicas through
 //! Redis, with this process's own as the fallback).
+//!
+//! Beside the crate, workspace members of their own: `whisper/` (`chatapi-whisper`, the
+//! speech-to-text program each video's processing starts) and `bench/` (`chatapi-bench`, every
+//! measured figure in the README, with its mock upstream).
 
-pub mod access_log;
-pub mod answer;
-pub mod auth;
+mod access_log;
+mod answer;
+mod auth;
 pub mod cluster;
 pub mod config;
-pub mod context;
+pub mod context_budget;
 pub mod conversation;
-pub mod error;
-pub mod grounding;
-pub mod limits;
+mod error;
+mod limits;
 pub mod logging;
-pub mod metrics;
-pub mod persona;
-pub mod relay;
+mod metrics;
+mod persona;
+mod relay;
 pub mod reload;
-pub mod routes;
-pub mod server;
+mod routes;
+mod sampling;
+mod server;
 pub mod signals;
-pub mod state;
+mod state;
 pub mod upstream;
 pub mod videos;
 

@@ -1,13 +1,11 @@
-//! Prometheus metrics, served at `GET /metrics`. Names and meanings are listed in the README.
+//! Prometheus metrics, served at `GET /metrics`. Names and meanings are listed in the README; a
+//! request's own are counted where its log line is written (`access_log`).
 //! The recorder is process-wide (the `metrics` facade has one global), installed once.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-
-use crate::access_log::Record;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -35,26 +33,6 @@ pub fn render() -> String {
         .and_then(|h| h.as_ref())
         .map(PrometheusHandle::render)
         .unwrap_or_default()
-}
-
-pub fn request_done(r: &Record, outcome: &str, duration: Duration) {
-    let upstream = r.upstream.as_deref().unwrap_or("none").to_string();
-    counter!("chatapi_requests_total", "persona" => r.persona.clone(), "upstream" => upstream.clone(), "outcome" => outcome.to_string()).increment(1);
-    counter!("chatapi_deltas_total").increment(u64::from(r.deltas));
-    if let Some(ttft) = r.first_token {
-        histogram!("chatapi_time_to_first_token_seconds").record(ttft.as_secs_f64());
-        histogram!("chatapi_overhead_seconds")
-            .record(ttft.saturating_sub(r.upstream_wait).as_secs_f64());
-    }
-    if r.status == 200 {
-        histogram!("chatapi_stream_duration_seconds").record(duration.as_secs_f64());
-    }
-    if r.outcome.is_none() {
-        counter!("chatapi_client_hangups_total").increment(1);
-    }
-    if r.failed_attempts > 0 {
-        counter!("chatapi_failed_attempts_total").increment(u64::from(r.failed_attempts));
-    }
 }
 
 pub fn upstream_error(upstream: &str, kind: &str) {

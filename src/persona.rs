@@ -3,7 +3,7 @@
 //! for OpenAI, every sampling knob, and the context budget (see `context`).
 
 use crate::config::{CallerParam, Persona, SystemMessages};
-use crate::context;
+use crate::context_budget;
 use crate::conversation::{Message, Role};
 use crate::upstream::{ChatRequest, Extras, Sampling};
 
@@ -93,7 +93,7 @@ pub fn apply(
         top_logprobs: extras.top_logprobs.filter(|_| may(CallerParam::Logprobs)),
     };
     let dropped_turns = if persona.context_tokens > 0 {
-        context::fit(
+        context_budget::fit(
             &mut messages,
             model.as_deref(),
             persona.context_tokens,

@@ -17,10 +17,8 @@ use tokio::time::{sleep_until, Instant as TokioInstant};
 use tokio_util::sync::CancellationToken;
 
 use crate::access_log::Record;
-use crate::answer::Started;
-use crate::upstream::{Event, Opened, UpstreamError};
-
-pub type OpenFuture = Pin<Box<dyn Future<Output = Result<Opened, UpstreamError>> + Send>>;
+use crate::answer::{Start, Started};
+use crate::upstream::{Event, UpstreamError};
 
 /// Work a dialect must finish before its end marker leaves (saving a conversation the client's
 /// next turn will read).
@@ -29,13 +27,6 @@ pub type Settle = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// How long the end marker waits on [`Encoder::settle`]; the work goes on past it, the caller
 /// does not wait longer.
 const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// How the answer begins: already started (the usual case, the status was decided by it), or
-/// still waiting on the upstream after the status had to be sent to keep the line alive.
-pub enum Start {
-    Opened(Opened),
-    Waiting(OpenFuture),
-}
 
 /// Why a stream that had begun did not end normally: for the encoder's last words.
 #[derive(Debug, Clone, Copy)]

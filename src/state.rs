@@ -99,6 +99,13 @@ impl AppState {
         self.inner.videos.as_ref()
     }
 
+    /// The video library, or the 503 that says it is off.
+    pub fn library(&self) -> Result<&Library, crate::error::ApiError> {
+        self.videos()
+            .map(|l| &**l)
+            .ok_or(crate::error::ApiError::VideosDisabled)
+    }
+
     pub fn cluster(&self) -> &Cluster {
         &self.inner.cluster
     }

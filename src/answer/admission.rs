@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::auth::{self, KeyId};
+use crate::auth;
 use crate::cluster::admission::{Ask, Reserved, ToAnswer};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
@@ -18,7 +18,6 @@ use crate::state::Runtime;
 /// reload while it is answered does not change what it started with.
 pub struct Caller {
     pub runtime: Arc<Runtime>,
-    pub key: Option<KeyId>,
     /// Whose video library this caller sees: its key's tenant, `""` for the one shared tenant
     /// (every key that names none, and everyone when no keys are configured).
     pub tenant: String,
@@ -84,10 +83,9 @@ pub async fn admit(
     if let (false, Some(holder)) = (verdict.rate_checked, &holder) {
         runtime.rate_limits.check_key(holder.key)?;
     }
-    let (key, tenant) = holder.map_or((None, String::new()), |h| (Some(h.key), h.tenant));
+    let tenant = holder.map_or(String::new(), |h| h.tenant);
     Ok(Caller {
         runtime,
-        key,
         tenant,
         reserved: Mutex::new(verdict.reserved),
         repeat_scope,

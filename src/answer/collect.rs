@@ -3,18 +3,16 @@
 //! total deadline and shutdown, with tool-call pieces merged into whole calls. Nothing has been
 //! sent to the caller yet, so any failure is still a proper HTTP error.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
 use tokio::time::{sleep_until, Instant as TokioInstant};
 use tokio_util::sync::CancellationToken;
 
-use super::Started;
+use super::{Start, Started};
 use crate::access_log::Record;
 use crate::conversation::ToolCall;
 use crate::error::ApiError;
-use crate::relay::Start;
 use crate::upstream::{Event, FinishReason, ToolCallDelta, UpstreamError, Usage};
 
 /// A finished answer.
@@ -28,7 +26,6 @@ pub struct Whole {
     pub usage: Option<Usage>,
     /// The upstream's `logprobs.content` entries of every chunk, in order (when asked for).
     pub logprobs: Vec<serde_json::Value>,
-    pub upstream: Option<Arc<str>>,
 }
 
 impl Whole {
@@ -106,10 +103,7 @@ async fn read(
     record.upstream = Some(opened.upstream.clone());
     record.failed_attempts = opened.failed_attempts;
     record.upstream_wait = opened.waited;
-    let mut whole = Whole {
-        upstream: Some(opened.upstream.clone()),
-        ..Whole::default()
-    };
+    let mut whole = Whole::default();
     let mut rest = opened.rest;
     let mut next = opened.first;
     loop {

@@ -6,8 +6,8 @@
 
 pub mod admission;
 pub mod collect;
-pub mod grounded;
 pub mod repeats;
+pub mod video_chat;
 
 use std::time::Duration;
 
@@ -19,8 +19,8 @@ use crate::conversation::Message;
 use crate::error::ApiError;
 use crate::limits::StreamSlot;
 use crate::persona::{self, CallerOptions};
-use crate::relay::{OpenFuture, Start};
 use crate::state::AppState;
+use crate::upstream::{Opened, UpstreamError};
 pub use admission::Caller;
 
 /// What a dialect decoded from its request: whose voice answers, the conversation so far, and
@@ -34,6 +34,17 @@ pub struct Ask {
     /// persona's prompt, never dropped (see `grounded`).
     pub reference: Option<String>,
     pub options: CallerOptions,
+}
+
+/// The upstream still being opened, once the status had to be sent to keep the line alive.
+pub type OpenFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Opened, UpstreamError>> + Send>>;
+
+/// How the answer begins: already started (the usual case, the status was decided by it), or
+/// still waiting on the upstream after the status had to be sent to keep the line alive.
+pub enum Start {
+    Opened(Opened),
+    Waiting(OpenFuture),
 }
 
 /// An answer that has begun (or is about to): everything the relay or the collector needs.
@@ -72,8 +83,8 @@ impl UsageBasis {
         let model = self.model.as_deref();
         let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         crate::upstream::Usage {
-            prompt_tokens: clamp(crate::context::count_prompt(model, &self.messages)),
-            completion_tokens: clamp(crate::context::count_text(model, completion)),
+            prompt_tokens: clamp(crate::context_budget::count_prompt(model, &self.messages)),
+            completion_tokens: clamp(crate::context_budget::count_text(model, completion)),
         }
     }
 }

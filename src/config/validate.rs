@@ -308,7 +308,7 @@ impl Config {
 
 fn validate_persona(name: &str, p: &Persona) -> Result<(), ConfigError> {
     let key = |field: &str| format!("personas.{name}.{field}");
-    let sampling = crate::upstream::Sampling {
+    let sampling = crate::sampling::Sampling {
         temperature: p.temperature,
         top_p: p.top_p,
         n: p.n,

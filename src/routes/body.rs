@@ -67,3 +67,9 @@ pub async fn read(
         )),
     }
 }
+
+/// A JSON body of the shape `shape` (named in the error when it is not).
+pub fn json<T: serde::de::DeserializeOwned>(bytes: &[u8], shape: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("body", format!("must be {shape}: {e}")))
+}

@@ -15,16 +15,17 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::incoming::Incoming;
-use super::library::{add_link, existing, is_multipart, library, receive, respond, storage, Parts};
+use super::ingest::{add_link, is_multipart, receive, Parts};
 use super::openai::responses::{response_object, ResponseIds, ResponsesEncoder, Status as RStatus};
-use super::video_chat::{self, Reply};
-use crate::answer::grounded::VideoAsk;
+use super::reply::{self, Reply};
+use super::respond::respond;
+use crate::answer::video_chat::VideoAsk;
 use crate::answer::UsageBasis;
 use crate::error::ApiError;
-use crate::grounding::Range;
 use crate::persona::CallerOptions;
 use crate::state::AppState;
 use crate::upstream::FinishReason;
+use crate::videos::excerpt::Range;
 use crate::videos::model::{Status, Video};
 use crate::videos::{Library, Owner, Page};
 
@@ -139,7 +140,7 @@ pub async fn create(
 ) -> Response {
     respond(&incoming, "mavera.create", error_response, async {
         let caller = incoming.admit().await?;
-        let library = library(&state)?;
+        let library = state.library()?;
         let mut owner = Owner {
             tenant: caller.tenant,
             ..Owner::default()
@@ -203,7 +204,7 @@ pub async fn list(
 ) -> Response {
     respond(&incoming, "mavera.list", error_response, async {
         let caller = incoming.admit().await?;
-        let library = library(&state)?;
+        let library = state.library()?;
         let Query(q) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
         let statuses = match q.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("") => vec![],
@@ -229,8 +230,8 @@ pub async fn list(
             offset: q.offset.unwrap_or(0),
             ..Page::default()
         };
-        let (videos, has_more) = library.list(&page).await.map_err(storage)?;
-        let total = library.count(&page).await.map_err(storage)?;
+        let (videos, has_more) = library.list(&page).await?;
+        let total = library.count(&page).await?;
         let data: Vec<Value> = videos.iter().map(|v| analysis(v, None)).collect();
         Ok(
             Json(json!({"object": "list", "data": data, "has_more": has_more, "total": total}))
@@ -247,8 +248,8 @@ pub async fn get(
 ) -> Response {
     respond(&incoming, "mavera.get", error_response, async {
         let caller = incoming.admit().await?;
-        let library = library(&state)?;
-        let video = existing(library, &caller.tenant, &id).await?;
+        let library = state.library()?;
+        let video = library.owned(&caller.tenant, &id).await?;
         let timeline = timeline_if_ready(library, &video).await?;
         Ok(Json(analysis(&video, timeline.as_deref())).into_response())
     })
@@ -262,7 +263,7 @@ async fn timeline_if_ready(
     if video.status != Status::Ready {
         return Ok(None);
     }
-    Ok(Some(library.timeline(&video.id).await.map_err(storage)?))
+    Ok(Some(library.timeline(&video.id).await?))
 }
 
 pub async fn delete(
@@ -272,7 +273,7 @@ pub async fn delete(
 ) -> Response {
     respond(&incoming, "mavera.delete", error_response, async {
         let caller = incoming.admit().await?;
-        super::library::delete_existing(library(&state)?, &caller.tenant, &id).await?;
+        state.library()?.delete(&caller.tenant, &id).await?;
         let deleted = json!({"id": id, "object": "video_analysis.deleted", "deleted": true});
         Ok(Json(deleted).into_response())
     })
@@ -281,7 +282,7 @@ pub async fn delete(
 
 #[derive(Deserialize)]
 struct ChatBody {
-    messages: Vec<video_chat::TextMessage>,
+    messages: Vec<reply::TextMessage>,
     #[serde(default)]
     stream: bool,
 }
@@ -309,7 +310,7 @@ pub async fn chat(
                 format!("must hold between 1 and {MAX_MESSAGES} messages"),
             ));
         }
-        let messages = video_chat::conversation(body.messages)?;
+        let messages = reply::conversation(body.messages)?;
         let persona = caller.runtime.config.video_chat.mavera.clone();
         let ask = VideoAsk {
             persona: persona.clone(),
@@ -322,7 +323,7 @@ pub async fn chat(
             },
         };
         let model = persona.clone();
-        let reply = video_chat::run(
+        let reply = reply::run(
             &state,
             &incoming,
             DIALECT,

@@ -8,16 +8,17 @@
 pub mod body;
 pub mod chatapi;
 pub mod incoming;
-pub mod library;
+pub mod ingest;
 mod linger;
 pub mod mavera;
 pub mod memories;
 pub mod openai;
 mod ops;
 pub mod reka;
+pub mod reply;
+pub mod respond;
 pub mod search;
 pub mod sse;
-pub mod video_chat;
 pub mod videos;
 
 use axum::extract::DefaultBodyLimit;

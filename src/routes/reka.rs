@@ -23,13 +23,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::incoming::Incoming;
-use super::library::{add_link, existing, library, receive_form, respond, storage, Parts};
+use super::ingest::{add_link, receive_form, Parts};
+use super::reply::{self, Reply};
+use super::respond::respond;
 use super::search;
-use super::video_chat::{self, Reply};
-use crate::answer::grounded::VideoAsk;
-use crate::error::ApiError;
-use crate::grounding::Range;
+use crate::answer::video_chat::VideoAsk;
+use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
+use crate::videos::excerpt::Range;
 use crate::videos::model::{Segment, Status, Video};
 use crate::videos::search::Mode;
 use crate::videos::Owner;
@@ -39,13 +40,14 @@ const MAX_CONTEXT: usize = 5;
 const FEATURES: &[&str] = &["transcript", "captions", "embeddings"];
 
 pub fn error_response(error: &ApiError) -> Response {
-    let kind = match error.status() {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "authentication_error",
-        StatusCode::NOT_FOUND => "not_found_error",
-        StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
-        s if s.is_server_error() && !matches!(error, ApiError::Upstream(_)) => "server_error",
-        _ if matches!(error, ApiError::Upstream(_)) => "upstream_error",
-        _ => "validation_error",
+    let kind = match (error.kind(), error) {
+        (ErrorKind::Unauthorized, _) => "authentication_error",
+        (ErrorKind::NotFound, _) => "not_found_error",
+        (ErrorKind::RateLimited, _) => "rate_limit_error",
+        // Whatever the upstream said, it is the upstream's failure (Reka's 424).
+        (_, ApiError::Upstream(_)) => "upstream_error",
+        (ErrorKind::Unavailable | ErrorKind::Internal | ErrorKind::Timeout, _) => "server_error",
+        (ErrorKind::InvalidRequest | ErrorKind::Upstream, _) => "validation_error",
     };
     let status = match error {
         ApiError::Upstream(_) => StatusCode::FAILED_DEPENDENCY,
@@ -132,7 +134,7 @@ pub async fn create(
 ) -> Response {
     respond(&incoming, "reka.create", error_response, async {
         let caller = incoming.admit().await?;
-        let library = library(&state)?;
+        let library = state.library()?;
         let parts = Parts {
             text: &["video_url", "video_name", "description", "group_id"],
             file_optional: true,
@@ -177,7 +179,7 @@ pub async fn list(
 ) -> Response {
     respond(&incoming, "reka.list", error_response, async {
         let caller = incoming.admit().await?;
-        let library = library(&state)?;
+        let library = state.library()?;
         let ids: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .filter(|(k, _)| k == "ids")
             .map(|(_, v)| v.into_owned())
@@ -188,11 +190,11 @@ pub async fn list(
                 limit: 200,
                 ..Default::default()
             };
-            library.list(&page).await.map_err(storage)?.0
+            library.list(&page).await?.0
         } else {
             let mut found = Vec::new();
             for id in &ids {
-                if let Some(v) = library.get(&caller.tenant, id).await.map_err(storage)? {
+                if let Some(v) = library.get(&caller.tenant, id).await? {
                     found.push(v);
                 }
             }
@@ -211,7 +213,7 @@ pub async fn get(
 ) -> Response {
     respond(&incoming, "reka.get", error_response, async {
         let caller = incoming.admit().await?;
-        let video = existing(library(&state)?, &caller.tenant, &id).await?;
+        let video = state.library()?.owned(&caller.tenant, &id).await?;
         Ok(Json(video_json(&video)).into_response())
     })
     .await
@@ -224,7 +226,7 @@ pub async fn delete(
 ) -> Response {
     respond(&incoming, "reka.delete", error_response, async {
         let caller = incoming.admit().await?;
-        super::library::delete_existing(library(&state)?, &caller.tenant, &id).await?;
+        state.library()?.delete(&caller.tenant, &id).await?;
         let deleted = json!({"status": "deleted", "message": format!("video {id} deleted")});
         Ok(Json(deleted).into_response())
     })
@@ -264,7 +266,7 @@ pub async fn plan(
         for f in &body.desired {
             known_feature(f, "desired")?;
         }
-        let video = existing(library(&state)?, &caller.tenant, &id).await?;
+        let video = state.library()?.owned(&caller.tenant, &id).await?;
         let statuses: serde_json::Map<String, Value> = body
             .desired
             .iter()
@@ -302,7 +304,7 @@ pub async fn trigger(
     respond(&incoming, "reka.trigger", error_response, async {
         let caller = incoming.admit().await?;
         known_feature(&feature, "feature")?;
-        let video = existing(library(&state)?, &caller.tenant, &id).await?;
+        let video = state.library()?.owned(&caller.tenant, &id).await?;
         Ok(Json(json!({"video_id": video.id, "feature": feature, "status": feature_status(&video, &feature)})).into_response())
     })
     .await
@@ -360,20 +362,14 @@ async fn listing(
     kind: Listing,
 ) -> Result<Response, ApiError> {
     let caller = incoming.admit().await?;
-    let library = library(state)?;
+    let library = state.library()?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
-    let video = existing(library, &caller.tenant, id).await?;
-    if video.status != Status::Ready {
-        return Err(ApiError::NotReady {
-            id: video.id,
-            status: video.status.as_str(),
-        });
-    }
+    library.ready(&caller.tenant, id).await?;
     let range = Range {
         start: q.start,
         end: q.end,
     };
-    let segments = library.timeline(id).await.map_err(storage)?;
+    let segments = library.timeline(id).await?;
     let items: Vec<Value> = match kind {
         // Cut at cue times: a cue is in the range when the middle of it is, so a range gives
         // the words said inside it, not its segments' whole transcript.
@@ -422,7 +418,7 @@ fn caption(s: &Segment) -> Option<Value> {
 
 #[derive(Deserialize)]
 struct ChatBody {
-    messages: Vec<video_chat::TextMessage>,
+    messages: Vec<reply::TextMessage>,
     context: Vec<Context>,
 }
 
@@ -455,7 +451,7 @@ pub async fn chat(
                 format!("must name between 1 and {MAX_CONTEXT} videos"),
             ));
         }
-        let messages = video_chat::conversation(body.messages)?;
+        let messages = reply::conversation(body.messages)?;
         let mut videos = Vec::with_capacity(body.context.len());
         for (i, c) in body.context.into_iter().enumerate() {
             if let (Some(start), Some(end)) = (c.start, c.end) {
@@ -488,8 +484,8 @@ pub async fn chat(
             messages,
             options: Default::default(),
         };
-        let reply = video_chat::run(&state, &incoming, DIALECT, &caller, ask, false, |_, _| {
-            video_chat::Unstreamed
+        let reply = reply::run(&state, &incoming, DIALECT, &caller, ask, false, |_, _| {
+            reply::Unstreamed
         })
         .await?;
         match reply {
@@ -531,8 +527,8 @@ pub async fn search(
 ) -> Response {
     respond(&incoming, "reka.search", error_response, async {
         let (caller, bytes) = super::body::admitted(&incoming, &headers, body).await?;
-        let library = library(&state)?;
-        let body: SearchBody = super::library::json_body(&bytes, "{\"query\": \"...\"}")?;
+        let library = state.library()?;
+        let body: SearchBody = super::body::json(&bytes, "{\"query\": \"...\"}")?;
         let text = search::query_text(&body.query, "query")?;
         let page = search::limit(body.page_limit, "page_limit", 10, 50)?;
         let from = search::page_start(
@@ -599,7 +595,7 @@ pub async fn search(
                 let clips = library
                     .find_literal(&caller.tenant, videos.as_deref(), &text, which, wanted)
                     .await
-                    .map_err(search::search_error)?;
+                    ?;
                 search::with_videos(library, &caller.tenant, clips).await?
             }
             Some(other) => {
@@ -637,7 +633,7 @@ pub async fn search(
                     statuses: vec![Status::Ready],
                     ..Default::default()
                 };
-                library.count(&everything).await.map_err(storage)?
+                library.count(&everything).await?
             }
         };
         Ok(Json(json!({

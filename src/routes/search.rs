@@ -11,12 +11,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::incoming::Incoming;
-use super::library::{existing, json_body, library, respond, storage};
 use super::openai::error_response;
+use super::respond::respond;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::videos::model::{Status, Video};
-use crate::videos::search::{Clip, Mode, Query, SearchError};
+use crate::videos::model::Video;
+use crate::videos::search::{Clip, Mode, Query};
 use crate::videos::Library;
 
 pub const MAX_QUERY_CHARS: usize = 1000;
@@ -105,13 +105,7 @@ pub async fn searchable(
     }
     let mut videos = Vec::with_capacity(ids.len());
     for id in ids {
-        let video = existing(library, tenant, id).await?;
-        if video.status != Status::Ready {
-            return Err(ApiError::NotReady {
-                id: video.id,
-                status: video.status.as_str(),
-            });
-        }
+        let video = library.ready(tenant, id).await?;
         videos.push(video);
     }
     Ok(videos)
@@ -131,7 +125,7 @@ pub async fn run(
         threshold: asked.threshold,
         mode: asked.mode,
     };
-    let clips = library.search(query).await.map_err(search_error)?;
+    let clips = library.search(query).await?;
     with_videos(library, tenant, clips).await
 }
 
@@ -146,7 +140,7 @@ pub async fn with_videos(
     for clip in clips {
         let video = match known.iter().find(|v| v.id == clip.video_id) {
             Some(v) => v.clone(),
-            None => match library.get(tenant, &clip.video_id).await.map_err(storage)? {
+            None => match library.get(tenant, &clip.video_id).await? {
                 Some(v) => {
                     known.push(v.clone());
                     v
@@ -157,17 +151,6 @@ pub async fn with_videos(
         out.push((clip, video));
     }
     Ok(out)
-}
-
-pub fn search_error(error: SearchError) -> ApiError {
-    match error {
-        SearchError::NoModel => ApiError::SearchByMeaningOff,
-        SearchError::Library(e) => storage(e),
-        SearchError::Embed(e) => {
-            tracing::error!(error = %e, "search: embedding the query failed");
-            ApiError::Storage
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -194,8 +177,8 @@ pub async fn search(
 ) -> Response {
     respond(&incoming, "search", error_response, async {
         let (caller, bytes) = super::body::admitted(&incoming, &headers, body).await?;
-        let library = library(&state)?;
-        let body: SearchBody = json_body(
+        let library = state.library()?;
+        let body: SearchBody = super::body::json(
             &bytes,
             "{\"query\": \"...\", \"video_ids\": [...], \"limit\": 10, \"threshold\": 0.3, \"mode\": \"hybrid\"}",
         )?;

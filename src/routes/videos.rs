@@ -11,10 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::incoming::Incoming;
-use super::library::{
-    add_link, delete_existing, existing, is_multipart, library, receive, respond, storage, Parts,
-};
+use super::ingest::{add_link, is_multipart, receive, Parts};
 use super::openai::error_response;
+use super::respond::respond;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::videos::model::{stamp, Status};
@@ -27,7 +26,7 @@ pub async fn create(
 ) -> Response {
     respond(&incoming, "create", error_response, async {
         let caller = incoming.admit().await?;
-        let library = library(&state)?;
+        let library = state.library()?;
         let owner = Owner {
             tenant: caller.tenant,
             ..Owner::default()
@@ -94,7 +93,7 @@ pub async fn list(
 ) -> Response {
     respond(&incoming, "list", error_response, async {
         let caller = incoming.admit().await?;
-        let library = library(&state)?;
+        let library = state.library()?;
         let Query(query) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
         let status = match query.status.as_deref() {
             None => None,
@@ -116,7 +115,7 @@ pub async fn list(
             offset: query.offset.unwrap_or(0),
             ..Page::default()
         };
-        let (videos, has_more) = library.list(&page).await.map_err(storage)?;
+        let (videos, has_more) = library.list(&page).await?;
         Ok(Json(json!({"object": "list", "data": videos, "has_more": has_more})).into_response())
     })
     .await
@@ -129,7 +128,7 @@ pub async fn get(
 ) -> Response {
     respond(&incoming, "get", error_response, async {
         let caller = incoming.admit().await?;
-        let video = existing(library(&state)?, &caller.tenant, &id).await?;
+        let video = state.library()?.owned(&caller.tenant, &id).await?;
         Ok(Json(video).into_response())
     })
     .await
@@ -142,15 +141,9 @@ pub async fn timeline(
 ) -> Response {
     respond(&incoming, "timeline", error_response, async {
         let caller = incoming.admit().await?;
-        let library = library(&state)?;
-        let video = existing(library, &caller.tenant, &id).await?;
-        if video.status != Status::Ready {
-            return Err(ApiError::NotReady {
-                id,
-                status: video.status.as_str(),
-            });
-        }
-        let segments = library.timeline(&id).await.map_err(storage)?;
+        let library = state.library()?;
+        let video = library.ready(&caller.tenant, &id).await?;
+        let segments = library.timeline(&id).await?;
         let segments: Vec<Value> = segments
             .into_iter()
             .map(|s| {
@@ -166,7 +159,7 @@ pub async fn timeline(
                 })
             })
             .collect();
-        let keyframes = library.keyframes(&id).await.map_err(storage)?;
+        let keyframes = library.keyframes(&id).await?;
         Ok(Json(json!({
             "object": "video.timeline",
             "video_id": video.id,
@@ -187,7 +180,7 @@ pub async fn keyframe(
 ) -> Response {
     respond(&incoming, "keyframe", error_response, async {
         let caller = incoming.admit().await?;
-        let library = library(&state)?;
+        let library = state.library()?;
         let index = file
             .strip_suffix(".jpg")
             .and_then(|n| n.parse::<u32>().ok())
@@ -197,7 +190,7 @@ pub async fn keyframe(
                     format!("`{file}` is not a keyframe: ask for `N.jpg`, N from 0"),
                 )
             })?;
-        let video = existing(library, &caller.tenant, &id).await?;
+        let video = library.owned(&caller.tenant, &id).await?;
         let path = library.keyframe_file(&video.id, index);
         match tokio::fs::read(&path).await {
             Ok(jpeg) => Ok(([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response()),
@@ -205,7 +198,7 @@ pub async fn keyframe(
                 what: "keyframe",
                 id: format!("{id}/{index}"),
             }),
-            Err(e) => Err(storage(e.into())),
+            Err(e) => Err(crate::videos::LibraryError::from(e).into()),
         }
     })
     .await
@@ -218,7 +211,7 @@ pub async fn delete(
 ) -> Response {
     respond(&incoming, "delete", error_response, async {
         let caller = incoming.admit().await?;
-        delete_existing(library(&state)?, &caller.tenant, &id).await?;
+        state.library()?.delete(&caller.tenant, &id).await?;
         Ok(Json(json!({"id": id, "object": "video.deleted", "deleted": true})).into_response())
     })
     .await

@@ -18,6 +18,7 @@ mod callback;
 mod captions;
 mod download;
 pub mod embed;
+pub mod excerpt;
 mod jobs;
 mod keyframes;
 pub mod model;
@@ -75,6 +76,12 @@ pub enum LibraryError {
     Store(#[from] sqlx::Error),
     #[error("video files: {0}")]
     Io(#[from] std::io::Error),
+    /// No video by this id that the caller may see (another tenant's is as missing as one that
+    /// never was).
+    #[error("no video {0}")]
+    NotFound(String),
+    #[error("video {id} is {status}, not ready")]
+    NotReady { id: String, status: &'static str },
 }
 
 pub struct Library {
@@ -275,6 +282,26 @@ impl Library {
         Ok(self.store.get(id).await?.filter(|v| v.tenant == tenant))
     }
 
+    /// The video `tenant` names by `id`, or `NotFound`.
+    pub async fn owned(&self, tenant: &str, id: &str) -> Result<Video, LibraryError> {
+        self.get(tenant, id)
+            .await?
+            .ok_or_else(|| LibraryError::NotFound(id.to_string()))
+    }
+
+    /// The video `tenant` names by `id`, processed (its timeline there to read): else
+    /// `NotFound` or `NotReady`.
+    pub async fn ready(&self, tenant: &str, id: &str) -> Result<Video, LibraryError> {
+        let video = self.owned(tenant, id).await?;
+        if video.status != model::Status::Ready {
+            return Err(LibraryError::NotReady {
+                status: video.status.as_str(),
+                id: video.id,
+            });
+        }
+        Ok(video)
+    }
+
     pub async fn list(&self, page: &Page) -> Result<(Vec<Video>, bool), LibraryError> {
         Ok(self.store.list(page).await?)
     }
@@ -313,16 +340,19 @@ impl Library {
 
     /// Removes a video, whatever its state: its job stops (its programs are killed), its rows
     /// go, then its files. False: there was no such video that `tenant` may see.
-    pub async fn delete(&self, tenant: &str, id: &str) -> Result<bool, LibraryError> {
+    /// Deletes the video `tenant` names by `id` (its job stopped, its files gone), or
+    /// `NotFound`.
+    pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), LibraryError> {
+        let gone = || LibraryError::NotFound(id.to_string());
         if self.get(tenant, id).await?.is_none() || !self.store.delete(id).await? {
-            return Ok(false);
+            return Err(gone());
         }
         self.vectors.remove(id);
         if let Some(job) = self.running().get(id) {
             job.cancel();
         }
         remove_dir(&self.video_dir(id)).await?;
-        Ok(true)
+        Ok(())
     }
 
     /// The sentence-embedding model, loaded (off the runtime) on first use.

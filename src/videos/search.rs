@@ -270,7 +270,7 @@ fn append(text: &mut String, s: &Segment) {
 /// The query as FTS5 syntax: its words, each quoted (so none is read as an operator), any of
 /// them; `None` when it has none.
 fn query_terms(text: &str) -> Vec<String> {
-    crate::grounding::terms(text).collect()
+    super::excerpt::terms(text).collect()
 }
 
 #[cfg(test)]

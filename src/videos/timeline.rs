@@ -17,7 +17,7 @@ pub fn count_tokens(mut segments: Vec<Segment>, stop: impl Fn() -> bool) -> Opti
         if stop() {
             return None;
         }
-        let n = crate::context::count_text(None, &s.text());
+        let n = crate::context_budget::count_text(None, &s.text());
         s.tokens = Some(u32::try_from(n).unwrap_or(u32::MAX));
     }
     Some(segments)

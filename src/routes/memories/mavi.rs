@@ -17,22 +17,21 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{error_response, ok, seconds, status_name, uploaded, MAX_CHAT_VIDEOS, OK};
-use crate::answer::grounded::VideoAsk;
+use crate::answer::video_chat::VideoAsk;
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
-use crate::grounding::Range;
 use crate::relay::{Encoder, Failure};
 use crate::routes::incoming::Incoming;
-use crate::routes::library::{
-    add_link, checked_callback, json_body, library, receive, respond, storage, Parts,
-};
+use crate::routes::ingest::{add_link, checked_callback, receive, Parts};
+use crate::routes::reply::{self, Reply};
+use crate::routes::respond::respond;
 use crate::routes::search;
-use crate::routes::video_chat::{self, Reply};
 use crate::state::AppState;
 use crate::upstream::Event;
+use crate::videos::excerpt::Range;
 use crate::videos::model::Video;
 use crate::videos::search::Mode;
-use crate::videos::{Owner, Page};
+use crate::videos::{LibraryError, Owner, Page};
 
 const DIALECT: &str = "mavi";
 /// pymavi reads 1,024 bytes at a time; an event must fit, `data:` and framing included.
@@ -54,7 +53,7 @@ pub async fn upload(
 ) -> Response {
     respond(&incoming, "mavi.upload", error_response, async {
         let caller = incoming.admit().await?;
-        let library = library(&state)?;
+        let library = state.library()?;
         let owner = Owner {
             tenant: caller.tenant,
             callback: checked_callback(library, query.call_back_uri, "callBackUri").await?,
@@ -85,8 +84,8 @@ pub async fn upload_url(
 ) -> Response {
     respond(&incoming, "mavi.uploadUrl", error_response, async {
         let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
-        let library = library(&state)?;
-        let link: UrlBody = json_body(&bytes, "{\"url\": \"https://...\"}")?;
+        let library = state.library()?;
+        let link: UrlBody = crate::routes::body::json(&bytes, "{\"url\": \"https://...\"}")?;
         let owner = Owner {
             tenant: caller.tenant,
             callback: checked_callback(library, query.call_back_uri, "callBackUri").await?,
@@ -124,7 +123,7 @@ pub async fn search_db(
 ) -> Response {
     respond(&incoming, "mavi.searchDB", error_response, async {
         let caller = incoming.admit().await?;
-        let library = library(&state)?;
+        let library = state.library()?;
         let Query(q) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
         let statuses = super::statuses("videoStatus", q.video_status.as_deref())?;
         let size = q.page_size.unwrap_or(20);
@@ -144,8 +143,8 @@ pub async fn search_db(
             limit: size,
             offset: (page_no - 1).saturating_mul(size),
         };
-        let (videos, _) = library.list(&page).await.map_err(storage)?;
-        let total = library.count(&page).await.map_err(storage)?;
+        let (videos, _) = library.list(&page).await?;
+        let total = library.count(&page).await?;
         let rows: Vec<Value> = videos.iter().map(video_row).collect();
         Ok(ok(json!({
             "page": page_no,
@@ -168,8 +167,8 @@ pub async fn delete(
 ) -> Response {
     respond(&incoming, "mavi.delete", error_response, async {
         let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
-        let library = library(&state)?;
-        let ids: Vec<String> = json_body(&bytes, "a JSON array of videoNos")?;
+        let library = state.library()?;
+        let ids: Vec<String> = crate::routes::body::json(&bytes, "a JSON array of videoNos")?;
         delete_all(library, &caller.tenant, &ids, MAX_DELETE).await?;
         Ok(ok(Value::Null))
     })
@@ -191,10 +190,14 @@ pub async fn delete_all(
         ));
     }
     for id in ids {
-        crate::routes::library::existing(library, tenant, id).await?;
+        library.owned(tenant, id).await?;
     }
     for id in ids {
-        library.delete(tenant, id).await.map_err(storage)?;
+        // One deleted meanwhile by another request is as deleted.
+        match library.delete(tenant, id).await {
+            Ok(()) | Err(LibraryError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }
@@ -219,8 +222,9 @@ pub async fn search_ai(
 ) -> Response {
     respond(&incoming, "mavi.searchAI", error_response, async {
         let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
-        let library = library(&state)?;
-        let body: SearchBody = json_body(&bytes, "{\"searchValue\": \"...\", \"limit\": 10}")?;
+        let library = state.library()?;
+        let body: SearchBody =
+            crate::routes::body::json(&bytes, "{\"searchValue\": \"...\", \"limit\": 10}")?;
         let want = search::limit(body.limit, "limit", 20, 200)?;
         let asked = search::Asked {
             text: search::query_text(&body.search_value, "searchValue")?,
@@ -257,8 +261,8 @@ pub async fn search_video_fragment(
         error_response,
         async {
             let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
-            let library = library(&state)?;
-            let body: SearchBody = json_body(
+            let library = state.library()?;
+            let body: SearchBody = crate::routes::body::json(
                 &bytes,
                 "{\"videoNos\": [...], \"searchValue\": \"...\", \"limit\": 10}",
             )?;
@@ -334,7 +338,7 @@ pub async fn chat(
     respond(&incoming, "mavi.chat", error_response, async {
         let (caller, bytes) =
             crate::routes::body::admitted_to_answer(&incoming, &headers, body).await?;
-        let body: ChatBody = json_body(
+        let body: ChatBody = crate::routes::body::json(
             &bytes,
             "{\"videoNos\": [...], \"message\": \"...\", \"history\": [...], \"stream\": true}",
         )?;
@@ -359,7 +363,7 @@ pub async fn chat(
             messages,
             options: Default::default(),
         };
-        let reply = video_chat::run(
+        let reply = reply::run(
             &state,
             &incoming,
             DIALECT,

@@ -7,12 +7,11 @@
 pub mod mavi;
 pub mod v1_2;
 
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 use crate::videos::model::{Status, Video};
 
 pub const OK: &str = "0000";
@@ -46,13 +45,13 @@ fn code(error: &ApiError) -> &'static str {
         // 0409 is the vendor's "duplicate"; a video not parsed yet is a bad parameter.
         return "0001";
     }
-    match error.status() {
-        StatusCode::UNAUTHORIZED => "0401",
-        StatusCode::FORBIDDEN => "0403",
-        StatusCode::CONFLICT => "0409",
-        StatusCode::TOO_MANY_REQUESTS => "0429",
-        s if s.is_client_error() => "0001",
-        _ => "0500",
+    match error.kind() {
+        ErrorKind::Unauthorized => "0401",
+        ErrorKind::RateLimited => "0429",
+        ErrorKind::InvalidRequest | ErrorKind::NotFound => "0001",
+        ErrorKind::Unavailable | ErrorKind::Upstream | ErrorKind::Timeout | ErrorKind::Internal => {
+            "0500"
+        }
     }
 }
 

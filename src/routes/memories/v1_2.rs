@@ -20,20 +20,19 @@ use serde_json::{json, Value};
 
 use super::mavi::delete_all;
 use super::{error_response_v1_2 as error_response, ok_v1_2 as ok, seconds, status_name, uploaded};
-use crate::answer::grounded::{Cited, VideoAsk};
+use crate::answer::video_chat::{Cited, VideoAsk};
 use crate::cluster::{sessions, Cluster};
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
-use crate::grounding::Range;
 use crate::relay::{Encoder, Failure, Settle};
 use crate::routes::incoming::Incoming;
-use crate::routes::library::{
-    add_link, checked_callback, json_body, library, receive, receive_form, respond, storage, Parts,
-};
+use crate::routes::ingest::{add_link, checked_callback, receive, receive_form, Parts};
+use crate::routes::reply::{self, Reply};
+use crate::routes::respond::respond;
 use crate::routes::search;
-use crate::routes::video_chat::{self, Reply};
 use crate::state::AppState;
 use crate::upstream::Event;
+use crate::videos::excerpt::Range;
 use crate::videos::search::Mode;
 use crate::videos::{Library, Owner, Page};
 
@@ -61,7 +60,7 @@ pub async fn upload(
 ) -> Response {
     respond(&incoming, "memories.upload", error_response, async {
         let caller = incoming.admit().await?;
-        let library = library(&state)?;
+        let library = state.library()?;
         let parts = Parts {
             text: &["unique_id", "callback"],
             file_optional: false,
@@ -83,7 +82,7 @@ pub async fn upload_url(
 ) -> Response {
     respond(&incoming, "memories.upload_url", error_response, async {
         let caller = incoming.admit().await?;
-        let library = library(&state)?;
+        let library = state.library()?;
         let parts = Parts {
             text: &["url", "unique_id", "callback"],
             file_optional: true,
@@ -128,11 +127,11 @@ pub async fn list_videos(
 ) -> Response {
     respond(&incoming, "memories.list_videos", error_response, async {
         let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
-        let library = library(&state)?;
+        let library = state.library()?;
         let q: ListBody = if bytes.is_empty() {
             ListBody::default()
         } else {
-            json_body(&bytes, "JSON {page, size, video_name, video_no, status}")?
+            crate::routes::body::json(&bytes, "JSON {page, size, video_name, video_no, status}")?
         };
         let size = q.size.unwrap_or(20);
         if !(1..=200).contains(&size) {
@@ -141,7 +140,7 @@ pub async fn list_videos(
         let page_no = q.page.unwrap_or(1).max(1);
         let statuses = super::statuses("status", q.status.as_deref())?;
         let (videos, total) = if let Some(id) = q.video_no.filter(|v| !v.is_empty()) {
-            let found = library.get(&caller.tenant, &id).await.map_err(storage)?;
+            let found = library.get(&caller.tenant, &id).await?;
             let found: Vec<_> = found
                 .into_iter()
                 .filter(|v| statuses.is_empty() || statuses.contains(&v.status))
@@ -157,8 +156,8 @@ pub async fn list_videos(
                 offset: (page_no - 1).saturating_mul(size),
                 ..Page::default()
             };
-            let (videos, _) = library.list(&page).await.map_err(storage)?;
-            (videos, library.count(&page).await.map_err(storage)?)
+            let (videos, _) = library.list(&page).await?;
+            (videos, library.count(&page).await?)
         };
         let rows: Vec<Value> = videos
             .iter()
@@ -193,8 +192,8 @@ pub async fn delete_videos(
 ) -> Response {
     respond(&incoming, "memories.delete_videos", error_response, async {
         let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
-        let library = library(&state)?;
-        let ids: Vec<String> = json_body(&bytes, "a JSON array of video_nos")?;
+        let library = state.library()?;
+        let ids: Vec<String> = crate::routes::body::json(&bytes, "a JSON array of video_nos")?;
         delete_all(library, &caller.tenant, &ids, MAX_DELETE).await?;
         Ok(ok(Value::Null))
     })
@@ -258,7 +257,7 @@ async fn run_chat(
 ) -> Result<Response, ApiError> {
     let (caller, bytes) = crate::routes::body::admitted_to_answer(incoming, headers, body).await?;
     let library = state.videos().cloned().ok_or(ApiError::VideosDisabled)?;
-    let body: ChatBody = json_body(
+    let body: ChatBody = crate::routes::body::json(
         &bytes,
         "{\"video_nos\": [...], \"prompt\": \"...\", \"session_id\": 123}",
     )?;
@@ -275,13 +274,11 @@ async fn run_chat(
         }
     };
     let cluster = state.cluster().clone();
-    let mut turns: Vec<Turn> = match sessions::load(&cluster, &library, &caller.tenant, &session_id)
-        .await
-        .map_err(storage)?
-    {
-        Some(json) => serde_json::from_str(&json).unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let mut turns: Vec<Turn> =
+        match sessions::load(&cluster, &library, &caller.tenant, &session_id).await? {
+            Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+            None => Vec::new(),
+        };
     let mut messages: Vec<Message> = turns
         .iter()
         .map(|t| {
@@ -315,7 +312,7 @@ async fn run_chat(
         id: session_id.clone(),
         turns,
     });
-    let reply = video_chat::run(
+    let reply = reply::run(
         state,
         incoming,
         DIALECT,
@@ -483,8 +480,9 @@ pub async fn search(
 ) -> Response {
     respond(&incoming, "memories.search", error_response, async {
         let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
-        let library = library(&state)?;
-        let body: SearchBody = json_body(&bytes, "{\"search_param\": \"...\", \"top_k\": 10}")?;
+        let library = state.library()?;
+        let body: SearchBody =
+            crate::routes::body::json(&bytes, "{\"search_param\": \"...\", \"top_k\": 10}")?;
         let threshold = match body
             .filtering_level
             .as_deref()

@@ -91,7 +91,7 @@ impl<'m> Prompter<'m> {
         for _ in 0..4 {
             // Blocks of a quarter of the budget: the cut, and so the cached prompt start, stays
             // put for several turns of a long call.
-            dropped += crate::context::fit_in_blocks(&mut kept, target, budget / 4, |m| {
+            dropped += crate::context_budget::fit_in_blocks(&mut kept, target, budget / 4, |m| {
                 text_tokens(m) + self.framing
             });
             let tokens = self.tokens(&kept)?;

@@ -8,7 +8,7 @@ use tracing::Instrument;
 use super::incoming::Incoming;
 use crate::answer::admission::Caller;
 use crate::answer::collect::{self, Whole};
-use crate::answer::grounded::{self, Cited, VideoAsk};
+use crate::answer::video_chat::{self, Cited, VideoAsk};
 use crate::answer::UsageBasis;
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
@@ -38,7 +38,7 @@ pub async fn run<E: Encoder>(
 ) -> Result<Reply, ApiError> {
     let mut record = incoming.record(dialect, &ask.persona);
     let span = tracing::info_span!("chat", request_id = %incoming.request_id, dialect);
-    let started = grounded::start(state, caller, ask, &mut record)
+    let started = video_chat::start(state, caller, ask, &mut record)
         .instrument(span)
         .await;
     let (mut started, cited) = match started {

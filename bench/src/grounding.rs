@@ -1,10 +1,10 @@
 //! `chatapi-bench grounding`: the time grounding adds before the upstream call, for a two-hour
 //! talk's timeline (240 segments of 30 s, about 18,000 words), at the default budget
 //! (`video_chat.timeline_tokens` = 8000) so the timeline must be cut to the question. Times
-//! reading the timeline from the library's SQLite store and `chatapi::grounding::ground` with
+//! reading the timeline from the library's SQLite store and `chatapi::videos::excerpt::ground` with
 //! the tokenizer chatapi counts with, apart and together.
 
-use chatapi::grounding::{ground, Material, Range};
+use chatapi::videos::excerpt::{ground, Material, Range};
 use chatapi::videos::model::{Segment, Source, Status, Steps, Video};
 use chatapi::videos::store::{NewVideo, Store};
 use chatapi::videos::Owner;
@@ -88,7 +88,7 @@ pub async fn run() {
         .finish_ready(&video.id, "bench", &Steps::default(), &[], &segments, &[])
         .await
         .expect("its timeline");
-    let count = |t: &str| chatapi::context::count_text(None, t);
+    let count = |t: &str| chatapi::context_budget::count_text(None, t);
     let question = "When do they talk about compost and the harvest weather?";
     let (mut reads, mut times, mut total) = (Vec::new(), Vec::new(), Vec::new());
     let mut chosen = 0;

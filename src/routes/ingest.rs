@@ -1,15 +1,13 @@
-//! What every route onto the video library shares, native and dialects alike: the library (or
-//! the 503 when it is off), a caller's video by id (another tenant's is as missing as one that
-//! never was), uploads streamed to disk under `videos.max_bytes`, links checked by `url_guard`,
-//! and the log line each request writes. Errors are `ApiError`s; each dialect renders them in
-//! its own envelope.
+//! Upload intake, shared by every route that adds a video (native and dialects alike): a
+//! multipart body streamed to disk under `videos.max_bytes` and `videos.min_upload_rate`, its
+//! text parts bounded, its subtitles taken; a link checked by `url_guard`; a callback URL
+//! checked the same way. Errors are `ApiError`s; each dialect renders them in its own envelope.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header;
-use axum::response::Response;
 use tokio::io::AsyncWriteExt;
 
 use super::incoming::Incoming;
@@ -25,64 +23,6 @@ pub const MAX_NAME_CHARS: usize = 256;
 const MAX_TEXT_PART_BYTES: usize = 64 << 10;
 /// Most parts in one upload: the video, subtitles and a few text parts.
 const MAX_PARTS: usize = 32;
-
-pub fn library(state: &AppState) -> Result<&Library, ApiError> {
-    state.videos().map(|l| &**l).ok_or(ApiError::VideosDisabled)
-}
-
-/// The video `id` if `tenant` may see it, or the 404 that names it.
-pub async fn existing(library: &Library, tenant: &str, id: &str) -> Result<Video, ApiError> {
-    library
-        .get(tenant, id)
-        .await
-        .map_err(storage)?
-        .ok_or_else(|| not_found(id))
-}
-
-/// Deletes the video `id` if `tenant` may see it; else the 404 that names it.
-pub async fn delete_existing(library: &Library, tenant: &str, id: &str) -> Result<(), ApiError> {
-    if library.delete(tenant, id).await.map_err(storage)? {
-        Ok(())
-    } else {
-        Err(not_found(id))
-    }
-}
-
-pub fn not_found(id: &str) -> ApiError {
-    ApiError::NotFound {
-        what: "video",
-        id: id.chars().take(100).collect(),
-    }
-}
-
-pub fn storage(error: LibraryError) -> ApiError {
-    tracing::error!(%error, "video library");
-    ApiError::Storage
-}
-
-/// Runs a handler, renders its error with `render` (the dialect's envelope), and writes the
-/// request's log line.
-pub async fn respond(
-    incoming: &Incoming,
-    route: &'static str,
-    render: fn(&ApiError) -> Response,
-    handler: impl std::future::Future<Output = Result<Response, ApiError>>,
-) -> Response {
-    let started = std::time::Instant::now();
-    let (response, outcome) = match handler.await {
-        Ok(response) => (response, "ok".to_string()),
-        Err(error) => (render(&error), error.code().to_string()),
-    };
-    tracing::info!(
-        request_id = %incoming.request_id,
-        route,
-        status = response.status().as_u16(),
-        duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
-        %outcome,
-        "videos"
-    );
-    response
-}
 
 pub fn is_multipart(request: &Request) -> bool {
     request
@@ -138,7 +78,7 @@ pub async fn receive(
     let mut multipart = Multipart::from_request(request, state)
         .await
         .map_err(|e| ApiError::bad_request("body", e.body_text()))?;
-    let staging = library.staging().await.map_err(storage)?;
+    let staging = library.staging().await?;
     let pace = Pace {
         idle: incoming.runtime.config.limits.body_timeout,
         min_rate: library.config().min_upload_rate,
@@ -316,7 +256,7 @@ impl Received {
         library
             .add_upload(staging, upload, owner)
             .await
-            .map_err(storage)
+            .map_err(ApiError::from)
     }
 }
 
@@ -348,7 +288,7 @@ pub async fn add_link(
     library
         .add_url(checked.url.as_str(), &name, owner)
         .await
-        .map_err(storage)
+        .map_err(ApiError::from)
 }
 
 /// A callback URL, checked now (so a refused one is the caller's 400, not a silent failure
@@ -409,12 +349,6 @@ pub async fn receive_form(
         subtitles: None,
         text,
     })
-}
-
-/// A JSON body of the shape `shape` (named in the error when it is not).
-pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8], shape: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("body", format!("must be {shape}: {e}")))
 }
 
 pub fn checked_name(name: &str) -> Result<String, ApiError> {
@@ -480,7 +414,7 @@ async fn save(
 ) -> Result<u64, ApiError> {
     let mut file = tokio::fs::File::create(path)
         .await
-        .map_err(|e| storage(e.into()))?;
+        .map_err(|e| ApiError::from(LibraryError::from(e)))?;
     let mut written = 0u64;
     while let Some(chunk) = next(field.chunk(), pace.idle).await? {
         written += chunk.len() as u64;
@@ -494,9 +428,11 @@ async fn save(
         }
         file.write_all(&chunk)
             .await
-            .map_err(|e| storage(e.into()))?;
+            .map_err(|e| ApiError::from(LibraryError::from(e)))?;
     }
-    file.sync_all().await.map_err(|e| storage(e.into()))?;
+    file.sync_all()
+        .await
+        .map_err(|e| ApiError::from(LibraryError::from(e)))?;
     Ok(written)
 }
 

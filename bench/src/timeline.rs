@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::procs::spawn_chatapi;
 
 /// The facts the test knows too: the same videos, made by the same code.
-#[path = "../../../tests/common/known.rs"]
+#[path = "../../tests/common/known.rs"]
 mod known;
 use known::{SAID, SCENES, SLIDES};
 

@@ -442,7 +442,7 @@ fn tokens() {
         let mut n = 0;
         for _ in 0..5 {
             let started = std::time::Instant::now();
-            n = chatapi::context::count_text(None, &text);
+            n = chatapi::context_budget::count_text(None, &text);
             times.push(started.elapsed());
         }
         times.sort();

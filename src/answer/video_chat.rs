@@ -8,13 +8,13 @@
 //! upstream is the embedded model, its context bounds it the same way.
 
 use crate::access_log::Record;
-use crate::context;
+use crate::context_budget;
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
-use crate::grounding::{self, Material, Range};
 use crate::persona::CallerOptions;
 use crate::state::AppState;
-use crate::videos::model::{Segment, Status, Video};
+use crate::videos::excerpt::{self, Material, Range};
+use crate::videos::model::{Segment, Video};
 
 use super::{Ask, Caller, Started};
 
@@ -47,21 +47,8 @@ pub async fn start(
         if found.iter().any(|(v, _, _)| &v.id == id) {
             continue;
         }
-        let video = library
-            .get(&caller.tenant, id)
-            .await
-            .map_err(storage)?
-            .ok_or_else(|| ApiError::NotFound {
-                what: "video",
-                id: id.chars().take(100).collect(),
-            })?;
-        if video.status != Status::Ready {
-            return Err(ApiError::NotReady {
-                id: video.id.clone(),
-                status: video.status.as_str(),
-            });
-        }
-        let segments = library.timeline(id).await.map_err(storage)?;
+        let video = library.ready(&caller.tenant, id).await?;
+        let segments = library.timeline(id).await?;
         found.push((video, segments, *range));
     }
     let config = &caller.runtime.config;
@@ -86,8 +73,8 @@ pub async fn start(
         })
         .collect();
     let meaning = by_meaning(library, caller, &found, question, budget).await;
-    let grounding = grounding::ground(&materials, question, &meaning, budget, &|text| {
-        context::count_text(model, text)
+    let grounding = excerpt::ground(&materials, question, &meaning, budget, &|text| {
+        context_budget::count_text(model, text)
     });
     let cited = grounding
         .cited
@@ -172,7 +159,7 @@ fn budget(caller: &Caller, ask: &VideoAsk, model: Option<&str>) -> usize {
     if let Some(p) = persona.system_prompt.as_deref() {
         prompt.push(Message::new(Role::System, p));
     }
-    let used = context::count_prompt(model, &prompt);
+    let used = context_budget::count_prompt(model, &prompt);
     let mut room = persona
         .max_tokens
         .or(ask.options.sampling.max_tokens)
@@ -183,9 +170,4 @@ fn budget(caller: &Caller, ask: &VideoAsk, model: Option<&str>) -> usize {
     }
     let room = room as usize;
     cap.min((window as usize).saturating_sub(used + room))
-}
-
-fn storage(error: crate::videos::LibraryError) -> ApiError {
-    tracing::error!(%error, "video library");
-    ApiError::Storage
 }

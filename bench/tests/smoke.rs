@@ -8,13 +8,21 @@ use serde_json::Value;
 #[test]
 fn benchmark_smoke_run() {
     let out = std::env::temp_dir().join(format!("chatapi-bench-smoke-{}", std::process::id()));
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_chatapi-bench"))
-        .args([
-            "--smoke",
-            "--chatapi",
-            env!("CARGO_BIN_EXE_chatapi"),
-            "--out",
-        ])
+    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_chatapi-bench"));
+    // The server is another package's binary, built beside this one by
+    // `cargo test --workspace` (the README's test command).
+    let chatapi = bench.with_file_name("chatapi");
+    assert!(
+        chatapi.exists(),
+        "{} is not built: run `cargo build -p chatapi` (or the whole workspace's tests)",
+        chatapi.display()
+    );
+    let status = std::process::Command::new(bench)
+        // The repository's root, where the server's relative paths (models/) start.
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args(["--smoke", "--chatapi"])
+        .arg(&chatapi)
+        .arg("--out")
         .arg(&out)
         .status()
         .unwrap();
