@@ -547,3 +547,53 @@ async fn a_chat_about_a_video_still_processing_is_refused_in_each_dialect() {
     std::fs::remove_file(&slow.hold).unwrap();
     assert!(upstream.received().is_empty());
 }
+
+/// A model that makes stamps up: each `[MM:SS]` is checked against the segments the answer was
+/// grounded in, streamed (a stamp split across chunks included) or whole. A real one stands, one
+/// between the segments moves to the segment its words come from, one that no segment's words
+/// back is dropped.
+#[tokio::test]
+async fn made_up_stamps_are_corrected_or_dropped_streamed_and_whole() {
+    let upstream = FakeUpstream::start().await;
+    let s = server(&upstream, "ocr = false\n").await;
+    let (_, video) = upload(&s, KEY, &made().with_track()).await;
+    let id = video["id"].as_str().unwrap().to_string();
+    assert_eq!(settled(&s.url, &id, Some(KEY)).await["status"], "ready");
+    // The subtitles say "Today we plant tomatoes" at 4.5 s and "and water the flowers" at 8.5 s.
+    let made_up = [
+        "They plant tomatoes [00:",
+        "05]. They water the flowers [",
+        "07:30]. The moon is cheese [59:59].",
+    ];
+    let expected =
+        "They plant tomatoes [00:05]. They water the flowers [00:08]. The moon is cheese.";
+    upstream.set_default(common::Reply::text(&made_up));
+
+    let r = client()
+        .post(format!("{}/serve/api/v1/chat_stream", s.url))
+        .header("Authorization", KEY)
+        .header("Accept", "text/event-stream")
+        .json(&json!({"video_nos": [id], "prompt": "What do they do?"}))
+        .send()
+        .await
+        .unwrap();
+    let events = data_lines(&r.text().await.unwrap());
+    let streamed: String = events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter(|e| e["type"] == "content")
+        .map(|e| e["content"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(streamed, expected, "{events:?}");
+
+    let (status, whole) = videos::post_json(
+        &s.url,
+        "/v2/chat",
+        KEY,
+        &json!({"messages": [{"role": "user", "content": "What do they do?"}],
+                "context": [{"video_id": id}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{whole}");
+    assert_eq!(whole["response"], expected, "{whole}");
+}

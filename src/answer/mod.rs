@@ -5,6 +5,7 @@
 //! `collect` (whole answers) turn the result into what each dialect's caller reads.
 
 pub mod admission;
+pub mod citations;
 pub mod collect;
 pub mod repeats;
 pub mod video_chat;

@@ -1,19 +1,22 @@
 //! How every video dialect's chat route runs once it has decoded its request: the grounded
-//! answer starts (`answer::grounded`), then streams through the dialect's encoder or is read
-//! whole, with the request's log line written either way.
+//! answer starts (`answer::video_chat`), then streams through the dialect's encoder or is read
+//! whole, with the request's log line written either way. Either way every `[MM:SS]` in it is
+//! checked against the segments it was grounded in (`answer::citations`).
 
 use axum::response::Response;
 use tracing::Instrument;
 
 use super::incoming::Incoming;
 use crate::answer::admission::Caller;
+use crate::answer::citations::Citations;
 use crate::answer::collect::{self, Whole};
 use crate::answer::video_chat::{self, Cited, VideoAsk};
 use crate::answer::UsageBasis;
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
-use crate::relay::{self, Encoder};
+use crate::relay::{self, Encoder, Failure, Settle};
 use crate::state::AppState;
+use crate::upstream::Event;
 
 /// A chat's outcome: the streaming response, or the whole answer for the dialect to wrap.
 pub enum Reply {
@@ -49,13 +52,78 @@ pub async fn run<E: Encoder>(
         }
     };
     let basis = started.usage.take();
+    let citations = Citations::new(cited.iter().flat_map(|c| &c.segments));
     if stream {
-        let encoder = make_encoder(&cited, basis);
+        let encoder = Checked {
+            inner: make_encoder(&cited, basis),
+            citations,
+        };
         let body = relay::stream(started, encoder, record, state.hard_stop().clone());
         return Ok(Reply::Streaming(super::sse::response(body)));
     }
-    let whole = collect::whole(started, &mut record, state.hard_stop()).await?;
+    let mut whole = collect::whole(started, &mut record, state.hard_stop()).await?;
+    whole.text = citations.whole(&whole.text);
     Ok(Reply::Whole { whole, basis })
+}
+
+/// A dialect's encoder with every stamp in the text checked on its way through: only a stamp in
+/// progress is held back, and what is held goes out before anything that ends the text.
+struct Checked<E> {
+    inner: E,
+    citations: Citations,
+}
+
+impl<E: Encoder> Checked<E> {
+    /// What the check still holds, through the dialect's encoder.
+    fn rest(&mut self) -> Option<bytes::Bytes> {
+        let rest = self.citations.finish();
+        (!rest.is_empty())
+            .then(|| self.inner.event(Event::Text(rest)))
+            .flatten()
+    }
+}
+
+fn joined(a: Option<bytes::Bytes>, b: Option<bytes::Bytes>) -> Option<bytes::Bytes> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some([a, b].concat().into()),
+        (a, b) => a.or(b),
+    }
+}
+
+impl<E: Encoder> Encoder for Checked<E> {
+    fn begin(&mut self) -> Option<bytes::Bytes> {
+        self.inner.begin()
+    }
+    fn event(&mut self, event: Event) -> Option<bytes::Bytes> {
+        match event {
+            Event::Text(text) => {
+                let text = self.citations.feed(&text);
+                (!text.is_empty())
+                    .then(|| self.inner.event(Event::Text(text)))
+                    .flatten()
+            }
+            // Logprobs and usage come between text pieces; a finish or a tool call ends the text.
+            Event::Logprobs(_) | Event::Usage(_) => self.inner.event(event),
+            other => {
+                let rest = self.rest();
+                joined(rest, self.inner.event(other))
+            }
+        }
+    }
+    fn ping(&self) -> bytes::Bytes {
+        self.inner.ping()
+    }
+    fn failed(&mut self, failure: Failure<'_>) -> Option<bytes::Bytes> {
+        let rest = self.rest();
+        joined(rest, self.inner.failed(failure))
+    }
+    fn settle(&mut self) -> Option<Settle> {
+        self.inner.settle()
+    }
+    fn end(&mut self) -> bytes::Bytes {
+        let rest = self.rest();
+        joined(rest, Some(self.inner.end())).unwrap_or_default()
+    }
 }
 
 /// A `{role, content}` message as Mavera and Reka send them.

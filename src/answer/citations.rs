@@ -1,0 +1,301 @@
+//! Citations that are real. A model asked about videos cites moments as `[MM:SS]` (`[H:MM:SS]`
+//! past an hour), and a small model makes them up: a stamp past the video's end, one between the
+//! segments it was shown. Every stamp in an answer is checked against the segments the answer
+//! was grounded in: one inside a segment stands; one that is not is moved to the segment the
+//! words before it come from, or dropped when no segment shares their words. A streamed answer is
+//! checked as it streams: only the characters of a stamp in progress are held back (at most
+//! `LONGEST` of them), everything else passes on at once.
+
+use std::collections::HashSet;
+
+use crate::videos::excerpt::terms;
+use crate::videos::model::{stamp, Segment};
+
+/// `[HH:MM:SS]`: the longest stamp, so the most a check ever holds back.
+const LONGEST: usize = 10;
+/// A stamp this close past a segment's end still cites it (a model rounds a moment up).
+const SLACK_S: f64 = 1.0;
+/// The words before a stamp that say what it cites: the rest of the sentence, at most this many
+/// characters back.
+const CONTEXT_CHARS: usize = 300;
+
+/// A segment the answer may cite: its times and its words.
+struct Moment {
+    start_s: f64,
+    end_s: f64,
+    words: HashSet<String>,
+}
+
+pub struct Citations {
+    moments: Vec<Moment>,
+    /// A space held back: it goes with the stamp that may follow it, dropped or not.
+    gap: bool,
+    /// A stamp in progress: `[` and what followed it so far.
+    held: String,
+    /// What was passed on, its tail: the words a bad stamp is matched by.
+    said: String,
+}
+
+impl Citations {
+    /// The check for an answer grounded in `segments` (of every video it was given).
+    pub fn new<'a>(segments: impl IntoIterator<Item = &'a Segment>) -> Self {
+        let moments = segments
+            .into_iter()
+            .map(|s| Moment {
+                start_s: s.start_s,
+                end_s: s.end_s,
+                words: terms(&s.text()).filter(|w| w.len() > 2).collect(),
+            })
+            .collect();
+        Self {
+            moments,
+            gap: false,
+            held: String::new(),
+            said: String::new(),
+        }
+    }
+
+    /// The checked text of the next piece of an answer: what can be passed on now.
+    pub fn feed(&mut self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len() + 1);
+        for c in text.chars() {
+            if self.held.is_empty() {
+                match c {
+                    '[' => self.held.push(c),
+                    ' ' => {
+                        self.open_gap(&mut out);
+                        self.gap = true;
+                    }
+                    _ => {
+                        self.open_gap(&mut out);
+                        out.push(c);
+                    }
+                }
+                continue;
+            }
+            self.held.push(c);
+            match shape(&self.held) {
+                Shape::Partial => {}
+                Shape::Stamp(seconds) => {
+                    let held = std::mem::take(&mut self.held);
+                    let checked = self.checked(seconds, &held, &out);
+                    if checked.is_empty() {
+                        self.gap = false;
+                    } else {
+                        self.open_gap(&mut out);
+                        out.push_str(&checked);
+                    }
+                }
+                Shape::Not => {
+                    // Not a stamp: passed on as it came; its last character may open one.
+                    self.open_gap(&mut out);
+                    let mut held = std::mem::take(&mut self.held);
+                    match held.pop() {
+                        Some('[') => {
+                            out.push_str(&held);
+                            self.held.push('[');
+                        }
+                        Some(' ') => {
+                            out.push_str(&held);
+                            self.gap = true;
+                        }
+                        Some(last) => {
+                            out.push_str(&held);
+                            out.push(last);
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+        self.remember(&out);
+        out
+    }
+
+    /// What is still held at the answer's end (a space, a `[` that opened no stamp), as it came.
+    pub fn finish(&mut self) -> String {
+        let mut out = String::new();
+        self.open_gap(&mut out);
+        out.push_str(&std::mem::take(&mut self.held));
+        out
+    }
+
+    /// A whole answer, checked.
+    pub fn whole(mut self, text: &str) -> String {
+        let mut out = self.feed(text);
+        out.push_str(&self.finish());
+        out
+    }
+
+    fn open_gap(&mut self, out: &mut String) {
+        if std::mem::take(&mut self.gap) {
+            out.push(' ');
+        }
+    }
+
+    /// The stamp as it stands, moved to the segment its words come from, or dropped (empty).
+    fn checked(&self, seconds: f64, held: &str, before: &str) -> String {
+        let inside = self
+            .moments
+            .iter()
+            .any(|m| seconds >= m.start_s && seconds < m.end_s + SLACK_S);
+        if inside || self.moments.is_empty() {
+            return held.to_string();
+        }
+        let context = self.context(before);
+        let words: HashSet<String> = terms(&context).filter(|w| w.len() > 2).collect();
+        let best = self
+            .moments
+            .iter()
+            .map(|m| (m.words.intersection(&words).count(), m))
+            .filter(|(shared, _)| *shared > 0)
+            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.start_s.total_cmp(&a.1.start_s)));
+        match best {
+            Some((_, moment)) => stamp(moment.start_s),
+            None => String::new(),
+        }
+    }
+
+    /// The sentence a stamp ends: the text since the last sentence end or stamp before it.
+    fn context(&self, before: &str) -> String {
+        let mut text = self.said.clone();
+        text.push_str(before);
+        let cut = text
+            .char_indices()
+            .rev()
+            .skip_while(|(_, c)| matches!(c, '.' | '!' | '?' | ' ' | '\n'))
+            .find(|(_, c)| matches!(c, '.' | '!' | '?' | ']' | '\n'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        text[cut..].to_string()
+    }
+
+    fn remember(&mut self, out: &str) {
+        self.said.push_str(out);
+        if self.said.len() > CONTEXT_CHARS * 2 {
+            let mut cut = self.said.len() - CONTEXT_CHARS;
+            while !self.said.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.said.drain(..cut);
+        }
+    }
+}
+
+enum Shape {
+    /// Could still become a stamp.
+    Partial,
+    /// A whole stamp, at this many seconds.
+    Stamp(f64),
+    Not,
+}
+
+/// What `held` (starting with `[`) is: `[M:SS]`, `[MM:SS]`, `[H:MM:SS]` or `[HH:MM:SS]`.
+fn shape(held: &str) -> Shape {
+    let inner = &held[1..];
+    if held.len() > LONGEST {
+        return Shape::Not;
+    }
+    let Some(body) = inner.strip_suffix(']') else {
+        // Digits and colons so far, no more than two colons, each part at most two digits.
+        let parts: Vec<&str> = inner.split(':').collect();
+        let fits = parts.len() <= 3
+            && parts
+                .iter()
+                .all(|p| p.len() <= 2 && p.chars().all(|c| c.is_ascii_digit()))
+            && parts[..parts.len() - 1].iter().all(|p| !p.is_empty());
+        return if fits { Shape::Partial } else { Shape::Not };
+    };
+    let parts: Vec<&str> = body.split(':').collect();
+    let numbers: Option<Vec<u64>> = parts
+        .iter()
+        .map(|p| {
+            (!p.is_empty() && p.len() <= 2 && p.chars().all(|c| c.is_ascii_digit()))
+                .then(|| p.parse().ok())
+                .flatten()
+        })
+        .collect();
+    match numbers.as_deref() {
+        Some([m, s]) if *s < 60 && parts[1].len() == 2 => Shape::Stamp((m * 60 + s) as f64),
+        Some([h, m, s]) if *m < 60 && *s < 60 && parts[1].len() == 2 && parts[2].len() == 2 => {
+            Shape::Stamp((h * 3600 + m * 60 + s) as f64)
+        }
+        _ => Shape::Not,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(start_s: f64, end_s: f64, said: &str) -> Segment {
+        Segment {
+            start_s,
+            end_s,
+            transcript: said.to_string(),
+            on_screen_text: String::new(),
+            caption: String::new(),
+            keyframe: None,
+            tokens: None,
+            cues: Vec::new(),
+        }
+    }
+
+    fn timeline() -> Vec<Segment> {
+        vec![
+            segment(0.0, 20.0, "Welcome to the garden tour."),
+            segment(20.0, 40.0, "The bicycle is parked beside the red barn."),
+            segment(40.0, 48.0, "Finally we water the flowers before sunset."),
+        ]
+    }
+
+    #[test]
+    fn real_stamps_stand_and_made_up_ones_move_or_go() {
+        let check = Citations::new(&timeline());
+        let answer = "The bicycle is by the red barn [00:25]. The flowers get water at sunset \
+                      [07:40]. Nobody mentions rockets [09:59].";
+        assert_eq!(
+            check.whole(answer),
+            "The bicycle is by the red barn [00:25]. The flowers get water at sunset [00:40]. \
+             Nobody mentions rockets."
+        );
+    }
+
+    #[test]
+    fn a_stream_holds_back_only_a_stamp_in_progress() {
+        let mut check = Citations::new(&timeline());
+        let pieces = [
+            "The barn is red [0",
+            "0:2",
+            "7] and",
+            " the list [a, b] [",
+            "1:0",
+            "0:00].",
+        ];
+        let passed: Vec<String> = pieces.iter().map(|p| check.feed(p)).collect();
+        let end = check.finish();
+        // The space before a `[` waits with it: it goes if the stamp goes.
+        assert_eq!(passed[0], "The barn is red");
+        assert_eq!(passed[1], "");
+        assert_eq!(passed[2], " [00:27] and");
+        // An hour stamp past every segment, after words no segment has: dropped, space and all.
+        assert_eq!(
+            passed.concat() + &end,
+            "The barn is red [00:27] and the list [a, b]."
+        );
+    }
+
+    #[test]
+    fn what_only_looks_like_a_stamp_passes_as_it_came() {
+        for text in [
+            "[1:2:3]",
+            "[123:45]",
+            "[12:60] and [x]",
+            "a [[00:10]] b",
+            "[",
+            "x [0",
+            "two  spaces [ and a bracket",
+        ] {
+            assert_eq!(Citations::new(&timeline()).whole(text), text);
+        }
+    }
+}
