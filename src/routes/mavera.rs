@@ -335,7 +335,7 @@ pub async fn chat(
         .await?;
         Ok(match reply {
             Reply::Streaming(response) => response,
-            Reply::Whole { whole, basis } => {
+            Reply::Whole { whole, basis, .. } => {
                 let usage = UsageBasis::or_estimate(basis.as_ref(), whole.usage, &whole.text)
                     .unwrap_or_default();
                 let finish = whole.finish_reason.unwrap_or(FinishReason::Stop);

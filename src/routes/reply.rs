@@ -7,29 +7,90 @@ use axum::response::Response;
 use tracing::Instrument;
 
 use super::incoming::Incoming;
+use crate::access_log::Record;
 use crate::answer::admission::Caller;
 use crate::answer::citations::Citations;
 use crate::answer::collect::{self, Whole};
 use crate::answer::video_chat::{self, Cited, VideoAsk};
-use crate::answer::UsageBasis;
+use crate::answer::{Started, UsageBasis};
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
 use crate::relay::{self, Encoder, Failure, Settle};
 use crate::state::AppState;
 use crate::upstream::Event;
 
-/// A chat's outcome: the streaming response, or the whole answer for the dialect to wrap.
-pub enum Reply {
+/// How an answer goes back: streamed through the dialect's encoder, or read whole for the
+/// dialect to wrap.
+pub enum Mode<E> {
+    Stream(E),
+    Whole,
+}
+
+/// A chat's outcome: the streaming response, or the whole answer for the dialect to wrap, with
+/// what the dialect decoded (`asked`).
+pub enum Reply<T = ()> {
     Streaming(Response),
     Whole {
         whole: Whole,
         /// The prompt, to estimate usage when the upstream reported none.
         basis: Option<UsageBasis>,
+        asked: T,
     },
 }
 
-/// `make_encoder` gets the videos and segments the answer stands on (for dialects that send
-/// them ahead of the text, like Memories.ai's `ref` event), and the prompt to count usage by.
+/// A chat that failed, before its answer began or while it was read whole; its record writes the
+/// request's log line when dropped (a dialect that answers a failure in words, as ChatAPI's
+/// `speak_errors`, changes it first).
+pub struct Failed {
+    pub error: ApiError,
+    pub record: Record,
+}
+
+/// The one outline of every chat route: the request's record (its one log line) and span, then
+/// `start` (the dialect admits the caller, decodes its request and starts the answer in the
+/// core, labelling the record as it learns the persona), then the answer streamed through the
+/// encoder `mode` picks or read whole.
+pub async fn chat<T, E: Encoder>(
+    state: &AppState,
+    incoming: &Incoming,
+    dialect: &'static str,
+    persona: &str,
+    start: impl AsyncFnOnce(&mut Record) -> Result<(Started, T), ApiError>,
+    mode: impl FnOnce(&mut Started, &T) -> Mode<E>,
+) -> Result<Reply<T>, Failed> {
+    let mut record = incoming.record(dialect, persona);
+    let span = tracing::info_span!("chat", request_id = %incoming.request_id, dialect, persona);
+    let started = start(&mut record).instrument(span).await;
+    let (mut started, asked) = match started {
+        Ok(started) => started,
+        Err(error) => {
+            record.fail(&error);
+            return Err(Failed { error, record });
+        }
+    };
+    match mode(&mut started, &asked) {
+        Mode::Stream(encoder) => {
+            let body = relay::stream(started, encoder, record, state.hard_stop().clone());
+            Ok(Reply::Streaming(super::sse::response(body)))
+        }
+        Mode::Whole => {
+            let basis = started.usage.take();
+            match collect::whole(started, &mut record, state.hard_stop()).await {
+                Ok(whole) => Ok(Reply::Whole {
+                    whole,
+                    basis,
+                    asked,
+                }),
+                Err(error) => Err(Failed { error, record }),
+            }
+        }
+    }
+}
+
+/// A video dialect's chat, once decoded: `chat` over the grounded answer
+/// (`answer::video_chat`), every stamp checked. `make_encoder` gets the videos and segments the
+/// answer stands on (for dialects that send them ahead of the text, like Memories.ai's `ref`
+/// event), and the prompt to count usage by.
 pub async fn run<E: Encoder>(
     state: &AppState,
     incoming: &Incoming,
@@ -38,32 +99,42 @@ pub async fn run<E: Encoder>(
     ask: VideoAsk,
     stream: bool,
     make_encoder: impl FnOnce(&[Cited], Option<UsageBasis>) -> E,
-) -> Result<Reply, ApiError> {
-    let mut record = incoming.record(dialect, &ask.persona);
-    let span = tracing::info_span!("chat", request_id = %incoming.request_id, dialect);
-    let started = video_chat::start(state, caller, ask, &mut record)
-        .instrument(span)
-        .await;
-    let (mut started, cited) = match started {
-        Ok(started) => started,
-        Err(error) => {
-            record.fail(&error);
-            return Err(error);
+) -> Result<Reply<Vec<Cited>>, ApiError> {
+    let persona = ask.persona.clone();
+    let reply = chat(
+        state,
+        incoming,
+        dialect,
+        &persona,
+        async |record: &mut Record| video_chat::start(state, caller, ask, record).await,
+        |started: &mut Started, cited: &Vec<Cited>| {
+            if stream {
+                Mode::Stream(Checked {
+                    inner: make_encoder(cited, started.usage.take()),
+                    citations: Citations::new(cited.iter().flat_map(|c| &c.segments)),
+                })
+            } else {
+                Mode::Whole
+            }
+        },
+    )
+    .await
+    .map_err(|failed| failed.error)?;
+    Ok(match reply {
+        Reply::Whole {
+            mut whole,
+            basis,
+            asked,
+        } => {
+            whole.text = Citations::new(asked.iter().flat_map(|c| &c.segments)).whole(&whole.text);
+            Reply::Whole {
+                whole,
+                basis,
+                asked,
+            }
         }
-    };
-    let basis = started.usage.take();
-    let citations = Citations::new(cited.iter().flat_map(|c| &c.segments));
-    if stream {
-        let encoder = Checked {
-            inner: make_encoder(&cited, basis),
-            citations,
-        };
-        let body = relay::stream(started, encoder, record, state.hard_stop().clone());
-        return Ok(Reply::Streaming(super::sse::response(body)));
-    }
-    let mut whole = collect::whole(started, &mut record, state.hard_stop()).await?;
-    whole.text = citations.whole(&whole.text);
-    Ok(Reply::Whole { whole, basis })
+        streaming => streaming,
+    })
 }
 
 /// A dialect's encoder with every stamp in the text checked on its way through: only a stamp in

@@ -7,18 +7,17 @@
 mod framing;
 mod request;
 
+use super::incoming::Incoming;
+use super::reply::{Failed, Mode, Reply};
+use crate::access_log::Record;
+use crate::answer::{self, Ask};
+use crate::config::DEFAULT_PERSONA;
+use crate::error::{ApiError, ErrorKind};
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use tracing::Instrument;
-
-use super::incoming::Incoming;
-use crate::answer::{self, Ask};
-use crate::config::DEFAULT_PERSONA;
-use crate::error::{ApiError, ErrorKind};
-use crate::relay;
-use crate::state::AppState;
 pub use framing::Framing;
 
 const DIALECT: &str = "chatapi";
@@ -50,9 +49,8 @@ async fn chat(
     body: Body,
 ) -> Response {
     let persona_name = persona.clone();
-    let mut record = incoming.record(DIALECT, &persona);
-    let span = tracing::info_span!("chat", request_id = %incoming.request_id, persona = %persona);
-    let started = async {
+    let framing = || Framing::new(incoming.runtime.config.wire.compact);
+    let start = async |record: &mut Record| {
         let (caller, bytes) = super::body::admitted_to_answer(&incoming, &headers, body).await?;
         let messages = request::messages(&bytes, caller.runtime.config.limits.max_messages)?;
         let ask = Ask {
@@ -61,30 +59,30 @@ async fn chat(
             reference: None,
             options: Default::default(),
         };
-        answer::start(&state, &caller, ask, &mut record).await
-    }
-    .instrument(span)
-    .await;
-    match started {
-        Ok(started) => {
-            let framing = Framing::new(incoming.runtime.config.wire.compact);
-            let stream = relay::stream(started, framing, record, state.hard_stop().clone());
-            super::sse::response(stream)
+        Ok((answer::start(&state, &caller, ask, record).await?, ()))
+    };
+    let reply = super::reply::chat(&state, &incoming, DIALECT, &persona_name, start, |_, _| {
+        Mode::Stream(framing())
+    });
+    match reply.await {
+        Ok(Reply::Streaming(response)) => response,
+        // Never asked for; framed as one event all the same.
+        Ok(Reply::Whole { whole, .. }) => {
+            let bytes = [framing().content(&whole.text), framing().done()];
+            super::sse::response(futures_util::stream::iter(
+                bytes.map(Ok::<_, std::convert::Infallible>),
+            ))
         }
-        Err(error) => {
-            record.fail(&error);
-            let framing = Framing::new(incoming.runtime.config.wire.compact);
-            match spoken_error(&incoming, &persona_name, &error) {
-                Some(text) => {
-                    record.status = 200;
-                    let bytes = [framing.content(&text), framing.done()];
-                    let stream =
-                        futures_util::stream::iter(bytes.map(Ok::<_, std::convert::Infallible>));
-                    super::sse::response(stream)
-                }
-                None => error.into_response(),
+        Err(Failed { error, mut record }) => match spoken_error(&incoming, &persona_name, &error) {
+            Some(text) => {
+                record.status = 200;
+                let bytes = [framing().content(&text), framing().done()];
+                let stream =
+                    futures_util::stream::iter(bytes.map(Ok::<_, std::convert::Infallible>));
+                super::sse::response(stream)
             }
-        }
+            None => error.into_response(),
+        },
     }
 }
 

@@ -13,13 +13,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{json, Value};
-use tracing::Instrument;
 
 use super::decode::{self, ChatCompletionBody};
 use super::{error_response, new_id, unix_now};
-use crate::answer::{self, collect, Ask, UsageBasis};
-use crate::relay::{self, Encoder, Failure};
+use crate::access_log::Record;
+use crate::answer::{self, collect, Ask, Started, UsageBasis};
+use crate::relay::{Encoder, Failure};
 use crate::routes::incoming::Incoming;
+use crate::routes::reply::{self, Mode, Reply};
 use crate::state::AppState;
 use crate::upstream::{Event, FinishReason, ToolCallDelta, Usage};
 
@@ -31,48 +32,43 @@ pub async fn completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut record = incoming.record(DIALECT, "");
-    let span = tracing::info_span!("chat", request_id = %incoming.request_id, dialect = DIALECT);
-    let started = async {
+    let start = async |record: &mut Record| {
         let (caller, bytes) =
             crate::routes::body::admitted_to_answer(&incoming, &headers, body).await?;
         let max_messages = caller.runtime.config.limits.max_messages;
         let ask = decode::json::<ChatCompletionBody>(&bytes)?.into_ask(max_messages)?;
         record.label_persona(&caller.runtime.config, &ask.persona);
-        let model = ask.persona.clone();
-        let (stream, stream_usage) = (ask.stream, ask.stream_usage);
+        let asked = (ask.persona.clone(), ask.stream, ask.stream_usage);
         let core_ask = Ask {
             persona: ask.persona,
             messages: ask.messages,
             reference: None,
             options: ask.options,
         };
-        let started = answer::start(&state, &caller, core_ask, &mut record).await?;
-        Ok((started, model, stream, stream_usage))
-    }
-    .instrument(span)
-    .await;
-    match started {
-        Ok((mut started, model, true, stream_usage)) => {
-            let encoder = ChunkEncoder::new(&model, stream_usage, started.usage.take());
-            super::super::sse::response(relay::stream(
-                started,
-                encoder,
-                record,
-                state.hard_stop().clone(),
+        Ok((
+            answer::start(&state, &caller, core_ask, record).await?,
+            asked,
+        ))
+    };
+    let mode = |started: &mut Started, (model, stream, stream_usage): &(String, bool, bool)| {
+        if *stream {
+            Mode::Stream(ChunkEncoder::new(
+                model,
+                *stream_usage,
+                started.usage.take(),
             ))
+        } else {
+            Mode::Whole
         }
-        Ok((mut started, model, false, _)) => {
-            let basis = started.usage.take();
-            match collect::whole(started, &mut record, state.hard_stop()).await {
-                Ok(whole) => Json(completion(&model, whole, basis.as_ref())).into_response(),
-                Err(error) => error_response(&error),
-            }
-        }
-        Err(error) => {
-            record.fail(&error);
-            error_response(&error)
-        }
+    };
+    match reply::chat(&state, &incoming, DIALECT, "", start, mode).await {
+        Ok(Reply::Streaming(response)) => response,
+        Ok(Reply::Whole {
+            whole,
+            basis,
+            asked: (model, ..),
+        }) => Json(completion(&model, whole, basis.as_ref())).into_response(),
+        Err(failed) => error_response(&failed.error),
     }
 }
 

@@ -14,16 +14,17 @@ use axum::Json;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tracing::Instrument;
 
 use super::decode::{self, check_ranges, content_text, Content};
 use super::{error_response, new_id, unix_now};
-use crate::answer::{self, collect, Ask, UsageBasis};
+use crate::access_log::Record;
+use crate::answer::{self, Ask, Started, UsageBasis};
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
 use crate::persona::CallerOptions;
-use crate::relay::{self, Encoder, Failure};
+use crate::relay::{Encoder, Failure};
 use crate::routes::incoming::Incoming;
+use crate::routes::reply::{self, Mode, Reply};
 use crate::state::AppState;
 use crate::upstream::{Event, Extras, FinishReason, Sampling, Usage};
 
@@ -237,56 +238,51 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut record = incoming.record(DIALECT, "");
-    let span = tracing::info_span!("chat", request_id = %incoming.request_id, dialect = DIALECT);
-    let started = async {
+    let start = async |record: &mut Record| {
         let (caller, bytes) =
             crate::routes::body::admitted_to_answer(&incoming, &headers, body).await?;
         let max_messages = caller.runtime.config.limits.max_messages;
         let ask = decode::json::<ResponsesBody>(&bytes)?.into_ask(max_messages)?;
         record.label_persona(&caller.runtime.config, &ask.persona);
-        let (model, stream) = (ask.persona.clone(), ask.stream);
+        let asked = (ask.persona.clone(), ask.stream);
         let core_ask = Ask {
             persona: ask.persona,
             messages: ask.messages,
             reference: None,
             options: ask.options,
         };
-        let started = answer::start(&state, &caller, core_ask, &mut record).await?;
-        Ok((started, model, stream))
-    }
-    .instrument(span)
-    .await;
-    match started {
-        Ok((mut started, model, true)) => {
-            let encoder = ResponsesEncoder::new(&model, started.usage.take());
-            let stream = relay::stream(started, encoder, record, state.hard_stop().clone());
-            crate::routes::sse::response(stream)
+        Ok((
+            answer::start(&state, &caller, core_ask, record).await?,
+            asked,
+        ))
+    };
+    let mode = |started: &mut Started, (model, stream): &(String, bool)| {
+        if *stream {
+            Mode::Stream(ResponsesEncoder::new(model, started.usage.take()))
+        } else {
+            Mode::Whole
         }
-        Ok((mut started, model, false)) => {
-            let basis = started.usage.take();
-            match collect::whole(started, &mut record, state.hard_stop()).await {
-                Ok(whole) => {
-                    let usage = UsageBasis::or_estimate(basis.as_ref(), whole.usage, &whole.text)
-                        .unwrap_or_default();
-                    let ids = ResponseIds::new();
-                    let finish = whole.finish_reason.unwrap_or(FinishReason::Stop);
-                    Json(response_object(
-                        &ids,
-                        &model,
-                        Status::Done(&finish),
-                        &whole.text,
-                        Some(usage),
-                    ))
-                    .into_response()
-                }
-                Err(error) => error_response(&error),
-            }
+    };
+    match reply::chat(&state, &incoming, DIALECT, "", start, mode).await {
+        Ok(Reply::Streaming(response)) => response,
+        Ok(Reply::Whole {
+            whole,
+            basis,
+            asked: (model, _),
+        }) => {
+            let usage = UsageBasis::or_estimate(basis.as_ref(), whole.usage, &whole.text)
+                .unwrap_or_default();
+            let finish = whole.finish_reason.unwrap_or(FinishReason::Stop);
+            Json(response_object(
+                &ResponseIds::new(),
+                &model,
+                Status::Done(&finish),
+                &whole.text,
+                Some(usage),
+            ))
+            .into_response()
         }
-        Err(error) => {
-            record.fail(&error);
-            error_response(&error)
-        }
+        Err(failed) => error_response(&failed.error),
     }
 }
 
