@@ -200,3 +200,54 @@ async fn a_changed_config_file_is_reloaded_and_a_bad_one_rejected() {
         "the running config stayed"
     );
 }
+
+/// A chat about a video writes the request's one log line, as every chat does (a Reka chat once
+/// wrote two: the video routes' line and the chat's).
+#[tokio::test]
+async fn a_video_chat_writes_one_log_line() {
+    let up = FakeUpstream::start().await;
+    let file = TempFile::with(&format!(
+        "{}[storage]\ndir = \"{}\"\n[videos]\nenabled = true\nspeech_binary = \"\"\n\
+         speech_model = \"\"\nocr = false\nembedding_model = \"\"\n",
+        config_for(&up, "Hi"),
+        common::videos::storage().display()
+    ));
+    let mut server = Running::start(&file).await;
+    let (_, video) =
+        common::videos::upload(&server.url, "k", &common::videos::made().with_track()).await;
+    let id = video["id"].as_str().unwrap().to_string();
+    common::videos::settled(&server.url, &id, Some("k")).await;
+    let post = |path: &str, request_id: &str| {
+        client()
+            .post(format!("{}{path}", server.url))
+            .header("x-request-id", request_id)
+    };
+    let chat = post("/v2/chat", "one-line-chat")
+        .json(&serde_json::json!({"messages": [{"role": "user", "content": "hi"}],
+                                  "context": [{"video_id": id}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 200);
+    // A later request's line marks where the chat's lines end.
+    let marker = post("/v2/search", "one-line-marker")
+        .json(&serde_json::json!({"query": "garden"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(marker.status().is_success() || marker.status().is_client_error());
+    let mut lines = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = server.logs.next_line().await.unwrap() {
+            if line.contains("one-line-marker") {
+                break;
+            }
+            if line.contains("one-line-chat") {
+                lines.push(line);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+}

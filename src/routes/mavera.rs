@@ -17,8 +17,9 @@ use serde_json::{json, Value};
 use super::incoming::Incoming;
 use super::ingest::{add_link, is_multipart, receive, Parts};
 use super::openai::responses::{response_object, ResponseIds, ResponsesEncoder, Status as RStatus};
-use super::reply::{self, Reply};
+use super::reply::{self, Decoded, Reply};
 use super::respond::respond;
+use crate::access_log::Record;
 use crate::answer::video_chat::VideoAsk;
 use crate::answer::UsageBasis;
 use crate::error::ApiError;
@@ -294,7 +295,7 @@ pub async fn chat(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(&incoming, "mavera.chat", error_response, async {
+    let decode = async |_: &mut Record| {
         let (caller, bytes) = super::body::admitted_to_answer(&incoming, &headers, body).await?;
         let body: ChatBody = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request(
@@ -322,33 +323,35 @@ pub async fn chat(
                 ..CallerOptions::default()
             },
         };
-        let model = persona.clone();
-        let reply = reply::run(
-            &state,
-            &incoming,
-            DIALECT,
-            &caller,
+        Ok(Decoded {
+            caller,
             ask,
-            body.stream,
-            |_, basis| ResponsesEncoder::new(&model, basis),
-        )
-        .await?;
-        Ok(match reply {
-            Reply::Streaming(response) => response,
-            Reply::Whole { whole, basis, .. } => {
-                let usage = UsageBasis::or_estimate(basis.as_ref(), whole.usage, &whole.text)
-                    .unwrap_or_default();
-                let finish = whole.finish_reason.unwrap_or(FinishReason::Stop);
-                Json(response_object(
-                    &ResponseIds::new(),
-                    &persona,
-                    RStatus::Done(&finish),
-                    &whole.text,
-                    Some(usage),
-                ))
-                .into_response()
-            }
+            stream: body.stream,
+            kept: persona,
         })
-    })
-    .await
+    };
+    let reply = reply::video(&state, &incoming, DIALECT, decode, |_, basis, persona| {
+        ResponsesEncoder::new(persona, basis)
+    });
+    match reply.await {
+        Ok(Reply::Streaming(response)) => response,
+        Ok(Reply::Whole {
+            whole,
+            basis,
+            asked: (_, persona),
+        }) => {
+            let usage = UsageBasis::or_estimate(basis.as_ref(), whole.usage, &whole.text)
+                .unwrap_or_default();
+            let finish = whole.finish_reason.unwrap_or(FinishReason::Stop);
+            Json(response_object(
+                &ResponseIds::new(),
+                &persona,
+                RStatus::Done(&finish),
+                &whole.text,
+                Some(usage),
+            ))
+            .into_response()
+        }
+        Err(failed) => error_response(&failed.error),
+    }
 }

@@ -24,9 +24,10 @@ use serde_json::{json, Value};
 
 use super::incoming::Incoming;
 use super::ingest::{add_link, receive_form, Parts};
-use super::reply::{self, Reply};
+use super::reply::{self, Decoded, Reply, Unstreamed};
 use super::respond::respond;
 use super::search;
+use crate::access_log::Record;
 use crate::answer::video_chat::VideoAsk;
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
@@ -437,7 +438,7 @@ pub async fn chat(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(&incoming, "reka.chat", error_response, async {
+    let decode = async |_: &mut Record| {
         let (caller, bytes) = super::body::admitted_to_answer(&incoming, &headers, body).await?;
         let body: ChatBody = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request(
@@ -484,18 +485,23 @@ pub async fn chat(
             messages,
             options: Default::default(),
         };
-        let reply = reply::run(&state, &incoming, DIALECT, &caller, ask, false, |_, _| {
-            reply::Unstreamed
+        Ok(Decoded {
+            caller,
+            ask,
+            stream: false,
+            kept: model,
         })
-        .await?;
-        match reply {
-            Reply::Whole { whole, .. } => {
-                Ok(Json(json!({"response": whole.text, "model": model})).into_response())
-            }
-            Reply::Streaming(response) => Ok(response),
-        }
-    })
-    .await
+    };
+    let reply = reply::video(&state, &incoming, DIALECT, decode, |_, _, _| Unstreamed).await;
+    match reply {
+        Ok(Reply::Whole {
+            whole,
+            asked: (_, model),
+            ..
+        }) => Json(json!({"response": whole.text, "model": model})).into_response(),
+        Ok(Reply::Streaming(response)) => response,
+        Err(failed) => error_response(&failed.error),
+    }
 }
 
 #[derive(Deserialize)]

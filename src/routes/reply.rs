@@ -56,19 +56,19 @@ pub async fn chat<T, E: Encoder>(
     dialect: &'static str,
     persona: &str,
     start: impl AsyncFnOnce(&mut Record) -> Result<(Started, T), ApiError>,
-    mode: impl FnOnce(&mut Started, &T) -> Mode<E>,
+    mode: impl FnOnce(&mut Started, &mut T) -> Mode<E>,
 ) -> Result<Reply<T>, Failed> {
     let mut record = incoming.record(dialect, persona);
     let span = tracing::info_span!("chat", request_id = %incoming.request_id, dialect, persona);
     let started = start(&mut record).instrument(span).await;
-    let (mut started, asked) = match started {
+    let (mut started, mut asked) = match started {
         Ok(started) => started,
         Err(error) => {
             record.fail(&error);
             return Err(Failed { error, record });
         }
     };
-    match mode(&mut started, &asked) {
+    match mode(&mut started, &mut asked) {
         Mode::Stream(encoder) => {
             let body = relay::stream(started, encoder, record, state.hard_stop().clone());
             Ok(Reply::Streaming(super::sse::response(body)))
@@ -87,54 +87,65 @@ pub async fn chat<T, E: Encoder>(
     }
 }
 
-/// A video dialect's chat, once decoded: `chat` over the grounded answer
-/// (`answer::video_chat`), every stamp checked. `make_encoder` gets the videos and segments the
-/// answer stands on (for dialects that send them ahead of the text, like Memories.ai's `ref`
-/// event), and the prompt to count usage by.
-pub async fn run<E: Encoder>(
+/// What a video dialect decoded: the caller, what the answer stands on, whether it streams,
+/// and whatever the dialect keeps for its reply (`kept`: a session, a model name).
+pub struct Decoded<K> {
+    pub caller: Caller,
+    pub ask: VideoAsk,
+    pub stream: bool,
+    pub kept: K,
+}
+
+/// A video dialect's chat: `chat` over the grounded answer (`answer::video_chat`), every stamp
+/// checked. `decode` admits the caller and decodes its request; `make_encoder` gets the videos
+/// and segments the answer stands on (for dialects that send them ahead of the text, like
+/// Memories.ai's `ref` event), the prompt to count usage by, and what the dialect kept.
+pub async fn video<K, E: Encoder>(
     state: &AppState,
     incoming: &Incoming,
     dialect: &'static str,
-    caller: &Caller,
-    ask: VideoAsk,
-    stream: bool,
-    make_encoder: impl FnOnce(&[Cited], Option<UsageBasis>) -> E,
-) -> Result<Reply<Vec<Cited>>, ApiError> {
-    let persona = ask.persona.clone();
-    let reply = chat(
-        state,
-        incoming,
-        dialect,
-        &persona,
-        async |record: &mut Record| video_chat::start(state, caller, ask, record).await,
-        |started: &mut Started, cited: &Vec<Cited>| {
-            if stream {
-                Mode::Stream(Checked {
-                    inner: make_encoder(cited, started.usage.take()),
-                    citations: Citations::new(cited.iter().flat_map(|c| &c.segments)),
-                })
-            } else {
-                Mode::Whole
+    decode: impl AsyncFnOnce(&mut Record) -> Result<Decoded<K>, ApiError>,
+    make_encoder: impl FnOnce(&[Cited], Option<UsageBasis>, &mut K) -> E,
+) -> Result<Reply<(Vec<Cited>, K)>, Failed> {
+    let start = async |record: &mut Record| {
+        let Decoded {
+            caller,
+            ask,
+            stream,
+            kept,
+        } = decode(record).await?;
+        record.label_persona(&caller.runtime.config, &ask.persona);
+        let (started, cited) = video_chat::start(state, &caller, ask, record).await?;
+        Ok((started, (cited, kept, stream)))
+    };
+    let mode = |started: &mut Started, (cited, kept, stream): &mut (Vec<Cited>, K, bool)| {
+        if *stream {
+            Mode::Stream(Checked {
+                inner: make_encoder(cited, started.usage.take(), kept),
+                citations: Citations::new(cited.iter().flat_map(|c| &c.segments)),
+            })
+        } else {
+            Mode::Whole
+        }
+    };
+    Ok(
+        match chat(state, incoming, dialect, "", start, mode).await? {
+            Reply::Whole {
+                mut whole,
+                basis,
+                asked: (cited, kept, _),
+            } => {
+                whole.text =
+                    Citations::new(cited.iter().flat_map(|c| &c.segments)).whole(&whole.text);
+                Reply::Whole {
+                    whole,
+                    basis,
+                    asked: (cited, kept),
+                }
             }
+            Reply::Streaming(response) => Reply::Streaming(response),
         },
     )
-    .await
-    .map_err(|failed| failed.error)?;
-    Ok(match reply {
-        Reply::Whole {
-            mut whole,
-            basis,
-            asked,
-        } => {
-            whole.text = Citations::new(asked.iter().flat_map(|c| &c.segments)).whole(&whole.text);
-            Reply::Whole {
-                whole,
-                basis,
-                asked,
-            }
-        }
-        streaming => streaming,
-    })
 }
 
 /// A dialect's encoder with every stamp in the text checked on its way through: only a stamp in

@@ -17,13 +17,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{error_response, ok, seconds, status_name, uploaded, MAX_CHAT_VIDEOS, OK};
+use crate::access_log::Record;
 use crate::answer::video_chat::VideoAsk;
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
 use crate::relay::{Encoder, Failure};
 use crate::routes::incoming::Incoming;
 use crate::routes::ingest::{add_link, checked_callback, receive, Parts};
-use crate::routes::reply::{self, Reply};
+use crate::routes::reply::{self, Decoded, Reply};
 use crate::routes::respond::respond;
 use crate::routes::search;
 use crate::state::AppState;
@@ -335,7 +336,7 @@ pub async fn chat(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(&incoming, "mavi.chat", error_response, async {
+    let decode = async |_: &mut Record| {
         let (caller, bytes) =
             crate::routes::body::admitted_to_answer(&incoming, &headers, body).await?;
         let body: ChatBody = crate::routes::body::json(
@@ -363,28 +364,24 @@ pub async fn chat(
             messages,
             options: Default::default(),
         };
-        let reply = reply::run(
-            &state,
-            &incoming,
-            DIALECT,
-            &caller,
+        Ok(Decoded {
+            caller,
             ask,
-            body.stream,
-            |_, _| MaviEncoder,
-        )
-        .await?;
-        Ok(match reply {
-            Reply::Streaming(response) => one_event_per_chunk(response),
-            Reply::Whole { whole, .. } => {
-                let event = format!("data:{}\n\n", piece(&whole.text));
-                // The charset matters: pymavi reads this body as `response.text`, which
-                // requests decodes as ISO-8859-1 when a text type names none.
-                let kind = "text/event-stream; charset=utf-8";
-                ([(axum::http::header::CONTENT_TYPE, kind)], event).into_response()
-            }
+            stream: body.stream,
+            kept: (),
         })
-    })
-    .await
+    };
+    match reply::video(&state, &incoming, DIALECT, decode, |_, _, _| MaviEncoder).await {
+        Ok(Reply::Streaming(response)) => one_event_per_chunk(response),
+        Ok(Reply::Whole { whole, .. }) => {
+            let event = format!("data:{}\n\n", piece(&whole.text));
+            // The charset matters: pymavi reads this body as `response.text`, which
+            // requests decodes as ISO-8859-1 when a text type names none.
+            let kind = "text/event-stream; charset=utf-8";
+            ([(axum::http::header::CONTENT_TYPE, kind)], event).into_response()
+        }
+        Err(failed) => error_response(&failed.error),
+    }
 }
 
 fn piece(text: &str) -> Value {

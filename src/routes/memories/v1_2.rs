@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use super::mavi::delete_all;
 use super::{error_response_v1_2 as error_response, ok_v1_2 as ok, seconds, status_name, uploaded};
+use crate::access_log::Record;
 use crate::answer::video_chat::{Cited, VideoAsk};
 use crate::cluster::{sessions, Cluster};
 use crate::conversation::{Message, Role};
@@ -27,7 +28,7 @@ use crate::error::ApiError;
 use crate::relay::{Encoder, Failure, Settle};
 use crate::routes::incoming::Incoming;
 use crate::routes::ingest::{add_link, checked_callback, receive, receive_form, Parts};
-use crate::routes::reply::{self, Reply};
+use crate::routes::reply::{self, Decoded, Reply};
 use crate::routes::respond::respond;
 use crate::routes::search;
 use crate::state::AppState;
@@ -230,10 +231,7 @@ pub async fn chat(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(&incoming, "memories.chat", error_response, async {
-        run_chat(&state, &incoming, &headers, body, false).await
-    })
-    .await
+    run_chat(&state, &incoming, &headers, body, false).await
 }
 
 pub async fn chat_stream(
@@ -242,10 +240,7 @@ pub async fn chat_stream(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(&incoming, "memories.chat_stream", error_response, async {
-        run_chat(&state, &incoming, &headers, body, true).await
-    })
-    .await
+    run_chat(&state, &incoming, &headers, body, true).await
 }
 
 async fn run_chat(
@@ -254,82 +249,92 @@ async fn run_chat(
     headers: &HeaderMap,
     body: Body,
     stream: bool,
-) -> Result<Response, ApiError> {
-    let (caller, bytes) = crate::routes::body::admitted_to_answer(incoming, headers, body).await?;
-    let library = state.videos().cloned().ok_or(ApiError::VideosDisabled)?;
-    let body: ChatBody = crate::routes::body::json(
-        &bytes,
-        "{\"video_nos\": [...], \"prompt\": \"...\", \"session_id\": 123}",
-    )?;
-    super::check_chat((&body.video_nos, "video_nos"), (&body.prompt, "prompt"))?;
-    let session_id = match body.session_id {
-        None => new_session_id(),
-        Some(SessionId::Number(n)) => n.to_string(),
-        Some(SessionId::Text(t)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t,
-        Some(SessionId::Text(t)) => {
-            return Err(ApiError::bad_request(
-                "session_id",
-                format!("`{t}` is not a number; leave it out to start a new session"),
-            ))
-        }
-    };
-    let cluster = state.cluster().clone();
-    let mut turns: Vec<Turn> =
-        match sessions::load(&cluster, &library, &caller.tenant, &session_id).await? {
-            Some(json) => serde_json::from_str(&json).unwrap_or_default(),
-            None => Vec::new(),
+) -> Response {
+    let decode = async |_: &mut Record| {
+        let (caller, bytes) =
+            crate::routes::body::admitted_to_answer(incoming, headers, body).await?;
+        let library = state.videos().cloned().ok_or(ApiError::VideosDisabled)?;
+        let body: ChatBody = crate::routes::body::json(
+            &bytes,
+            "{\"video_nos\": [...], \"prompt\": \"...\", \"session_id\": 123}",
+        )?;
+        super::check_chat((&body.video_nos, "video_nos"), (&body.prompt, "prompt"))?;
+        let session_id = match body.session_id {
+            None => new_session_id(),
+            Some(SessionId::Number(n)) => n.to_string(),
+            Some(SessionId::Text(t)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t,
+            Some(SessionId::Text(t)) => {
+                return Err(ApiError::bad_request(
+                    "session_id",
+                    format!("`{t}` is not a number; leave it out to start a new session"),
+                ))
+            }
         };
-    let mut messages: Vec<Message> = turns
-        .iter()
-        .map(|t| {
-            let role = if t.role == "assistant" {
-                Role::Assistant
-            } else {
-                Role::User
+        let cluster = state.cluster().clone();
+        let mut turns: Vec<Turn> =
+            match sessions::load(&cluster, &library, &caller.tenant, &session_id).await? {
+                Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+                None => Vec::new(),
             };
-            Message::new(role, t.content.clone())
+        let mut messages: Vec<Message> = turns
+            .iter()
+            .map(|t| {
+                let role = if t.role == "assistant" {
+                    Role::Assistant
+                } else {
+                    Role::User
+                };
+                Message::new(role, t.content.clone())
+            })
+            .collect();
+        messages.push(Message::new(Role::User, body.prompt.clone()));
+        turns.push(Turn {
+            role: "user".into(),
+            content: body.prompt,
+        });
+        let ask = VideoAsk {
+            persona: caller.runtime.config.video_chat.memories.clone(),
+            videos: body
+                .video_nos
+                .into_iter()
+                .map(|id| (id, Range::default()))
+                .collect(),
+            messages,
+            options: Default::default(),
+        };
+        let session = Some(Session {
+            library,
+            cluster,
+            tenant: caller.tenant.clone(),
+            id: session_id.clone(),
+            turns,
+        });
+        Ok(Decoded {
+            caller,
+            ask,
+            stream,
+            kept: (session, session_id),
         })
-        .collect();
-    messages.push(Message::new(Role::User, body.prompt.clone()));
-    turns.push(Turn {
-        role: "user".into(),
-        content: body.prompt,
-    });
-    let ask = VideoAsk {
-        persona: caller.runtime.config.video_chat.memories.clone(),
-        videos: body
-            .video_nos
-            .into_iter()
-            .map(|id| (id, Range::default()))
-            .collect(),
-        messages,
-        options: Default::default(),
     };
-    let mut session = Some(Session {
-        library,
-        cluster,
-        tenant: caller.tenant.clone(),
-        id: session_id.clone(),
-        turns,
-    });
-    let reply = reply::run(
+    let reply = reply::video(
         state,
         incoming,
         DIALECT,
-        &caller,
-        ask,
-        stream,
-        |cited, _| StreamEncoder {
+        decode,
+        |cited, _, (session, _)| StreamEncoder {
             refs: Some(refs(cited)),
             session: session.take(),
             text: String::new(),
             failed: false,
         },
-    )
-    .await?;
-    Ok(match reply {
-        Reply::Streaming(response) => response,
-        Reply::Whole { whole, .. } => {
+    );
+    match reply.await {
+        Ok(Reply::Streaming(response)) => response,
+        Ok(Reply::Whole {
+            whole,
+            asked: (_, (session, session_id)),
+            ..
+        }) => {
             if let Some(session) = session {
                 session.save_now(whole.text.clone()).await;
             }
@@ -340,7 +345,8 @@ async fn run_chat(
                 "session_id": session_id,
             }))
         }
-    })
+        Err(failed) => error_response(&failed.error),
+    }
 }
 
 /// A fresh numeric session id (positive, 63 bits, as the vendor's are).

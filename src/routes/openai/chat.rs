@@ -50,7 +50,7 @@ pub async fn completions(
             asked,
         ))
     };
-    let mode = |started: &mut Started, (model, stream, stream_usage): &(String, bool, bool)| {
+    let mode = |started: &mut Started, (model, stream, stream_usage): &mut (String, bool, bool)| {
         if *stream {
             Mode::Stream(ChunkEncoder::new(
                 model,

@@ -256,7 +256,7 @@ pub async fn create(
             asked,
         ))
     };
-    let mode = |started: &mut Started, (model, stream): &(String, bool)| {
+    let mode = |started: &mut Started, (model, stream): &mut (String, bool)| {
         if *stream {
             Mode::Stream(ResponsesEncoder::new(model, started.usage.take()))
         } else {
