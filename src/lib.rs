@@ -7,9 +7,10 @@
 //!   ChatAPI, `routes::chatapi::request`), picks its encoder (`routes::chatapi::Framing`) and
 //!   renders errors in its envelope. `routes::incoming` reads the key and caller address,
 //!   `routes::body` reads bodies within each route's limits (and decodes JSON ones),
-//!   `routes::linger` drains what a refused caller is still sending; `routes::reply` runs a
-//!   video dialect's chat once decoded, `routes::respond` every video route's outline (run,
-//!   render, log), `routes::ingest` takes uploads and links; `routes::ops` serves health,
+//!   `routes::linger` drains what a refused caller is still sending; `routes::reply` is every
+//!   chat route's outline (record, span, the dialect's start, then stream or read whole; for
+//!   the video dialects, grounded and its stamps checked), `routes::respond` every other video
+//!   route's (run, render, log), `routes::ingest` takes uploads and links; `routes::ops` serves health,
 //!   readiness and metrics (on `server.admin_listen` alone when that is set).
 //! - `answer` — the core every dialect shares, with no HTTP in it: `answer::admission` (per-IP
 //!   limit, `auth` key check, per-key limit; with replicas, the shared stream place), then `answer::start` (persona, stream slot, context
