@@ -16,16 +16,14 @@ use serde_json::{json, Value};
 
 use super::incoming::Incoming;
 use super::ingest::{add_link, is_multipart, receive, Parts};
-use super::openai::responses::{response_object, ResponseIds, ResponsesEncoder, Status as RStatus};
+use super::openai::responses::{whole_response, ResponsesEncoder};
 use super::reply::{self, Decoded, Reply};
 use super::respond::respond;
 use crate::access_log::Record;
 use crate::answer::video_chat::VideoAsk;
-use crate::answer::UsageBasis;
 use crate::error::ApiError;
 use crate::persona::CallerOptions;
 use crate::state::AppState;
-use crate::upstream::FinishReason;
 use crate::videos::excerpt::Range;
 use crate::videos::model::{Status, Video};
 use crate::videos::{Library, Owner, Page};
@@ -339,19 +337,7 @@ pub async fn chat(
             whole,
             basis,
             asked: (_, persona),
-        }) => {
-            let usage = UsageBasis::or_estimate(basis.as_ref(), whole.usage, &whole.text)
-                .unwrap_or_default();
-            let finish = whole.finish_reason.unwrap_or(FinishReason::Stop);
-            Json(response_object(
-                &ResponseIds::new(),
-                &persona,
-                RStatus::Done(&finish),
-                &whole.text,
-                Some(usage),
-            ))
-            .into_response()
-        }
+        }) => whole_response(&persona, &whole, basis.as_ref()),
         Err(failed) => error_response(&failed.error),
     }
 }

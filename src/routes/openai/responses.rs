@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use super::decode::{self, check_ranges, content_text, Content};
 use super::{error_response, new_id, unix_now};
 use crate::access_log::Record;
+use crate::answer::collect::Whole;
 use crate::answer::{self, Ask, Started, UsageBasis};
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
@@ -269,21 +270,23 @@ pub async fn create(
             whole,
             basis,
             asked: (model, _),
-        }) => {
-            let usage = UsageBasis::or_estimate(basis.as_ref(), whole.usage, &whole.text)
-                .unwrap_or_default();
-            let finish = whole.finish_reason.unwrap_or(FinishReason::Stop);
-            Json(response_object(
-                &ResponseIds::new(),
-                &model,
-                Status::Done(&finish),
-                &whole.text,
-                Some(usage),
-            ))
-            .into_response()
-        }
+        }) => whole_response(&model, &whole, basis.as_ref()),
         Err(failed) => error_response(&failed.error),
     }
+}
+
+/// A whole answer as a completed Responses object (here and Mavera's chat), with its usage.
+pub fn whole_response(model: &str, whole: &Whole, basis: Option<&UsageBasis>) -> Response {
+    let usage = UsageBasis::or_estimate(basis, whole.usage, &whole.text).unwrap_or_default();
+    let finish = whole.finish_reason.clone().unwrap_or(FinishReason::Stop);
+    Json(response_object(
+        &ResponseIds::new(),
+        model,
+        Status::Done(&finish),
+        &whole.text,
+        Some(usage),
+    ))
+    .into_response()
 }
 
 /// The ids one response uses throughout its stream.
