@@ -605,4 +605,8 @@ async fn a_mavi_chat_about_a_video_is_answered_by_the_embedded_model() {
         .map(|p| p["data"]["msg"].as_str().unwrap().to_string())
         .collect();
     assert!(!text.trim().is_empty(), "{body}");
+    // The small model's prompt (a short timeline, one task, an example of a cited answer) has it
+    // say the fact and cite the moment; any stamp it makes up is checked away.
+    assert!(text.to_lowercase().contains("tomato"), "{text}");
+    assert!(text.contains("[00:04]"), "{text}");
 }

@@ -4,7 +4,7 @@
 //! reading the timeline from the library's SQLite store and `chatapi::videos::excerpt::ground` with
 //! the tokenizer chatapi counts with, apart and together.
 
-use chatapi::videos::excerpt::{ground, Material, Range};
+use chatapi::videos::excerpt::{ground, Material, Range, Reader};
 use chatapi::videos::model::{Segment, Source, Status, Steps, Video};
 use chatapi::videos::store::{NewVideo, Store};
 use chatapi::videos::Owner;
@@ -103,7 +103,7 @@ pub async fn run() {
             segments: &read,
             range: Range::default(),
         }];
-        let g = ground(&materials, question, &[], 8000, &count);
+        let g = ground(&materials, question, &[], 8000, &count, Reader::Large);
         let done = started.elapsed();
         reads.push(was_read);
         times.push(done - was_read);

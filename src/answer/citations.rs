@@ -5,6 +5,10 @@
 //! words before it come from, or dropped when no segment shares their words. A streamed answer is
 //! checked as it streams: only the characters of a stamp in progress are held back (at most
 //! `LONGEST` of them), everything else passes on at once.
+//!
+//! The small embedded model reads the instruction to cite and does not (given an example of a
+//! cited answer, it answers with the example): for it, an answer that cites nothing is given the
+//! stamp of the segment its words come from, when at least `ATTRIBUTED_WORDS` of them match.
 
 use std::collections::HashSet;
 
@@ -18,6 +22,8 @@ const SLACK_S: f64 = 1.0;
 /// The words before a stamp that say what it cites: the rest of the sentence, at most this many
 /// characters back.
 const CONTEXT_CHARS: usize = 300;
+/// Words an uncited answer must share with a segment to be given its stamp.
+const ATTRIBUTED_WORDS: usize = 2;
 
 /// A segment the answer may cite: its times and its words.
 struct Moment {
@@ -34,11 +40,15 @@ pub struct Citations {
     held: String,
     /// What was passed on, its tail: the words a bad stamp is matched by.
     said: String,
+    /// An answer that cites nothing is given the stamp its words come from (the small model's).
+    attribute: bool,
+    cited: bool,
 }
 
 impl Citations {
-    /// The check for an answer grounded in `segments` (of every video it was given).
-    pub fn new<'a>(segments: impl IntoIterator<Item = &'a Segment>) -> Self {
+    /// The check for an answer grounded in `segments` (of every video it was given); with
+    /// `attribute`, an answer that cites nothing is given its stamp.
+    pub fn new<'a>(segments: impl IntoIterator<Item = &'a Segment>, attribute: bool) -> Self {
         let moments = segments
             .into_iter()
             .map(|s| Moment {
@@ -52,6 +62,8 @@ impl Citations {
             gap: false,
             held: String::new(),
             said: String::new(),
+            attribute,
+            cited: false,
         }
     }
 
@@ -77,6 +89,7 @@ impl Citations {
             match shape(&self.held) {
                 Shape::Partial => {}
                 Shape::Stamp(seconds) => {
+                    self.cited = true;
                     let held = std::mem::take(&mut self.held);
                     let checked = self.checked(seconds, &held, &out);
                     if checked.is_empty() {
@@ -112,11 +125,21 @@ impl Citations {
         out
     }
 
-    /// What is still held at the answer's end (a space, a `[` that opened no stamp), as it came.
+    /// What is still held at the answer's end (a space, a `[` that opened no stamp), as it
+    /// came; and for an uncited answer that is to be attributed, its stamp.
     pub fn finish(&mut self) -> String {
         let mut out = String::new();
         self.open_gap(&mut out);
         out.push_str(&std::mem::take(&mut self.held));
+        if self.attribute && !std::mem::replace(&mut self.cited, true) {
+            let said = self.said.clone() + &out;
+            if let Some((shared, moment)) = self.best(&said) {
+                if shared >= ATTRIBUTED_WORDS {
+                    out.push_str(if said.ends_with(' ') { "" } else { " " });
+                    out.push_str(&stamp(moment.start_s));
+                }
+            }
+        }
         out
     }
 
@@ -142,18 +165,20 @@ impl Citations {
         if inside || self.moments.is_empty() {
             return held.to_string();
         }
-        let context = self.context(before);
-        let words: HashSet<String> = terms(&context).filter(|w| w.len() > 2).collect();
-        let best = self
-            .moments
-            .iter()
-            .map(|m| (m.words.intersection(&words).count(), m))
-            .filter(|(shared, _)| *shared > 0)
-            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.start_s.total_cmp(&a.1.start_s)));
-        match best {
+        match self.best(&self.context(before)) {
             Some((_, moment)) => stamp(moment.start_s),
             None => String::new(),
         }
+    }
+
+    /// The segment sharing most words with `text` (the earliest of equals), and how many.
+    fn best(&self, text: &str) -> Option<(usize, &Moment)> {
+        let words: HashSet<String> = terms(text).filter(|w| w.len() > 2).collect();
+        self.moments
+            .iter()
+            .map(|m| (m.words.intersection(&words).count(), m))
+            .filter(|(shared, _)| *shared > 0)
+            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.start_s.total_cmp(&a.1.start_s)))
     }
 
     /// The sentence a stamp ends: the text since the last sentence end or stamp before it.
@@ -250,7 +275,7 @@ mod tests {
 
     #[test]
     fn real_stamps_stand_and_made_up_ones_move_or_go() {
-        let check = Citations::new(&timeline());
+        let check = Citations::new(&timeline(), false);
         let answer = "The bicycle is by the red barn [00:25]. The flowers get water at sunset \
                       [07:40]. Nobody mentions rockets [09:59].";
         assert_eq!(
@@ -262,7 +287,7 @@ mod tests {
 
     #[test]
     fn a_stream_holds_back_only_a_stamp_in_progress() {
-        let mut check = Citations::new(&timeline());
+        let mut check = Citations::new(&timeline(), false);
         let pieces = [
             "The barn is red [0",
             "0:2",
@@ -285,6 +310,25 @@ mod tests {
     }
 
     #[test]
+    fn the_small_models_uncited_answer_is_given_the_stamp_its_words_come_from() {
+        let small = |text: &str| Citations::new(&timeline(), true).whole(text);
+        assert_eq!(
+            small("They water the flowers before sunset."),
+            "They water the flowers before sunset. [00:40]"
+        );
+        // Cited already, or sharing too few words: left as it is.
+        assert_eq!(
+            small("The barn is red [00:27]."),
+            "The barn is red [00:27]."
+        );
+        assert_eq!(small("I do not know."), "I do not know.");
+        assert_eq!(
+            Citations::new(&timeline(), false).whole("They water the flowers."),
+            "They water the flowers."
+        );
+    }
+
+    #[test]
     fn what_only_looks_like_a_stamp_passes_as_it_came() {
         for text in [
             "[1:2:3]",
@@ -295,7 +339,7 @@ mod tests {
             "x [0",
             "two  spaces [ and a bracket",
         ] {
-            assert_eq!(Citations::new(&timeline()).whole(text), text);
+            assert_eq!(Citations::new(&timeline(), false).whole(text), text);
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::conversation::{Message, Role};
 use crate::error::ApiError;
 use crate::persona::CallerOptions;
 use crate::state::AppState;
-use crate::videos::excerpt::{self, Material, Range};
+use crate::videos::excerpt::{self, Material, Range, Reader};
 use crate::videos::model::{Segment, Video};
 
 use super::{Ask, Caller, Started};
@@ -73,9 +73,20 @@ pub async fn start(
         })
         .collect();
     let meaning = by_meaning(library, caller, &found, question, budget).await;
-    let grounding = excerpt::ground(&materials, question, &meaning, budget, &|text| {
-        context_budget::count_text(model, text)
-    });
+    // The embedded model is small: it reads a shorter timeline, shaped for it.
+    let reader = if caller.runtime.upstreams.all_local() {
+        Reader::Small
+    } else {
+        Reader::Large
+    };
+    let grounding = excerpt::ground(
+        &materials,
+        question,
+        &meaning,
+        budget,
+        &|text| context_budget::count_text(model, text),
+        reader,
+    );
     let cited = grounding
         .cited
         .iter()

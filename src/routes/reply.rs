@@ -115,37 +115,41 @@ pub async fn video<K, E: Encoder>(
             kept,
         } = decode(record).await?;
         record.label_persona(&caller.runtime.config, &ask.persona);
+        // The embedded model's answers are given the stamp they do not write (`citations`).
+        let small = caller.runtime.upstreams.all_local();
         let (started, cited) = video_chat::start(state, &caller, ask, record).await?;
-        Ok((started, (cited, kept, stream)))
+        Ok((started, (cited, kept, stream, small)))
     };
-    let mode = |started: &mut Started, (cited, kept, stream): &mut (Vec<Cited>, K, bool)| {
+    let checked = |cited: &[Cited], small: bool| {
+        Citations::new(cited.iter().flat_map(|c| &c.segments), small)
+    };
+    let mode = |started: &mut Started, asked: &mut (Vec<Cited>, K, bool, bool)| {
+        let (cited, kept, stream, small) = asked;
         if *stream {
             Mode::Stream(Checked {
                 inner: make_encoder(cited, started.usage.take(), kept),
-                citations: Citations::new(cited.iter().flat_map(|c| &c.segments)),
+                citations: checked(cited, *small),
             })
         } else {
             Mode::Whole
         }
     };
-    Ok(
-        match chat(state, incoming, dialect, "", start, mode).await? {
+    let reply = chat(state, incoming, dialect, "", start, mode).await?;
+    Ok(match reply {
+        Reply::Whole {
+            mut whole,
+            basis,
+            asked: (cited, kept, _, small),
+        } => {
+            whole.text = checked(&cited, small).whole(&whole.text);
             Reply::Whole {
-                mut whole,
+                whole,
                 basis,
-                asked: (cited, kept, _),
-            } => {
-                whole.text =
-                    Citations::new(cited.iter().flat_map(|c| &c.segments)).whole(&whole.text);
-                Reply::Whole {
-                    whole,
-                    basis,
-                    asked: (cited, kept),
-                }
+                asked: (cited, kept),
             }
-            Reply::Streaming(response) => Reply::Streaming(response),
-        },
-    )
+        }
+        Reply::Streaming(response) => Reply::Streaming(response),
+    })
 }
 
 /// A dialect's encoder with every stamp in the text checked on its way through: only a stamp in

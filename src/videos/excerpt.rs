@@ -22,8 +22,29 @@ const INSTRUCTIONS: &str =
 Each timeline line starts with the moment it happens, like [01:05]. Whenever your answer refers to \
 a moment, cite its stamp exactly as written, e.g. [01:05]. If the timeline does not tell, say so \
 instead of guessing.";
+/// What a small embedded model is told instead: one task, and the shape of a cited answer. A
+/// 135M model given the long instructions and a whole timeline cited no stamp and looped; given
+/// an example answer (a red car at [02:15]), it answered with the example, word for word, so the
+/// example is a shape with no content. It still seldom writes the stamp: `answer::citations`
+/// gives its answer the stamp its words come from.
+const SMALL_INSTRUCTIONS: &str = "Answer the question in one short sentence, using only the \
+timeline below, and end the sentence with the stamp of the line it comes from, in this shape: \
+<what the timeline says> [MM:SS].";
+/// A small model reads at most this much timeline (about eight lines)...
+const SMALL_BUDGET: usize = 400;
+/// ...each cut to this many words.
+const SMALL_LINE_WORDS: usize = 30;
 const PARTIAL: &str = "Only the parts of the timeline most relevant to the question are shown; \
 … marks a stretch left out.";
+
+/// Who reads the timeline: it is written for the model that answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// An upstream model: every line that fits the budget, the full instructions.
+    Large,
+    /// The small embedded model: fewer, shorter lines, one task and an example.
+    Small,
+}
 
 /// A video to ground in: its record, its timeline, and the part of it the caller asked about.
 pub struct Material<'a> {
@@ -75,8 +96,13 @@ pub fn ground(
     meaning: &[(usize, usize)],
     budget: usize,
     count: &dyn Fn(&str) -> usize,
+    reader: Reader,
 ) -> Grounding {
     let named = materials.len() > 1;
+    let (instructions, budget) = match reader {
+        Reader::Large => (INSTRUCTIONS, budget),
+        Reader::Small => (SMALL_INSTRUCTIONS, budget.min(SMALL_BUDGET)),
+    };
     let lines: Vec<Vec<Line>> = materials
         .iter()
         .map(|m| {
@@ -87,9 +113,17 @@ pub fn ground(
                 .filter(|(_, s)| m.range.overlaps(s))
                 .filter_map(|(index, s)| {
                     let text = line(m.video, s, named)?;
-                    let tokens = match s.tokens {
-                        Some(n) => n as usize + LINE_OVERHEAD + name,
-                        None => count(&text) + 1,
+                    let (text, tokens) = match (reader, s.tokens) {
+                        (Reader::Small, _) => {
+                            let text = shortened(&text, SMALL_LINE_WORDS);
+                            let tokens = count(&text) + 1;
+                            (text, tokens)
+                        }
+                        (Reader::Large, Some(n)) => (text, n as usize + LINE_OVERHEAD + name),
+                        (Reader::Large, None) => {
+                            let tokens = count(&text) + 1;
+                            (text, tokens)
+                        }
                     };
                     Some(Line {
                         index,
@@ -100,7 +134,7 @@ pub fn ground(
                 .collect()
         })
         .collect();
-    let fixed = count(INSTRUCTIONS)
+    let fixed = count(instructions)
         + count(PARTIAL)
         + materials
             .iter()
@@ -121,7 +155,17 @@ pub fn ground(
             budget.saturating_sub(fixed),
         )
     };
-    render(materials, &lines, &chosen)
+    render(materials, &lines, &chosen, instructions)
+}
+
+/// `text`'s first `words` words, with `…` where it was cut.
+fn shortened(text: &str, words: usize) -> String {
+    let mut out: Vec<&str> = text.split_whitespace().take(words + 1).collect();
+    if out.len() > words {
+        out.truncate(words);
+        return out.join(" ") + " …";
+    }
+    out.join(" ")
 }
 
 /// One segment as a line: `[01:05] said: "…" · on screen: "…" · seen: …`. None when it has
@@ -172,12 +216,17 @@ fn header(m: &Material<'_>) -> String {
     )
 }
 
-fn render(materials: &[Material<'_>], lines: &[Vec<Line>], chosen: &[HashSet<usize>]) -> Grounding {
+fn render(
+    materials: &[Material<'_>],
+    lines: &[Vec<Line>],
+    chosen: &[HashSet<usize>],
+    instructions: &str,
+) -> Grounding {
     let whole = lines
         .iter()
         .zip(chosen)
         .all(|(all, chosen)| all.len() == chosen.len());
-    let mut text = String::from(INSTRUCTIONS);
+    let mut text = String::from(instructions);
     if !whole {
         text.push(' ');
         text.push_str(PARTIAL);
@@ -430,12 +479,51 @@ mod tests {
             segments: &segments,
             range: Range::default(),
         }];
-        let g = ground(&m, "giraffe?", &[], 10_000, &words);
+        let g = ground(&m, "giraffe?", &[], 10_000, &words, Reader::Large);
         assert!(g.whole);
         assert!(g.text.contains("[00:00] said: \"hello\""), "{}", g.text);
         assert!(g.text.contains("[01:05] said: \"the giraffe\""));
         assert!(g.text.contains("cite its stamp"));
         assert_eq!(g.cited, vec![(0, vec![0, 1])]);
+    }
+
+    #[test]
+    fn a_small_model_reads_a_few_short_lines_and_the_shape_of_an_answer() {
+        let v = video("talk.mp4");
+        let mut segments = talk();
+        segments[70].transcript = format!("now the giraffe {}", "walks on and on ".repeat(20));
+        let m = [Material {
+            video: &v,
+            segments: &segments,
+            range: Range::default(),
+        }];
+        let g = ground(
+            &m,
+            "Where does the giraffe go?",
+            &[],
+            10_000,
+            &words,
+            Reader::Small,
+        );
+        assert!(g
+            .text
+            .starts_with("Answer the question in one short sentence"));
+        assert!(g
+            .text
+            .contains("in this shape: <what the timeline says> [MM:SS]."));
+        let lines: Vec<&str> = g.text.lines().filter(|l| l.starts_with('[')).collect();
+        assert!((2..=10).contains(&lines.len()), "{}", g.text);
+        assert!(
+            lines.iter().all(|l| l.split_whitespace().count() <= 31),
+            "{}",
+            g.text
+        );
+        assert!(
+            g.text.contains("[35:00] said: \"now the giraffe"),
+            "{}",
+            g.text
+        );
+        assert!(g.cited[0].1.contains(&70));
     }
 
     #[test]
@@ -447,7 +535,14 @@ mod tests {
             segments: &segments,
             range: Range::default(),
         }];
-        let g = ground(&m, "Where does the giraffe go?", &[], 300, &words);
+        let g = ground(
+            &m,
+            "Where does the giraffe go?",
+            &[],
+            300,
+            &words,
+            Reader::Large,
+        );
         assert!(!g.whole);
         assert_eq!(g.cited[0].1[0], 0, "the start of the video");
         for i in [69, 70, 71] {
@@ -479,7 +574,7 @@ mod tests {
             counted.set(counted.get() + t.len());
             words(t)
         };
-        let g = ground(&m, "giraffe", &[], 1000, &count);
+        let g = ground(&m, "giraffe", &[], 1000, &count, Reader::Large);
         // Fixed parts aside, 1000 tokens hold 7 lines of 100 + 20.
         let sent: usize = g.cited[0].1.len();
         assert!((4..=7).contains(&sent), "{:?}", g.cited);
@@ -511,7 +606,7 @@ mod tests {
                 range: Range::default(),
             },
         ];
-        let g = ground(&m, "anything", &[], 10_000, &words);
+        let g = ground(&m, "anything", &[], 10_000, &words, Reader::Large);
         assert_eq!(g.cited, vec![(0, vec![2, 3]), (1, vec![0])]);
         assert!(g.text.contains("a.mp4 [01:00] said"), "{}", g.text);
         assert!(g.text.contains("b.mp4 [00:00] said: \"other video\""));
@@ -528,7 +623,14 @@ mod tests {
             range: Range::default(),
         }];
         // No word of the question is in segment 40; search by meaning found it.
-        let g = ground(&m, "a long-necked animal", &[(0, 40)], 300, &words);
+        let g = ground(
+            &m,
+            "a long-necked animal",
+            &[(0, 40)],
+            300,
+            &words,
+            Reader::Large,
+        );
         assert!(g.cited[0].1.contains(&40), "{:?}", g.cited);
     }
 
@@ -541,7 +643,7 @@ mod tests {
             segments: &segments,
             range: Range::default(),
         }];
-        assert!(ground(&m, "", &[], 1000, &words)
+        assert!(ground(&m, "", &[], 1000, &words, Reader::Large)
             .text
             .contains("[1:02:05] said: \"late\""));
     }
