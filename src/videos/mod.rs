@@ -1,7 +1,8 @@
 //! The video library: videos uploaded or linked, processed offline into a timeline, kept in a
 //! store. Routes (`routes::videos`, and the video dialects) call [`Library`]; the rest is here:
 //!
-//! - `store` — the database (SQLite via sqlx): videos, the job queue, keyframes, timelines.
+//! - `store` — the database (sqlx: SQLite, or Postgres for replicas), one module per table
+//!   family: videos, the job queue, timelines, vectors, keyword search, sessions.
 //! - `jobs` — the bounded worker pool that claims queued jobs and runs `pipeline` on each.
 //! - `pipeline` — one video's processing, step by step: `download` (URL ingest, through
 //!   `url_guard`), `probe`, the transcript (`subtitles`, else `speech`), `keyframes` (its cuts
