@@ -135,3 +135,118 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{file, load};
+    use super::super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let c = Config::load_from(None, &[], &OpenAiEnv::default()).unwrap();
+        assert_eq!(c.server.listen.port(), 8080);
+        assert!(!c.wire.compact);
+        assert_eq!(c.limits.max_body_bytes, 1 << 20);
+        assert_eq!(c.timeouts.first_token, Duration::from_secs(25));
+        // No key, no upstream: the embedded model, when it is built in.
+        assert_eq!(c.upstreams.len(), usize::from(cfg!(feature = "local")));
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let f = file("[server]\nlistn = \"0.0.0.0:1\"\n");
+        let err = Config::load_from(Some(&f.0), &[], &OpenAiEnv::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&f.0.display().to_string()), "{err}");
+        assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn malformed_file_is_an_error_naming_it() {
+        let err = load("[server\nlisten=").unwrap_err().to_string();
+        assert!(err.starts_with("config file "), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_file_and_unknown_env_key_fails() {
+        let env = vec![
+            ("CHATAPI__WIRE__COMPACT".to_string(), "true".to_string()),
+            ("CHATAPI__AUTH__KEYS".to_string(), "a,b".to_string()),
+        ];
+        let c = Config::load_from(None, &env, &OpenAiEnv::default()).unwrap();
+        assert!(c.wire.compact);
+        assert_eq!(c.auth.keys, vec![ApiKey::from("a"), ApiKey::from("b")]);
+
+        let bad = vec![("CHATAPI__WIRE__COMPAKT".to_string(), "true".to_string())];
+        let err = Config::load_from(None, &bad, &OpenAiEnv::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environment") && err.contains("compakt"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn openai_env_fills_an_upstream() {
+        let openai = OpenAiEnv {
+            api_key: Some("sk-test".into()),
+            base_url: Some("http://127.0.0.1:9/v1".into()),
+        };
+        let c = Config::load_from(None, &[], &openai).unwrap();
+        assert_eq!(c.upstreams.len(), 1);
+        assert_eq!(c.upstreams[0].api_key.expose(), "sk-test");
+        assert_eq!(
+            c.upstreams[0].base_url.as_deref(),
+            Some("http://127.0.0.1:9/v1")
+        );
+    }
+
+    #[test]
+    fn redacted_output_hides_secrets() {
+        let c = load(
+            "[auth]\nkeys = [\"topsecret\"]\n[[upstreams]]\nname = \"a\"\nbase_url = \"http://x/v1\"\napi_key = \"sk-hidden\"\nmodel = \"m\"\n",
+        )
+        .unwrap();
+        let out = c.redacted_toml().unwrap();
+        assert!(
+            !out.contains("topsecret") && !out.contains("sk-hidden"),
+            "{out}"
+        );
+        assert!(out.contains("<redacted>"));
+        assert!(!format!("{c:?}").contains("sk-hidden"));
+    }
+
+    #[test]
+    fn header_values_are_secrets_unless_marked_plain() {
+        let c = load(
+            "[[upstreams]]\nname = \"azure\"\nbase_url = \"https://x.openai.azure.com/openai/deployments/d?api-version=2024-10-21\"\nmodel = \"m\"\nheaders = { \"api-key\" = \"azure-secret\", \"OpenAI-Organization\" = \"org-visible\" }\nplain_headers = [\"openai-organization\"]\n",
+        )
+        .unwrap();
+        let out = c.redacted_toml().unwrap();
+        assert!(!out.contains("azure-secret"), "{out}");
+        assert!(out.contains("org-visible"), "{out}");
+        assert!(!format!("{c:?}").contains("azure-secret"));
+    }
+
+    #[test]
+    fn the_openai_key_goes_only_where_openai_is() {
+        let openai = OpenAiEnv {
+            api_key: Some("sk-owner".into()),
+            base_url: None,
+        };
+        let f = file("[[upstreams]]\nname = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\nmodel = \"m\"\n[[upstreams]]\nname = \"vllm\"\nbase_url = \"http://10.0.0.5:8000/v1\"\nmodel = \"m\"\n[[upstreams]]\nname = \"local\"\nkind = \"local\"\n");
+        let c = Config::load_from(Some(&f.0), &[], &openai).unwrap();
+        assert_eq!(c.upstreams[0].api_key.expose(), "sk-owner");
+        assert!(
+            c.upstreams[1].api_key.is_empty(),
+            "a third party never gets it"
+        );
+        assert!(c.upstreams[2].api_key.is_empty(), "nor the embedded model");
+        // The README's compose path: config/example.toml with the key set starts.
+        let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+        Config::load_from(Some(&example), &[], &openai).unwrap();
+    }
+}

@@ -347,3 +347,177 @@ fn validate_persona(name: &str, p: &Persona) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::load;
+    use super::super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn persona_typo_is_rejected() {
+        let err = load("[personas.default]\ntemprature = 0.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("temprature"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_sampling_is_rejected() {
+        let err = load("[personas.default]\ntemperature = 3.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("personas.default.temperature"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_parse_and_a_bad_one_is_named() {
+        let env = vec![(
+            "CHATAPI__LIMITS__TRUSTED_PROXIES".to_string(),
+            "127.0.0.1,10.0.0.0/8".to_string(),
+        )];
+        let c = Config::load_from(None, &env, &OpenAiEnv::default()).unwrap();
+        let nets = c.limits.trusted_proxy_nets().unwrap();
+        assert_eq!(nets.len(), 2);
+        assert!(nets[1].contains(&"10.9.8.7".parse::<std::net::IpAddr>().unwrap()));
+        let err = load("[limits]\ntrusted_proxies = [\"10.0.0.0/99\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.trusted_proxies") && err.contains("10.0.0.0/99"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn persona_timeouts_override_and_zero_is_rejected() {
+        let c = load(
+            "[personas.quick]\ntimeouts = { connect = \"100ms\", idle = \"2s\" }\n[personas.same]\ntimeouts = { connect = \"5s\" }\n",
+        )
+        .unwrap();
+        let quick = c.timeouts.with(&c.personas["quick"].timeouts);
+        assert_eq!(quick.connect, Duration::from_millis(100));
+        assert_eq!(quick.idle, Duration::from_secs(2));
+        assert_eq!(quick.first_token, c.timeouts.first_token);
+        assert_eq!(
+            c.connect_timeouts(),
+            [Duration::from_millis(100), Duration::from_secs(5)],
+            "one HTTP client per distinct connect timeout"
+        );
+        let err = load("[personas.default]\ntimeouts = { total = \"0s\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("personas.default.timeouts.total"), "{err}");
+    }
+
+    #[test]
+    fn an_open_public_server_and_compact_framing_are_warned_about() {
+        let c = Config::load_from(None, &[], &OpenAiEnv::default()).unwrap();
+        assert!(
+            c.warnings().is_empty(),
+            "the defaults: loopback, spaced framing"
+        );
+        let env = vec![
+            (
+                "CHATAPI__SERVER__LISTEN".to_string(),
+                "0.0.0.0:8080".to_string(),
+            ),
+            ("CHATAPI__WIRE__COMPACT".to_string(), "true".to_string()),
+        ];
+        let c = Config::load_from(None, &env, &OpenAiEnv::default()).unwrap();
+        let w = c.warnings().join("\n");
+        assert!(w.contains("auth.keys") && w.contains("wire.compact"), "{w}");
+        let keyed = [
+            env,
+            vec![("CHATAPI__AUTH__KEYS".to_string(), "k".to_string())],
+        ]
+        .concat();
+        let c = Config::load_from(None, &keyed, &OpenAiEnv::default()).unwrap();
+        let w = c.warnings().join("\n");
+        assert!(!w.contains("auth.keys"), "keys set: {w}");
+        assert!(
+            w.contains("wire.compact") && w.contains("server.admin_listen"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn nonsense_local_settings_are_rejected_by_name() {
+        for (text, key) in [
+            ("[local]\nqueue = 0\n", "local.queue"),
+            ("[local]\ncontext_tokens = 0\n", "local.context_tokens"),
+            ("[local]\nparallel = 0\n", "local.parallel"),
+            ("[local]\ncontext_tokens = 16\n", "local.context_tokens"),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn nonsense_cluster_settings_are_rejected_by_name() {
+        for (text, key) in [
+            (
+                "[cluster]\nredis_url = \"localhost:6379\"\n",
+                "cluster.redis_url",
+            ),
+            (
+                "[cluster]\nredis_timeout = \"0s\"\n",
+                "cluster.redis_timeout",
+            ),
+            (
+                "[cluster]\nstream_lease = \"100ms\"\n",
+                "cluster.stream_lease",
+            ),
+            (
+                "[cluster]\ndatabase_url = \"mysql://db/chatapi\"\n",
+                "cluster.database_url",
+            ),
+            ("[cluster]\nredis_urls = \"redis://r\"\n", "redis_urls"),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let ok = load("[cluster]\nredis_url = \"redis://:pw@cache:6380/2\"\ndatabase_url = \"postgres://u:p@db/chatapi\"\n");
+        assert!(ok.is_ok(), "{:?}", ok.err());
+    }
+
+    #[test]
+    fn nonsense_video_settings_are_rejected_by_name() {
+        let local = "[[upstreams]]\nname = \"here\"\nkind = \"local\"\n";
+        for (text, key) in [
+            ("[videos]\nworkers = 0\n", "videos.workers"),
+            ("[videos]\nmax_bytes = 0\n", "videos.max_bytes"),
+            ("[videos]\njob_lease = \"0s\"\n", "videos.job_lease"),
+            (
+                "[videos]\nscene_threshold = 1.5\n",
+                "videos.scene_threshold",
+            ),
+            (
+                "[videos]\nkeyframes_min_per_minute = 30.0\n",
+                "videos.keyframes_min_per_minute",
+            ),
+            ("[videos]\nspeech_model = \"\"\n", "videos.speech_model"),
+            (
+                "[videos]\nvision_upstreams = [\"nope\"]\n",
+                "videos.vision_upstreams",
+            ),
+            ("[videos]\nwrokers = 2\n", "wrokers"),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let err = load(&format!("{local}[videos]\nvision_upstreams = [\"here\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be a remote upstream"), "{err}");
+    }
+
+    #[test]
+    fn upstream_without_model_needs_persona_model() {
+        let err = load("[[upstreams]]\nname = \"a\"\nbase_url = \"http://x/v1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("upstreams[0].model"), "{err}");
+    }
+}
