@@ -7,10 +7,12 @@
 //! `chunks` are the timeline's segments. Errors: `{"error":{"message","type","code","param"}}`.
 
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::{self, post};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -41,6 +43,20 @@ const LABELS: &[&str] = &[
 ];
 
 /// Mavera's error envelope, with its codes.
+/// Mavera's video-analysis routes, under its own paths.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/video-analyses",
+            post(create).get(list).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/v1/video-analyses/{id}",
+            routing::get(self::get).delete(delete),
+        )
+        .route("/api/v1/video-analyses/{id}/chat", post(chat))
+}
+
 pub fn error_response(error: &ApiError) -> Response {
     let (kind, code) = match error {
         ApiError::Unauthorized => ("authentication_error", "invalid_api_key"),

@@ -15,10 +15,12 @@
 //! failed over here) is answered 424, not 502: one model call is not made into four.
 
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::{self, post};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -39,6 +41,22 @@ use crate::videos::Owner;
 const DIALECT: &str = "reka";
 const MAX_CONTEXT: usize = 5;
 const FEATURES: &[&str] = &["transcript", "captions", "embeddings"];
+
+/// Reka Vision's v2 routes, under its own paths.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v2/videos",
+            post(create).get(list).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v2/videos/{id}", routing::get(self::get).delete(delete))
+        .route("/v2/videos/{id}/features/plan", post(plan))
+        .route("/v2/videos/{id}/features/{feature}", post(trigger))
+        .route("/v2/videos/{id}/transcript", routing::get(transcript))
+        .route("/v2/videos/{id}/captions", routing::get(captions))
+        .route("/v2/chat", post(chat))
+        .route("/v2/search", post(search))
+}
 
 pub fn error_response(error: &ApiError) -> Response {
     let kind = match (error.kind(), error) {

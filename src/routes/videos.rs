@@ -3,10 +3,12 @@
 //! status), `GET /v1/videos/{id}`, `/timeline`, `/keyframes/{n}.jpg`, `DELETE /v1/videos/{id}`.
 //! Errors in OpenAI's envelope, keys as on every route.
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::{self, post};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -18,6 +20,20 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::videos::model::{stamp, Status};
 use crate::videos::{Owner, Page};
+
+/// The library's own API, `/v1/videos` (and search across it, `/v1/search`).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        // Uploads stream to disk under `videos.max_bytes`, not axum's in-memory body limit.
+        .route(
+            "/v1/videos",
+            post(create).get(list).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/videos/{id}", routing::get(self::get).delete(delete))
+        .route("/v1/videos/{id}/timeline", routing::get(timeline))
+        .route("/v1/videos/{id}/keyframes/{file}", routing::get(keyframe))
+        .route("/v1/search", post(super::search::search))
+}
 
 pub async fn create(
     State(state): State<AppState>,

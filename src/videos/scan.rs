@@ -270,7 +270,9 @@ async fn score(
         let mut frame = vec![0u8; scenes::FRAME_BYTES];
         let mut n = 0usize;
         while out.read_exact(&mut frame).is_ok() {
-            detector.frame(from_s + n as f64 * FRAME_S, &frame);
+            // To the millisecond: a timeline says 20.2 s, not 20.200000000000003.
+            let at = ((from_s + n as f64 * FRAME_S) * 1000.0).round() / 1000.0;
+            detector.frame(at, &frame);
             n += 1;
         }
         (detector.cuts(), n)

@@ -18,9 +18,18 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
 pub use framing::Framing;
 
 const DIALECT: &str = "chatapi";
+
+/// `POST /chat` (the default persona) and `POST /chat/{persona}`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/chat", post(chat_default))
+        .route("/chat/{persona}", post(chat_persona))
+}
 
 pub async fn chat_default(
     State(state): State<AppState>,

@@ -7,14 +7,47 @@
 pub mod mavi;
 pub mod v1_2;
 
+use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ErrorKind};
+use crate::state::AppState;
 use crate::videos::model::{Status, Video};
 
 pub const OK: &str = "0000";
+
+/// Both versions' routes, under the vendor's own paths.
+pub fn router() -> Router<AppState> {
+    let v1_0 = "/api/serve/video";
+    let v12 = "/serve/api/v1";
+    Router::new()
+        .route(
+            &format!("{v1_0}/upload"),
+            post(mavi::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route(&format!("{v1_0}/uploadUrl"), post(mavi::upload_url))
+        .route(&format!("{v1_0}/searchDB"), get(mavi::search_db))
+        .route(&format!("{v1_0}/delete"), delete(mavi::delete))
+        .route(&format!("{v1_0}/chat"), post(mavi::chat))
+        .route(&format!("{v1_0}/searchAI"), post(mavi::search_ai))
+        .route(
+            &format!("{v1_0}/searchVideoFragment"),
+            post(mavi::search_video_fragment),
+        )
+        .route(
+            &format!("{v12}/upload"),
+            post(v1_2::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route(&format!("{v12}/upload_url"), post(v1_2::upload_url))
+        .route(&format!("{v12}/list_videos"), post(v1_2::list_videos))
+        .route(&format!("{v12}/delete_videos"), post(v1_2::delete_videos))
+        .route(&format!("{v12}/chat"), post(v1_2::chat))
+        .route(&format!("{v12}/chat_stream"), post(v1_2::chat_stream))
+        .route(&format!("{v12}/search"), post(v1_2::search))
+}
 /// Videos one chat may be about.
 pub const MAX_CHAT_VIDEOS: usize = 50;
 

@@ -10,9 +10,21 @@ pub mod models;
 pub mod responses;
 
 use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::state::AppState;
+
+/// OpenAI's routes, under its own paths.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/responses", post(responses::create))
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{id}", get(models::get))
+}
 
 /// An error in OpenAI's envelope, as its SDKs map it onto their exception classes.
 pub fn error_response(error: &ApiError) -> Response {
