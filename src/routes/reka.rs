@@ -35,7 +35,7 @@ use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 use crate::videos::excerpt::Range;
 use crate::videos::model::{Segment, Status, Video};
-use crate::videos::search::Mode;
+use crate::videos::search::{self as core_search, Mode};
 use crate::videos::Owner;
 
 const DIALECT: &str = "reka";
@@ -591,14 +591,15 @@ pub async fn search(
         let wanted = from + page + 1;
         let clips = match body.strategy.as_deref() {
             None | Some("semantic") => {
-                let asked = search::Asked {
-                    text: text.clone(),
+                let query = core_search::Query {
+                    tenant: &caller.tenant,
+                    text: &text,
                     videos,
                     limit: wanted,
                     threshold: Some(threshold),
                     mode: Mode::Semantic,
                 };
-                search::run(library, &caller.tenant, asked).await?
+                search::run(library, query).await?
             }
             Some("text") => {
                 let fields = body

@@ -22,15 +22,6 @@ use crate::videos::Library;
 pub const MAX_QUERY_CHARS: usize = 1000;
 pub const MAX_VIDEOS: usize = 100;
 
-/// A checked search request, whatever dialect it came in.
-pub struct Asked {
-    pub text: String,
-    pub videos: Option<Vec<String>>,
-    pub limit: usize,
-    pub threshold: Option<f32>,
-    pub mode: Mode,
-}
-
 /// The query text, trimmed: present and not too long. `field` names it as the dialect does.
 pub fn query_text(text: &str, field: &str) -> Result<String, ApiError> {
     let text = text.trim();
@@ -111,20 +102,9 @@ pub async fn searchable(
     Ok(videos)
 }
 
-/// Runs it; each clip comes with its video.
-pub async fn run(
-    library: &Library,
-    tenant: &str,
-    asked: Asked,
-) -> Result<Vec<(Clip, Video)>, ApiError> {
-    let query = Query {
-        tenant,
-        text: &asked.text,
-        videos: asked.videos,
-        limit: asked.limit,
-        threshold: asked.threshold,
-        mode: asked.mode,
-    };
+/// Runs a checked query; each clip comes with its video.
+pub async fn run(library: &Library, query: Query<'_>) -> Result<Vec<(Clip, Video)>, ApiError> {
+    let tenant = query.tenant;
     let clips = library.search(query).await?;
     with_videos(library, tenant, clips).await
 }
@@ -206,14 +186,16 @@ pub async fn search(
             ),
             None => None,
         };
-        let asked = Asked {
-            text: query_text(&body.query, "query")?,
+        let text = query_text(&body.query, "query")?;
+        let query = Query {
+            tenant: &caller.tenant,
+            text: &text,
             videos,
             limit: limit(body.limit, "limit", 10, 100)?,
             threshold: body.threshold,
             mode,
         };
-        let found = run(library, &caller.tenant, asked).await?;
+        let found = run(library, query).await?;
         let data: Vec<Value> = found
             .iter()
             .map(|(clip, video)| {

@@ -31,7 +31,7 @@ use crate::state::AppState;
 use crate::upstream::Event;
 use crate::videos::excerpt::Range;
 use crate::videos::model::Video;
-use crate::videos::search::Mode;
+use crate::videos::search::{self as core_search, Mode};
 use crate::videos::{LibraryError, Owner, Page};
 
 const DIALECT: &str = "mavi";
@@ -227,15 +227,17 @@ pub async fn search_ai(
         let body: SearchBody =
             crate::routes::body::json(&bytes, "{\"searchValue\": \"...\", \"limit\": 10}")?;
         let want = search::limit(body.limit, "limit", 20, 200)?;
-        let asked = search::Asked {
-            text: search::query_text(&body.search_value, "searchValue")?,
+        let text = search::query_text(&body.search_value, "searchValue")?;
+        let query = core_search::Query {
+            tenant: &caller.tenant,
+            text: &text,
             videos: None,
             // Clips, then videos: ask for enough clips to fill the videos asked for.
             limit: want * 5,
             threshold: None,
             mode: Mode::Hybrid,
         };
-        let found = search::run(library, &caller.tenant, asked).await?;
+        let found = search::run(library, query).await?;
         let mut seen = std::collections::HashSet::new();
         let videos: Vec<Value> = found
             .iter()
@@ -276,14 +278,15 @@ pub async fn search_video_fragment(
                 ));
             }
             let videos = search::searchable(library, &caller.tenant, &ids, "videoNos").await?;
-            let asked = search::Asked {
-                text,
+            let query = core_search::Query {
+                tenant: &caller.tenant,
+                text: &text,
                 videos: Some(videos.into_iter().map(|v| v.id).collect()),
                 limit: search::limit(body.limit, "limit", 20, 200)?,
                 threshold: None,
                 mode: Mode::Hybrid,
             };
-            let found = search::run(library, &caller.tenant, asked).await?;
+            let found = search::run(library, query).await?;
             let clips: Vec<Value> = found
                 .iter()
                 .map(|(clip, v)| {

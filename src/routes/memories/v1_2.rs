@@ -34,7 +34,7 @@ use crate::routes::search;
 use crate::state::AppState;
 use crate::upstream::Event;
 use crate::videos::excerpt::Range;
-use crate::videos::search::Mode;
+use crate::videos::search::{self as core_search, Mode};
 use crate::videos::{Library, Owner, Page};
 
 const DIALECT: &str = "memories";
@@ -515,14 +515,16 @@ pub async fn search(
             ),
             None => None,
         };
-        let asked = search::Asked {
-            text: search::query_text(&body.search_param, "search_param")?,
+        let text = search::query_text(&body.search_param, "search_param")?;
+        let query = core_search::Query {
+            tenant: &caller.tenant,
+            text: &text,
             videos,
             limit: search::limit(body.top_k, "top_k", 10, 100)?,
             threshold,
             mode: Mode::Hybrid,
         };
-        let found = search::run(library, &caller.tenant, asked).await?;
+        let found = search::run(library, query).await?;
         let data: Vec<Value> = found
             .iter()
             .map(|(clip, v)| {
