@@ -40,9 +40,11 @@
 //! unknown keys rejected), `state` (the swappable runtime and shared limits), `error` (every
 //! failure's status, kind and code, in one place), `access_log` + `metrics` (one log line per
 //! request, Prometheus), `logging` (log output set-up), `signals` (shutdown), `reload` (SIGHUP
-//! and config-file changes), `limits` (rate limiters and the stream cap), `cluster` (the same
-//! limits, the stream cap, request-id repeats and Memories.ai sessions shared by replicas through
-//! Redis, with this process's own as the fallback).
+//! and config-file changes). Shared state, one module per concern, each with its in-process and
+//! its Redis half: `rate` (rate limits; `rate::shared`), `streams` (the stream cap; its leases in
+//! `cluster::streams`, which the Redis connection renews), `answer::repeats` (request-id repeats;
+//! `answer::repeats::shared`); `cluster` holds the Redis connection, the one-round-trip
+//! admission script and Memories.ai sessions, with this process's own state as the fallback.
 //!
 //! Beside the crate, workspace members of their own: `whisper/` (`chatapi-whisper`, the
 //! speech-to-text program each video's processing starts) and `bench/` (`chatapi-bench`, every
@@ -56,10 +58,10 @@ pub mod config;
 pub mod context_budget;
 pub mod conversation;
 mod error;
-mod limits;
 pub mod logging;
 mod metrics;
 mod persona;
+mod rate;
 mod relay;
 pub mod reload;
 mod routes;
@@ -67,6 +69,7 @@ mod sampling;
 mod server;
 pub mod signals;
 mod state;
+mod streams;
 pub mod upstream;
 pub mod videos;
 

@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
 use crate::config::{Config, ConfigError};
-use crate::limits::{OpenStreams, RateLimits};
+use crate::rate::RateLimits;
+use crate::streams::OpenStreams;
 use crate::upstream::Upstreams;
 use crate::videos::Library;
 

@@ -18,9 +18,9 @@ use crate::access_log::Record;
 use crate::config::Timeouts;
 use crate::conversation::Message;
 use crate::error::ApiError;
-use crate::limits::StreamSlot;
 use crate::persona::{self, CallerOptions};
 use crate::state::AppState;
+use crate::streams::StreamSlot;
 use crate::upstream::{Opened, UpstreamError};
 pub use admission::Caller;
 
@@ -163,7 +163,7 @@ pub async fn start(
             Err(error) => {
                 if let Some(digest) = digest {
                     let failure = repeats::Failure { digest, error: error.clone() };
-                    crate::cluster::repeats::remember(state.cluster(), failures, scope, &failure, window)
+                    repeats::shared::remember(state.cluster(), failures, scope, &failure, window)
                         .await;
                 }
                 return Err(error.into());

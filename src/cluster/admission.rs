@@ -11,10 +11,12 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use super::streams::Lease;
-use super::{rate, repeats, Cluster};
+use super::Cluster;
+use crate::answer::repeats::shared as repeats;
 use crate::answer::repeats::Failure;
 use crate::error::ApiError;
-use crate::limits::RateLimits;
+use crate::rate::shared as rate;
+use crate::rate::RateLimits;
 
 /// KEYS: the stream set, the request id's failure key, then the rate buckets in the order they
 /// are checked. ARGV: the cap (`-1`: no place asked), the lease in ms, the new lease's member,

@@ -1,15 +1,14 @@
 //! State that replicas behind one load balancer share (`[cluster]`), so N replicas behave as one
-//! server: rate limits (`rate`), the stream cap (`streams`), request-id repeats (`repeats`) and
-//! Memories.ai sessions (`sessions`), all through Redis (`redis`); what a request needs of the
-//! first three before it is answered is asked in one round trip (`admission`). With no
+//! server: rate limits (`crate::rate::shared`), the stream cap (its leases, `streams`),
+//! request-id repeats (`crate::answer::repeats::shared`) and Memories.ai sessions (`sessions`),
+//! all through Redis (`redis`); what a request needs of the first three before it is answered is
+//! asked in one round trip (`admission`). With no
 //! `redis_url` every piece stays in this process, exactly as on a single server. Redis is never
 //! a reason to wait: each call has a short timeout, and while it is down every request is
 //! served with this replica's own state (or refused, with `cluster.fail_closed`).
 
 pub mod admission;
-pub mod rate;
 pub mod redis;
-pub mod repeats;
 pub mod sessions;
 pub mod streams;
 
@@ -136,7 +135,7 @@ impl Shared {
 
     /// Sets a string value that expires after `ttl` (best effort: a failure is counted and
     /// logged by `redis`, and the caller goes on).
-    async fn set(&self, what: &'static str, key: String, value: String, ttl: Duration) {
+    pub(crate) async fn set(&self, what: &'static str, key: String, value: String, ttl: Duration) {
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let _: Option<()> = self
             .redis
@@ -152,7 +151,7 @@ impl Shared {
             .await;
     }
 
-    fn key(&self, parts: &[&str]) -> String {
+    pub(crate) fn key(&self, parts: &[&str]) -> String {
         let mut key = self.prefix.clone();
         for part in parts {
             key.push(':');

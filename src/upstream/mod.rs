@@ -55,7 +55,7 @@ pub struct ChatRequest {
     pub include_usage: bool,
 }
 
-/// Serialisable so replicas can share a failure under its request id (`cluster::repeats`).
+/// Serialisable so replicas can share a failure under its request id (`answer::repeats::shared`).
 #[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum UpstreamError {
     #[error("upstream {upstream}: could not connect: {detail}")]

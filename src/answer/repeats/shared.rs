@@ -1,17 +1,17 @@
 //! Request-id repeats for all replicas: an upstream failure is remembered under its scope (the
-//! key and request id, `answer::repeats::scope`) in Redis too, with the digest of the body it
+//! key and request id, `scope`) in Redis too, with the digest of the body it
 //! answered, so FaceTo-AI's retry of it gets the same answer at once whichever replica it
-//! reaches (`admission` reads it back; `answer::start` checks the body). An answer still in
+//! reaches (`cluster::admission` reads it back; `answer::start` checks the body). An answer still in
 //! flight elsewhere is not attached to: the real client retries only after a failure status,
 //! never while an answer is streaming.
 
 use std::time::Duration;
 
-use super::{Cluster, Shared};
-use crate::answer::repeats::{Failure, RecentFailures};
+use super::{Failure, RecentFailures};
+use crate::cluster::{Cluster, Shared};
 
 /// Where a scope's failure is kept (read back by `admission`).
-pub(super) fn failed_key(shared: &Shared, scope: &str) -> String {
+pub(crate) fn failed_key(shared: &Shared, scope: &str) -> String {
     shared.key(&["failed", scope])
 }
 

@@ -89,6 +89,8 @@ impl RecentFailures {
     }
 }
 
+pub mod shared;
+
 #[cfg(test)]
 mod tests {
     use super::*;

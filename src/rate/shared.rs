@@ -1,16 +1,16 @@
 //! Per-IP and per-key rate limits for all replicas at once: the in-process limiter's algorithm
 //! (governor's GCRA, same emission interval, same burst tolerance, same order: the IP first),
-//! run in Redis by `admission`'s script, so a burst of N spread over replicas is N, not N per
+//! run in Redis by `cluster::admission`'s script, so a burst of N spread over replicas is N, not N per
 //! replica. This is which buckets a caller has, and their parameters.
 
 use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
 
-use crate::limits::{Quota, RateLimits};
+use super::{Quota, RateLimits};
 
 /// One shared bucket: what it counts (for the refusal), its name in Redis, its quota.
-pub(super) struct Bucket {
+pub(crate) struct Bucket {
     pub scope: &'static str,
     pub name: String,
     quota: Quota,
@@ -25,7 +25,7 @@ impl Bucket {
 
 /// The caller's buckets, in the order they are checked (the IP first): none for a limit that is
 /// off. `key`: the caller's key, when it was accepted.
-pub(super) fn buckets(limits: &RateLimits, ip: Option<IpAddr>, key: Option<&str>) -> Vec<Bucket> {
+pub(crate) fn buckets(limits: &RateLimits, ip: Option<IpAddr>, key: Option<&str>) -> Vec<Bucket> {
     let (per_ip, per_key) = limits.quotas();
     let ip = ip.zip(per_ip).map(|(ip, quota)| Bucket {
         scope: "IP address",
