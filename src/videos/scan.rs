@@ -9,8 +9,9 @@
 //!    `scenes::Detector`, from its first keyframe to just past its last.
 //!
 //! A video whose keyframes come every 2 s or more often (an all-intra file, a phone's short
-//! groups), or where most stretches changed, is decoded whole instead, as is one whose keyframes
-//! cannot be listed: the stretches would cost as much, in more runs.
+//! groups), or where most stretches changed (or more than one every `SECONDS_PER_STRETCH`), is
+//! decoded whole instead, as is one whose keyframes cannot be listed: the stretches would cost as
+//! much, in more runs.
 
 use std::io::{BufRead, Read};
 use std::path::Path;
@@ -31,6 +32,10 @@ const MAX_UNSEEN: f64 = 11.0;
 const MIN_MEAN_GAP: f64 = 2.0;
 /// Past this share of the video in changed stretches, it is decoded whole.
 const MOST: f64 = 0.7;
+/// More than one stretch per this many seconds, and it is decoded whole too: each stretch is a
+/// program started (about 0.1 s of a core), and a file whose every other group of pictures
+/// changes would otherwise start thousands. A talk with a slide every 20 s has one per 20 s.
+const SECONDS_PER_STRETCH: f64 = 10.0;
 /// A stretch is decoded this far past its last keyframe, so a cut on that keyframe (where an
 /// encoder puts one) is scored against the frames before it.
 const PAST: f64 = 0.6;
@@ -67,8 +72,10 @@ pub async fn cuts(
         Err(JobError::Program { .. }) => Vec::new(),
         Err(e) => return Err(e),
     };
-    if let Some((stretches, steady_keys)) =
-        changed(source, scene, &keys, until_s, limit, cancel).await?
+    if let Some(Plan {
+        stretches,
+        steady: steady_keys,
+    }) = changed(source, scene, &keys, until_s, limit, cancel).await?
     {
         let decoded: f64 = stretches.iter().map(|(a, b)| b - a).sum();
         tracing::debug!(
@@ -104,8 +111,8 @@ pub async fn cuts(
     })
 }
 
-/// The stretches to decode, merged, each `(from, to)` in seconds, and the steady keyframes;
-/// `None` where the video is better decoded whole.
+/// What to decode, from the keyframes decoded alone; `None` where the video is better decoded
+/// whole.
 async fn changed(
     source: &Path,
     scene: &Scene,
@@ -113,7 +120,7 @@ async fn changed(
     until_s: f64,
     limit: Duration,
     cancel: &CancellationToken,
-) -> Result<Option<(Vec<(f64, f64)>, Vec<f64>)>, JobError> {
+) -> Result<Option<Plan>, JobError> {
     if keys.len() < 2 || until_s / (keys.len() as f64) < MIN_MEAN_GAP {
         return Ok(None);
     }
@@ -121,15 +128,25 @@ async fn changed(
         return Ok(None);
     };
     let frames: Vec<&[u8]> = thumbs.chunks_exact(scenes::FRAME_BYTES).collect();
+    Ok(plan(keys, until_s, |i| {
+        scenes::differ(frames[i], frames[i + 1], scene.threshold)
+    }))
+}
+
+/// What to decode: the stretches, `(from, to)` in seconds, merged; and the steady keyframes.
+struct Plan {
+    stretches: Vec<(f64, f64)>,
+    steady: Vec<f64>,
+}
+
+/// The plan, given the keyframes and whether keyframe `i` differs from the next (`differs(i)`);
+/// `None` where decoding the video whole costs no more.
+fn plan(keys: &[f64], until_s: f64, differs: impl Fn(usize) -> bool) -> Option<Plan> {
     let mut stretches: Vec<(f64, f64)> = Vec::new();
     let mut steady = Vec::new();
     for (i, &from) in keys.iter().enumerate() {
         let (to, look) = match keys.get(i + 1) {
-            Some(&next) => (
-                next,
-                next - from > MAX_UNSEEN
-                    || scenes::differ(frames[i], frames[i + 1], scene.threshold),
-            ),
+            Some(&next) => (next, next - from > MAX_UNSEEN || differs(i)),
             None => (until_s, true),
         };
         if !look {
@@ -143,7 +160,9 @@ async fn changed(
         }
     }
     let covered: f64 = stretches.iter().map(|(a, b)| b - a).sum();
-    Ok((covered <= MOST * until_s).then_some((stretches, steady)))
+    let worth =
+        covered <= MOST * until_s && stretches.len() as f64 <= until_s / SECONDS_PER_STRETCH + 1.0;
+    worth.then_some(Plan { stretches, steady })
 }
 
 /// The times of the keyframes in the first `until_s` seconds, from the start of the file (as
@@ -300,4 +319,49 @@ fn spaced(mut cuts: Vec<Cut>, min_gap_s: f64) -> Vec<Cut> {
         keep
     });
     cuts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan;
+
+    #[test]
+    fn a_talk_decodes_only_the_groups_where_its_slides_change() {
+        // A keyframe every 8.3 s, a slide every 20 s, ten minutes.
+        let keys: Vec<f64> = (0..73).map(|i| f64::from(i) * 8.3).collect();
+        let slide = |t: f64| (t / 20.0).floor();
+        let super::Plan { stretches, steady } =
+            plan(&keys, 600.0, |i| slide(keys[i]) != slide(keys[i + 1])).unwrap();
+        let covered: f64 = stretches.iter().map(|(a, b)| b - a).sum();
+        assert!((0.4..0.5).contains(&(covered / 600.0)), "{covered}");
+        // Every slide change lies in a stretch; a steady keyframe shows the slide the next one
+        // does.
+        for change in (1..30).map(|k| f64::from(k) * 20.0) {
+            assert!(stretches.iter().any(|(a, b)| (*a..=*b).contains(&change)));
+        }
+        assert!(steady.iter().all(|k| slide(*k) == slide(k + 8.3)));
+        assert_eq!(steady.len() + 30, keys.len());
+    }
+
+    #[test]
+    fn a_file_changing_every_other_group_is_decoded_whole() {
+        // Keyframes every 2.1 s, every other one different: thousands of programs otherwise.
+        let keys: Vec<f64> = (0..3400).map(|i| f64::from(i) * 2.1).collect();
+        assert!(plan(&keys, 7140.0, |i| i % 2 == 0).is_none());
+        // Most of it changing: as costly in stretches as whole.
+        let keys: Vec<f64> = (0..60).map(|i| f64::from(i) * 10.0).collect();
+        assert!(plan(&keys, 600.0, |i| i % 5 != 0).is_none());
+    }
+
+    #[test]
+    fn keyframes_far_apart_are_looked_between_whatever_they_show() {
+        // A keyframe 20 s after the first, then every 5 s, nothing changing: the long gap and the
+        // end are decoded, nothing else.
+        let keys: Vec<f64> = [0.0]
+            .into_iter()
+            .chain((0..36).map(|i| 20.0 + f64::from(i) * 5.0))
+            .collect();
+        let stretches = plan(&keys, 200.0, |_| false).unwrap().stretches;
+        assert_eq!(stretches, [(0.0, 20.6), (195.0, 200.0)]);
+    }
 }
