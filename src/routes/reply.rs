@@ -1,7 +1,10 @@
-//! How every video dialect's chat route runs once it has decoded its request: the grounded
-//! answer starts (`answer::video_chat`), then streams through the dialect's encoder or is read
-//! whole, with the request's log line written either way. Either way every `[MM:SS]` in it is
-//! checked against the segments it was grounded in (`answer::citations`).
+//! How every chat route runs, whatever its dialect (`chat`): the request's record and span, the
+//! dialect's own start, then the answer streamed through the dialect's encoder or read whole,
+//! with the request's one log line written either way. A video dialect's chat (`video`) is that
+//! over the grounded answer (`answer::video_chat`), every `[MM:SS]` in it checked against the
+//! segments it was grounded in (`answer::citations`, through the `Checked` encoder). Also here:
+//! the `{role, content}` conversation Mavera and Reka send, and the encoder of a dialect that
+//! never streams.
 
 use axum::response::Response;
 use tracing::Instrument;
