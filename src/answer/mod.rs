@@ -32,7 +32,7 @@ pub struct Ask {
     pub persona: String,
     pub messages: Vec<Message>,
     /// Material the answer must stand on (a video's timeline): a system message after the
-    /// persona's prompt, never dropped (see `grounded`).
+    /// persona's prompt, never dropped (see `video_chat`).
     pub reference: Option<String>,
     pub options: CallerOptions,
 }

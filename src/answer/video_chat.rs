@@ -1,6 +1,6 @@
 //! A chat about videos, for every video dialect: the caller's videos are looked up (its
 //! tenant's only; missing or not ready is the caller's error, and nothing goes upstream), their
-//! timelines are fitted to the token budget by `grounding`, and the answer starts like any
+//! timelines are fitted to the token budget by `videos::excerpt`, and the answer starts like any
 //! other with the timeline as its reference material.
 //!
 //! The budget for the timeline: `video_chat.timeline_tokens`, lowered to what the persona's
