@@ -115,6 +115,7 @@ impl Chatapi {
             r#"[server]
 listen = "127.0.0.1:0"
 keepalive = "30s"
+max_connections = 60000
 [local]
 enabled = false
 [limits]
