@@ -216,14 +216,7 @@ fn scored(found: &[f64], truth: &[f64]) -> String {
 /// Uploads `video`, waits for it, and gives its timeline and the seconds from its upload's
 /// answer to `ready` (the whole pipeline).
 async fn timeline(base: &str, video: &Path) -> (Value, f64) {
-    let upload = Command::new("curl")
-        .args(["-sS", "-F"])
-        .arg(format!("file=@{}", video.display()))
-        .arg(format!("{base}/v1/videos"))
-        .output()
-        .unwrap();
-    let created: Value = serde_json::from_slice(&upload.stdout).unwrap();
-    let id = created["id"].as_str().expect("upload refused").to_string();
+    let id = crate::videos::upload(base, video);
     let uploaded = Instant::now();
     let client = reqwest::Client::new();
     loop {

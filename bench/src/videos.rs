@@ -52,14 +52,7 @@ pub async fn run(chatapi: &Path, out: &Path, seconds: u32, repeat: u32) -> bool 
     let idle_rss = rss_of(pid);
     println!("uploading {} ({} s)", video.display(), seconds);
     let started = Instant::now();
-    let upload = Command::new("curl")
-        .args(["-sS", "-F"])
-        .arg(format!("file=@{}", video.display()))
-        .arg(format!("{base}/v1/videos"))
-        .output()
-        .unwrap();
-    let created: Value = serde_json::from_slice(&upload.stdout).unwrap();
-    let id = created["id"].as_str().expect("upload refused").to_string();
+    let id = upload(&base, &video);
     let uploaded = started.elapsed();
     let client = reqwest::Client::new();
     let (mut peak_server, mut peak_tree) = (0u64, 0u64);
@@ -275,6 +268,18 @@ pub(crate) fn word_error_rate(reference: &str, heard: &str) -> f64 {
         prev = row;
     }
     prev[h.len()] as f64 / r.len().max(1) as f64
+}
+
+/// Uploads `video` with curl (streamed from disk, as a caller would) and gives its id.
+pub(crate) fn upload(base: &str, video: &Path) -> String {
+    let upload = Command::new("curl")
+        .args(["-sS", "-F"])
+        .arg(format!("file=@{}", video.display()))
+        .arg(format!("{base}/v1/videos"))
+        .output()
+        .unwrap();
+    let created: Value = serde_json::from_slice(&upload.stdout).unwrap();
+    created["id"].as_str().expect("upload refused").to_string()
 }
 
 pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> Value {
