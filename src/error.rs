@@ -89,6 +89,13 @@ impl From<LibraryError> for ApiError {
     }
 }
 
+/// A query string that does not fit the route's parameters: axum's sentence names the field.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        Self::bad_request("query", rejection.body_text())
+    }
+}
+
 impl From<SearchError> for ApiError {
     fn from(error: SearchError) -> Self {
         match error {

@@ -7,6 +7,7 @@
 //! `chunks` are the timeline's segments. Errors: `{"error":{"message","type","code","param"}}`.
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -20,7 +21,7 @@ use super::incoming::Incoming;
 use super::ingest::{add_link, is_multipart, receive, Parts};
 use super::openai::responses::{whole_response, ResponsesEncoder};
 use super::reply::{self, Decoded, Reply};
-use super::respond::respond;
+use super::respond::{admit_to_library, respond};
 use crate::access_log::Record;
 use crate::answer::video_chat::VideoAsk;
 use crate::error::ApiError;
@@ -154,8 +155,7 @@ pub async fn create(
     request: Request,
 ) -> Response {
     respond(&incoming, "mavera.create", error_response, async {
-        let caller = incoming.admit().await?;
-        let library = state.library()?;
+        let (caller, library) = admit_to_library(&incoming, &state).await?;
         let mut owner = Owner {
             tenant: caller.tenant,
             ..Owner::default()
@@ -215,12 +215,11 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     incoming: Incoming,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
     respond(&incoming, "mavera.list", error_response, async {
-        let caller = incoming.admit().await?;
-        let library = state.library()?;
-        let Query(q) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
+        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let Query(q) = query?;
         let statuses = match q.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("") => vec![],
             Some("pending") => vec![Status::Queued],
@@ -262,8 +261,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Response {
     respond(&incoming, "mavera.get", error_response, async {
-        let caller = incoming.admit().await?;
-        let library = state.library()?;
+        let (caller, library) = admit_to_library(&incoming, &state).await?;
         let video = library.owned(&caller.tenant, &id).await?;
         let timeline = timeline_if_ready(library, &video).await?;
         Ok(Json(analysis(&video, timeline.as_deref())).into_response())

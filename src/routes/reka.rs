@@ -15,6 +15,7 @@
 //! failed over here) is answered 424, not 502: one model call is not made into four.
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -27,7 +28,7 @@ use serde_json::{json, Value};
 use super::incoming::Incoming;
 use super::ingest::{add_link, receive_form, Parts};
 use super::reply::{self, Decoded, Reply, Unstreamed};
-use super::respond::respond;
+use super::respond::{admit_to_library, admit_with_json, respond};
 use super::search;
 use crate::access_log::Record;
 use crate::answer::video_chat::VideoAsk;
@@ -152,8 +153,7 @@ pub async fn create(
     request: Request,
 ) -> Response {
     respond(&incoming, "reka.create", error_response, async {
-        let caller = incoming.admit().await?;
-        let library = state.library()?;
+        let (caller, library) = admit_to_library(&incoming, &state).await?;
         let parts = Parts {
             text: &["video_url", "video_name", "description", "group_id"],
             file_optional: true,
@@ -197,8 +197,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Response {
     respond(&incoming, "reka.list", error_response, async {
-        let caller = incoming.admit().await?;
-        let library = state.library()?;
+        let (caller, library) = admit_to_library(&incoming, &state).await?;
         let ids: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .filter(|(k, _)| k == "ids")
             .map(|(_, v)| v.into_owned())
@@ -278,14 +277,13 @@ pub async fn plan(
     body: Body,
 ) -> Response {
     respond(&incoming, "reka.plan", error_response, async {
-        let (caller, bytes) = super::body::admitted(&incoming, &headers, body).await?;
-        let body: PlanBody = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::bad_request("body", format!("must be {{\"desired\": [...]}}: {e}"))
-        })?;
+        let (caller, library, body) =
+            admit_with_json::<PlanBody>(&incoming, &state, &headers, body, "{\"desired\": [...]}")
+                .await?;
         for f in &body.desired {
             known_feature(f, "desired")?;
         }
-        let video = state.library()?.owned(&caller.tenant, &id).await?;
+        let video = library.owned(&caller.tenant, &id).await?;
         let statuses: serde_json::Map<String, Value> = body
             .desired
             .iter()
@@ -347,7 +345,7 @@ pub async fn transcript(
     State(state): State<AppState>,
     incoming: Incoming,
     Path(id): Path<String>,
-    query: Result<Query<ListingQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<ListingQuery>, QueryRejection>,
 ) -> Response {
     respond(&incoming, "reka.transcript", error_response, async {
         listing(&state, &incoming, &id, query, Listing::Transcript).await
@@ -359,7 +357,7 @@ pub async fn captions(
     State(state): State<AppState>,
     incoming: Incoming,
     Path(id): Path<String>,
-    query: Result<Query<ListingQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<ListingQuery>, QueryRejection>,
 ) -> Response {
     respond(&incoming, "reka.captions", error_response, async {
         listing(&state, &incoming, &id, query, Listing::Captions).await
@@ -377,12 +375,11 @@ async fn listing(
     state: &AppState,
     incoming: &Incoming,
     id: &str,
-    query: Result<Query<ListingQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<ListingQuery>, QueryRejection>,
     kind: Listing,
 ) -> Result<Response, ApiError> {
-    let caller = incoming.admit().await?;
-    let library = state.library()?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
+    let (caller, library) = admit_to_library(incoming, state).await?;
+    let Query(q) = query?;
     library.ready(&caller.tenant, id).await?;
     let range = Range {
         start: q.start,
@@ -550,9 +547,7 @@ pub async fn search(
     body: Body,
 ) -> Response {
     respond(&incoming, "reka.search", error_response, async {
-        let (caller, bytes) = super::body::admitted(&incoming, &headers, body).await?;
-        let library = state.library()?;
-        let body: SearchBody = super::body::json(&bytes, "{\"query\": \"...\"}")?;
+        let (caller, library, body) = admit_with_json::<SearchBody>(&incoming, &state, &headers, body, "{\"query\": \"...\"}").await?;
         let text = search::query_text(&body.query, "query")?;
         let page = search::limit(body.page_limit, "page_limit", 10, 50)?;
         let from = search::page_start(

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::incoming::Incoming;
 use super::openai::error_response;
-use super::respond::respond;
+use super::respond::{admit_with_json, respond};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::videos::model::Video;
@@ -156,12 +156,7 @@ pub async fn search(
     body: Body,
 ) -> Response {
     respond(&incoming, "search", error_response, async {
-        let (caller, bytes) = super::body::admitted(&incoming, &headers, body).await?;
-        let library = state.library()?;
-        let body: SearchBody = super::body::json(
-            &bytes,
-            "{\"query\": \"...\", \"video_ids\": [...], \"limit\": 10, \"threshold\": 0.3, \"mode\": \"hybrid\"}",
-        )?;
+        let (caller, library, body) = admit_with_json::<SearchBody>(&incoming, &state, &headers, body, "{\"query\": \"...\", \"video_ids\": [...], \"limit\": 10, \"threshold\": 0.3, \"mode\": \"hybrid\"}").await?;
         let mode = match body.mode.as_deref() {
             None | Some("hybrid") => Mode::Hybrid,
             Some("semantic") => Mode::Semantic,

@@ -3,6 +3,7 @@
 //! status), `GET /v1/videos/{id}`, `/timeline`, `/keyframes/{n}.jpg`, `DELETE /v1/videos/{id}`.
 //! Errors in OpenAI's envelope, keys as on every route.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
@@ -15,7 +16,7 @@ use serde_json::{json, Value};
 use super::incoming::Incoming;
 use super::ingest::{add_link, is_multipart, receive, Parts};
 use super::openai::error_response;
-use super::respond::respond;
+use super::respond::{admit_to_library, respond};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::videos::model::{stamp, Status};
@@ -41,8 +42,7 @@ pub async fn create(
     request: Request,
 ) -> Response {
     respond(&incoming, "create", error_response, async {
-        let caller = incoming.admit().await?;
-        let library = state.library()?;
+        let (caller, library) = admit_to_library(&incoming, &state).await?;
         let owner = Owner {
             tenant: caller.tenant,
             ..Owner::default()
@@ -105,12 +105,11 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     incoming: Incoming,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
     respond(&incoming, "list", error_response, async {
-        let caller = incoming.admit().await?;
-        let library = state.library()?;
-        let Query(query) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
+        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let Query(query) = query?;
         let status = match query.status.as_deref() {
             None => None,
             Some(s) => Some(Status::parse(s).ok_or_else(|| {
@@ -156,8 +155,7 @@ pub async fn timeline(
     Path(id): Path<String>,
 ) -> Response {
     respond(&incoming, "timeline", error_response, async {
-        let caller = incoming.admit().await?;
-        let library = state.library()?;
+        let (caller, library) = admit_to_library(&incoming, &state).await?;
         let video = library.ready(&caller.tenant, &id).await?;
         let segments = library.timeline(&id).await?;
         let segments: Vec<Value> = segments
@@ -195,8 +193,7 @@ pub async fn keyframe(
     Path((id, file)): Path<(String, String)>,
 ) -> Response {
     respond(&incoming, "keyframe", error_response, async {
-        let caller = incoming.admit().await?;
-        let library = state.library()?;
+        let (caller, library) = admit_to_library(&incoming, &state).await?;
         let index = file
             .strip_suffix(".jpg")
             .and_then(|n| n.parse::<u32>().ok())

@@ -470,16 +470,27 @@ mod tests {
         text.split_whitespace().count()
     }
 
-    #[test]
-    fn a_timeline_that_fits_goes_in_whole_with_stamps() {
-        let v = video("a.mp4");
-        let segments = vec![segment(0.0, "hello"), segment(65.0, "the giraffe")];
+    /// `ground` over one video's whole timeline, counting words as tokens.
+    fn ground_one(
+        segments: &[Segment],
+        question: &str,
+        meaning: &[(usize, usize)],
+        budget: usize,
+        reader: Reader,
+    ) -> Grounding {
+        let v = video("talk.mp4");
         let m = [Material {
             video: &v,
-            segments: &segments,
+            segments,
             range: Range::default(),
         }];
-        let g = ground(&m, "giraffe?", &[], 10_000, &words, Reader::Large);
+        ground(&m, question, meaning, budget, &words, reader)
+    }
+
+    #[test]
+    fn a_timeline_that_fits_goes_in_whole_with_stamps() {
+        let segments = vec![segment(0.0, "hello"), segment(65.0, "the giraffe")];
+        let g = ground_one(&segments, "giraffe?", &[], 10_000, Reader::Large);
         assert!(g.whole);
         assert!(g.text.contains("[00:00] said: \"hello\""), "{}", g.text);
         assert!(g.text.contains("[01:05] said: \"the giraffe\""));
@@ -489,20 +500,13 @@ mod tests {
 
     #[test]
     fn a_small_model_reads_a_few_short_lines_and_the_shape_of_an_answer() {
-        let v = video("talk.mp4");
         let mut segments = talk();
         segments[70].transcript = format!("now the giraffe {}", "walks on and on ".repeat(20));
-        let m = [Material {
-            video: &v,
-            segments: &segments,
-            range: Range::default(),
-        }];
-        let g = ground(
-            &m,
+        let g = ground_one(
+            &segments,
             "Where does the giraffe go?",
             &[],
             10_000,
-            &words,
             Reader::Small,
         );
         assert!(g
@@ -528,19 +532,12 @@ mod tests {
 
     #[test]
     fn a_long_timeline_keeps_the_start_and_the_hit_with_its_neighbours() {
-        let v = video("talk.mp4");
         let segments = talk();
-        let m = [Material {
-            video: &v,
-            segments: &segments,
-            range: Range::default(),
-        }];
-        let g = ground(
-            &m,
+        let g = ground_one(
+            &segments,
             "Where does the giraffe go?",
             &[],
             300,
-            &words,
             Reader::Large,
         );
         assert!(!g.whole);
@@ -615,20 +612,13 @@ mod tests {
 
     #[test]
     fn a_hit_by_meaning_alone_is_given_when_the_timeline_is_cut() {
-        let v = video("talk.mp4");
         let segments = talk();
-        let m = [Material {
-            video: &v,
-            segments: &segments,
-            range: Range::default(),
-        }];
         // No word of the question is in segment 40; search by meaning found it.
-        let g = ground(
-            &m,
+        let g = ground_one(
+            &segments,
             "a long-necked animal",
             &[(0, 40)],
             300,
-            &words,
             Reader::Large,
         );
         assert!(g.cited[0].1.contains(&40), "{:?}", g.cited);
@@ -636,14 +626,8 @@ mod tests {
 
     #[test]
     fn stamps_past_an_hour_carry_the_hour() {
-        let v = video("long.mp4");
         let segments = vec![segment(3725.0, "late")];
-        let m = [Material {
-            video: &v,
-            segments: &segments,
-            range: Range::default(),
-        }];
-        assert!(ground(&m, "", &[], 1000, &words, Reader::Large)
+        assert!(ground_one(&segments, "", &[], 1000, Reader::Large)
             .text
             .contains("[1:02:05] said: \"late\""));
     }

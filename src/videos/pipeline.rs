@@ -255,32 +255,28 @@ async fn transcript(
         cues: cues.len(),
         note,
     };
+    let mut uploaded = None;
     if video.source.subtitles_file {
         for ext in ["srt", "vtt"] {
             let file = dir.join(format!("subtitles.{ext}"));
             if tokio::fs::try_exists(&file).await.unwrap_or(false) {
-                let cues = subtitles::read(
-                    subtitles::From::File(&file),
-                    probe.duration_s,
-                    limit,
-                    cancel,
-                )
-                .await?;
-                let s = step(TranscriptSource::SubtitlesFile, &cues, None);
-                return Ok((cues, s));
+                uploaded = Some(file);
+                break;
             }
         }
     }
-    if let Some(track) = probe.text_subtitle_track {
-        let source = dir.join("source");
-        let cues = subtitles::read(
+    let source = dir.join("source");
+    let subtitles = match (&uploaded, probe.text_subtitle_track) {
+        (Some(file), _) => Some((subtitles::From::File(file), TranscriptSource::SubtitlesFile)),
+        (None, Some(track)) => Some((
             subtitles::From::Track(&source, track),
-            probe.duration_s,
-            limit,
-            cancel,
-        )
-        .await?;
-        let s = step(TranscriptSource::EmbeddedSubtitles, &cues, None);
+            TranscriptSource::EmbeddedSubtitles,
+        )),
+        (None, None) => None,
+    };
+    if let Some((from, kind)) = subtitles {
+        let cues = subtitles::read(from, probe.duration_s, limit, cancel).await?;
+        let s = step(kind, &cues, None);
         return Ok((cues, s));
     }
     if !probe.has_audio {

@@ -8,6 +8,7 @@
 //! to EOF). A whole answer is framed the same way, as one event.
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -25,7 +26,7 @@ use crate::relay::{Encoder, Failure};
 use crate::routes::incoming::Incoming;
 use crate::routes::ingest::{add_link, checked_callback, receive, Parts};
 use crate::routes::reply::{self, Decoded, Reply};
-use crate::routes::respond::respond;
+use crate::routes::respond::{admit_to_library, admit_with_json, respond};
 use crate::routes::search;
 use crate::state::AppState;
 use crate::upstream::Event;
@@ -53,8 +54,7 @@ pub async fn upload(
     request: Request,
 ) -> Response {
     respond(&incoming, "mavi.upload", error_response, async {
-        let caller = incoming.admit().await?;
-        let library = state.library()?;
+        let (caller, library) = admit_to_library(&incoming, &state).await?;
         let owner = Owner {
             tenant: caller.tenant,
             callback: checked_callback(library, query.call_back_uri, "callBackUri").await?,
@@ -84,9 +84,14 @@ pub async fn upload_url(
     body: Body,
 ) -> Response {
     respond(&incoming, "mavi.uploadUrl", error_response, async {
-        let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
-        let library = state.library()?;
-        let link: UrlBody = crate::routes::body::json(&bytes, "{\"url\": \"https://...\"}")?;
+        let (caller, library, link) = admit_with_json::<UrlBody>(
+            &incoming,
+            &state,
+            &headers,
+            body,
+            "{\"url\": \"https://...\"}",
+        )
+        .await?;
         let owner = Owner {
             tenant: caller.tenant,
             callback: checked_callback(library, query.call_back_uri, "callBackUri").await?,
@@ -120,12 +125,11 @@ pub struct SearchQuery {
 pub async fn search_db(
     State(state): State<AppState>,
     incoming: Incoming,
-    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Response {
     respond(&incoming, "mavi.searchDB", error_response, async {
-        let caller = incoming.admit().await?;
-        let library = state.library()?;
-        let Query(q) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
+        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let Query(q) = query?;
         let statuses = super::statuses("videoStatus", q.video_status.as_deref())?;
         let size = q.page_size.unwrap_or(20);
         if !(1..=200).contains(&size) {
@@ -167,9 +171,14 @@ pub async fn delete(
     body: Body,
 ) -> Response {
     respond(&incoming, "mavi.delete", error_response, async {
-        let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
-        let library = state.library()?;
-        let ids: Vec<String> = crate::routes::body::json(&bytes, "a JSON array of videoNos")?;
+        let (caller, library, ids) = admit_with_json::<Vec<String>>(
+            &incoming,
+            &state,
+            &headers,
+            body,
+            "a JSON array of videoNos",
+        )
+        .await?;
         delete_all(library, &caller.tenant, &ids, MAX_DELETE).await?;
         Ok(ok(Value::Null))
     })
@@ -222,10 +231,14 @@ pub async fn search_ai(
     body: Body,
 ) -> Response {
     respond(&incoming, "mavi.searchAI", error_response, async {
-        let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
-        let library = state.library()?;
-        let body: SearchBody =
-            crate::routes::body::json(&bytes, "{\"searchValue\": \"...\", \"limit\": 10}")?;
+        let (caller, library, body) = admit_with_json::<SearchBody>(
+            &incoming,
+            &state,
+            &headers,
+            body,
+            "{\"searchValue\": \"...\", \"limit\": 10}",
+        )
+        .await?;
         let want = search::limit(body.limit, "limit", 20, 200)?;
         let text = search::query_text(&body.search_value, "searchValue")?;
         let query = core_search::Query {
@@ -263,12 +276,14 @@ pub async fn search_video_fragment(
         "mavi.searchVideoFragment",
         error_response,
         async {
-            let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
-            let library = state.library()?;
-            let body: SearchBody = crate::routes::body::json(
-                &bytes,
+            let (caller, library, body) = admit_with_json::<SearchBody>(
+                &incoming,
+                &state,
+                &headers,
+                body,
                 "{\"videoNos\": [...], \"searchValue\": \"...\", \"limit\": 10}",
-            )?;
+            )
+            .await?;
             let text = search::query_text(&body.search_value, "searchValue")?;
             let ids = body.video_nos.unwrap_or_default();
             if ids.len() > MAX_CHAT_VIDEOS {

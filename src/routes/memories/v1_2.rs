@@ -29,7 +29,7 @@ use crate::relay::{Encoder, Failure, Settle};
 use crate::routes::incoming::Incoming;
 use crate::routes::ingest::{add_link, checked_callback, receive, receive_form, Parts};
 use crate::routes::reply::{self, Decoded, Reply};
-use crate::routes::respond::respond;
+use crate::routes::respond::{admit_to_library, admit_with_json, respond};
 use crate::routes::search;
 use crate::state::AppState;
 use crate::upstream::Event;
@@ -60,8 +60,7 @@ pub async fn upload(
     request: Request,
 ) -> Response {
     respond(&incoming, "memories.upload", error_response, async {
-        let caller = incoming.admit().await?;
-        let library = state.library()?;
+        let (caller, library) = admit_to_library(&incoming, &state).await?;
         let parts = Parts {
             text: &["unique_id", "callback"],
             file_optional: false,
@@ -82,8 +81,7 @@ pub async fn upload_url(
     request: Request,
 ) -> Response {
     respond(&incoming, "memories.upload_url", error_response, async {
-        let caller = incoming.admit().await?;
-        let library = state.library()?;
+        let (caller, library) = admit_to_library(&incoming, &state).await?;
         let parts = Parts {
             text: &["url", "unique_id", "callback"],
             file_optional: true,
@@ -192,9 +190,14 @@ pub async fn delete_videos(
     body: Body,
 ) -> Response {
     respond(&incoming, "memories.delete_videos", error_response, async {
-        let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
-        let library = state.library()?;
-        let ids: Vec<String> = crate::routes::body::json(&bytes, "a JSON array of video_nos")?;
+        let (caller, library, ids) = admit_with_json::<Vec<String>>(
+            &incoming,
+            &state,
+            &headers,
+            body,
+            "a JSON array of video_nos",
+        )
+        .await?;
         delete_all(library, &caller.tenant, &ids, MAX_DELETE).await?;
         Ok(ok(Value::Null))
     })
@@ -485,10 +488,14 @@ pub async fn search(
     body: Body,
 ) -> Response {
     respond(&incoming, "memories.search", error_response, async {
-        let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
-        let library = state.library()?;
-        let body: SearchBody =
-            crate::routes::body::json(&bytes, "{\"search_param\": \"...\", \"top_k\": 10}")?;
+        let (caller, library, body) = admit_with_json::<SearchBody>(
+            &incoming,
+            &state,
+            &headers,
+            body,
+            "{\"search_param\": \"...\", \"top_k\": 10}",
+        )
+        .await?;
         let threshold = match body
             .filtering_level
             .as_deref()
