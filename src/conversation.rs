@@ -41,6 +41,9 @@ pub struct Message {
     pub tool_calls: Vec<ToolCall>,
     /// Which call a `tool` turn answers.
     pub tool_call_id: Option<String>,
+    /// Pictures a user turn shows, as `data:` URLs, sent at low detail. Only chatapi's own
+    /// requests carry them (a keyframe to caption); no dialect decodes a caller's images.
+    pub images: Vec<String>,
 }
 
 /// One function call made by the model: its id, the function's name, the JSON arguments as text.

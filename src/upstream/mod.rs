@@ -9,9 +9,6 @@ mod event;
 pub mod local;
 mod remote;
 
-/// The endpoint an OpenAI-compatible base URL answers chat on (also the video library's captions).
-pub(crate) use remote::chat_completions_url;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -219,6 +216,12 @@ fn unsupported_locally(request: &ChatRequest) -> Option<(&'static str, &'static 
         return Some((
             "messages",
             "with tool calls or tool results are not supported by the embedded model",
+        ));
+    }
+    if request.messages.iter().any(|m| !m.images.is_empty()) {
+        return Some((
+            "messages",
+            "with images are not supported by the embedded model",
         ));
     }
     if request.sampling.n.is_some_and(|n| n > 1) {

@@ -13,11 +13,13 @@ use std::time::Duration;
 use async_openai::types::chat::{
     ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
     ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent,
-    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestMessage, ChatCompletionRequestMessageContentPartImage,
+    ChatCompletionRequestMessageContentPartText, ChatCompletionRequestSystemMessage,
     ChatCompletionRequestSystemMessageContent, ChatCompletionRequestToolMessage,
     ChatCompletionRequestToolMessageContent, ChatCompletionRequestUserMessage,
-    ChatCompletionRequestUserMessageContent, ChatCompletionStreamOptions,
-    CreateChatCompletionRequest, FunctionCall, StopConfiguration,
+    ChatCompletionRequestUserMessageContent, ChatCompletionRequestUserMessageContentPart,
+    ChatCompletionStreamOptions, CreateChatCompletionRequest, FunctionCall, ImageDetail, ImageUrl,
+    StopConfiguration,
 };
 use eventsource_stream::Eventsource;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -67,7 +69,7 @@ impl Clients {
 
 /// `base_url` + `/chat/completions`, keeping its query: Azure OpenAI's deployments take
 /// `?api-version=...`, which a string join would put before the path.
-pub(crate) fn chat_completions_url(base_url: &str) -> Result<reqwest::Url, url::ParseError> {
+fn chat_completions_url(base_url: &str) -> Result<reqwest::Url, url::ParseError> {
     let mut url = reqwest::Url::parse(base_url)?;
     let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
     url.set_path(&path);
@@ -219,7 +221,7 @@ fn openai_message(m: &Message) -> ChatCompletionRequestMessage {
             name,
         }),
         Role::User => ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage {
-            content: ChatCompletionRequestUserMessageContent::Text(m.content.clone()),
+            content: user_content(m),
             name,
         }),
         Role::Assistant => {
@@ -252,6 +254,31 @@ fn openai_message(m: &Message) -> ChatCompletionRequestMessage {
             tool_call_id: m.tool_call_id.clone().unwrap_or_default(),
         }),
     }
+}
+
+/// A user turn's text, and its pictures as image parts after it.
+fn user_content(m: &Message) -> ChatCompletionRequestUserMessageContent {
+    if m.images.is_empty() {
+        return ChatCompletionRequestUserMessageContent::Text(m.content.clone());
+    }
+    let text = ChatCompletionRequestUserMessageContentPart::Text(
+        ChatCompletionRequestMessageContentPartText {
+            text: m.content.clone(),
+            ..Default::default()
+        },
+    );
+    let images = m.images.iter().map(|url| {
+        ChatCompletionRequestUserMessageContentPart::ImageUrl(
+            ChatCompletionRequestMessageContentPartImage {
+                image_url: ImageUrl {
+                    url: url.clone(),
+                    detail: Some(ImageDetail::Low),
+                },
+                ..Default::default()
+            },
+        )
+    });
+    ChatCompletionRequestUserMessageContent::Array(std::iter::once(text).chain(images).collect())
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -1,18 +1,16 @@
 //! Step 5: a sentence describing each keyframe, from a vision-capable OpenAI-compatible upstream
 //! (`videos.vision_upstreams`, named from `[[upstreams]]`, tried in order for each frame with
-//! `[timeouts]`' connect and total limits). The frame goes as a base64 JPEG image part, the
-//! answer is streamed and gathered, as chat's answers are. No small vision model ships in a
+//! `[timeouts]`' limits and `[retry]`'s policy, through `upstream`'s client). The frame goes as a
+//! base64 JPEG image part of a user turn, the answer is streamed and gathered, as chat's are. No small vision model ships in a
 //! package today; without an upstream the timeline says there are no captions.
 
-use std::time::Duration;
-
 use base64::Engine;
-use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Secret, UpstreamKind};
+use crate::config::{Config, Timeouts, UpstreamKind};
+use crate::conversation::{Message, Role};
+use crate::upstream::{ChatRequest, Event, Upstreams};
 
 use super::JobError;
 
@@ -20,56 +18,38 @@ const PROMPT: &str =
     "Describe what this video frame shows in one short sentence, for someone who cannot see it. \
 Mention any people, objects, charts or slides, not the colours of the background.";
 const MAX_CAPTION_CHARS: usize = 500;
+const MAX_CAPTION_TOKENS: u32 = 80;
 
-struct Endpoint {
-    name: String,
-    url: reqwest::Url,
-    api_key: Secret,
-    headers: Vec<(String, Secret)>,
-    model: String,
-}
-
+/// The vision upstreams, through the same client as chat's (retries, failover, circuit
+/// breaker, metrics); their breakers are their own, so a vision model that is down does not
+/// mark the same upstream down for chat, nor the other way round.
 pub struct Vision {
-    endpoints: Vec<Endpoint>,
-    client: reqwest::Client,
-    total: Duration,
+    upstreams: Upstreams,
+    timeouts: Timeouts,
 }
 
 impl Vision {
     /// The configured vision upstreams; `None` when there are none. Names were checked when the
     /// config was validated.
     pub fn from_config(config: &Config) -> Option<Self> {
-        let endpoints: Vec<Endpoint> = config
+        let mut vision = config.clone();
+        vision.upstreams = config
             .videos
             .vision_upstreams
             .iter()
             .filter_map(|name| config.upstreams.iter().find(|u| &u.name == name))
             .filter(|u| u.kind == UpstreamKind::Remote)
-            .filter_map(|u| {
-                Some(Endpoint {
-                    name: u.name.clone(),
-                    url: crate::upstream::chat_completions_url(u.base_url.as_deref()?).ok()?,
-                    api_key: u.api_key.clone(),
-                    headers: u
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                    model: u.model.clone()?,
-                })
-            })
+            .cloned()
             .collect();
-        if endpoints.is_empty() {
+        if vision.upstreams.is_empty() {
             return None;
         }
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.connect)
-            .build()
+        let upstreams = Upstreams::from_config(&vision, None)
+            .map_err(|e| tracing::error!(error = %e, "vision upstreams"))
             .ok()?;
         Some(Self {
-            endpoints,
-            client,
-            total: config.timeouts.total,
+            upstreams,
+            timeouts: config.timeouts,
         })
     }
 
@@ -83,64 +63,37 @@ impl Vision {
             "data:image/jpeg;base64,{}",
             base64::engine::general_purpose::STANDARD.encode(jpeg)
         );
-        let mut last = String::new();
-        for endpoint in &self.endpoints {
-            let attempt = tokio::time::timeout(self.total, self.ask(endpoint, &image));
-            let result = tokio::select! {
-                r = attempt => r.unwrap_or_else(|_| Err(format!("no answer within {}s", self.total.as_secs()))),
-                () = cancel.cancelled() => return Err(JobError::Cancelled),
-            };
-            match result {
-                Ok(caption) => return Ok(caption),
-                Err(why) => {
-                    tracing::warn!(upstream = %endpoint.name, %why, "captioning a keyframe failed");
-                    last = format!("upstream {}: {why}", endpoint.name);
-                }
-            }
-        }
-        Err(JobError::Failed(last))
+        let mut request = ChatRequest {
+            messages: vec![Message {
+                images: vec![image],
+                ..Message::new(Role::User, PROMPT)
+            }],
+            ..ChatRequest::default()
+        };
+        request.sampling.max_tokens = Some(MAX_CAPTION_TOKENS);
+        let total = self.timeouts.total;
+        let asked = tokio::time::timeout(total, self.ask(&request));
+        let caption = tokio::select! {
+            r = asked => r.unwrap_or_else(|_| Err(format!("no caption within {}s", total.as_secs()))),
+            () = cancel.cancelled() => return Err(JobError::Cancelled),
+        };
+        caption.map_err(|why| {
+            tracing::warn!(%why, "captioning a keyframe failed");
+            JobError::Failed(why)
+        })
     }
 
-    async fn ask(&self, endpoint: &Endpoint, image: &str) -> Result<String, String> {
-        let body = json!({
-            "model": endpoint.model,
-            "stream": true,
-            "max_tokens": 80,
-            "messages": [{"role": "user", "content": [
-                {"type": "text", "text": PROMPT},
-                {"type": "image_url", "image_url": {"url": image, "detail": "low"}},
-            ]}],
-        });
-        let mut request = self
-            .client
-            .post(endpoint.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string());
-        if !endpoint.api_key.is_empty() {
-            request = request.bearer_auth(endpoint.api_key.expose());
-        }
-        for (name, value) in &endpoint.headers {
-            request = request.header(name, value.expose());
-        }
-        let response = request
-            .send()
+    async fn ask(&self, request: &ChatRequest) -> Result<String, String> {
+        let opened = self
+            .upstreams
+            .open(request, &self.timeouts)
             .await
-            .map_err(|e| e.without_url().to_string())?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("answered {status}"));
-        }
-        let mut events = response.bytes_stream().eventsource();
+            .map_err(|e| e.to_string())?;
         let mut caption = String::new();
+        let mut events = futures_util::stream::iter(opened.first.map(Ok)).chain(opened.rest);
         while let Some(event) = events.next().await {
-            let event = event.map_err(|e| format!("the stream broke: {e}"))?;
-            if event.data.trim() == "[DONE]" {
-                break;
-            }
-            let chunk: Value =
-                serde_json::from_str(&event.data).map_err(|e| format!("not a chat chunk: {e}"))?;
-            if let Some(text) = chunk["choices"][0]["delta"]["content"].as_str() {
-                caption.push_str(text);
+            if let Event::Text(text) = event.map_err(|e| e.to_string())? {
+                caption.push_str(&text);
             }
             if caption.len() > MAX_CAPTION_CHARS * 4 {
                 break;

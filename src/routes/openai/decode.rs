@@ -272,6 +272,7 @@ fn message(i: usize, m: InMessage) -> Result<Message, ApiError> {
         name: m.name.filter(|n| !n.is_empty()),
         tool_calls,
         tool_call_id: m.tool_call_id.filter(|_| role == Role::Tool),
+        images: Vec::new(),
     })
 }
 
