@@ -221,6 +221,7 @@ fn load_local_with_context(
                 queue,
                 reuse_cache: true,
                 sampling: Defaults::LLAMA_CPP,
+                chat_template: None,
             },
         )
         .unwrap(),
@@ -443,6 +444,7 @@ async fn missing_or_corrupt_model_is_a_clear_startup_error() {
         queue: 1,
         reuse_cache: true,
         sampling: Defaults::LLAMA_CPP,
+        chat_template: None,
     };
     let err = Local::load("x", settings("models/nope.gguf"))
         .err()
@@ -461,6 +463,19 @@ async fn missing_or_corrupt_model_is_a_clear_startup_error() {
         err.contains("not a GGUF model") && err.contains("scripts/fetch-model.sh"),
         "{err}"
     );
+    // A template llama.cpp does not know is refused at start, with the setting named.
+    let unknown = LocalSettings {
+        chat_template: Some("no-such-template".into()),
+        ..settings(MODEL)
+    };
+    let err = Local::load("x", unknown).err().unwrap().to_string();
+    assert!(err.contains("cannot write a conversation"), "{err}");
+    // One it knows serves in place of the model's own.
+    let chatml = LocalSettings {
+        chat_template: Some("chatml".into()),
+        ..settings(MODEL)
+    };
+    assert!(Local::load("x", chatml).is_ok());
 }
 
 #[test]

@@ -138,7 +138,7 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{file, load};
+    use super::super::testing::{file, load, refusal};
     use super::super::*;
     use std::time::Duration;
 
@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn malformed_file_is_an_error_naming_it() {
-        let err = load("[server\nlisten=").unwrap_err().to_string();
+        let err = refusal("[server\nlisten=");
         assert!(err.starts_with("config file "), "{err}");
     }
 

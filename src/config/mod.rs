@@ -81,6 +81,9 @@ pub struct LocalConfig {
     pub temperature: f32,
     pub top_p: f32,
     pub repeat_penalty: f32,
+    /// A llama.cpp template name (`gemma`, `chatml`, `llama3`...) to render conversations with
+    /// instead of the model's own; empty: the model's own (a model without one is refused).
+    pub chat_template: String,
 }
 
 /// Replicas behind one load balancer sharing their state (`crate::cluster`). Read at start only.
@@ -510,5 +513,13 @@ mod testing {
     pub(super) fn load(text: &str) -> Result<Config, ConfigError> {
         let f = file(text);
         Config::load_from(Some(&f.0), &[], &OpenAiEnv::default())
+    }
+
+    /// Why the config `text` is refused (the test fails if it is taken).
+    pub(super) fn refusal(text: &str) -> String {
+        match load(text) {
+            Ok(_) => panic!("taken, though it should be refused:\n{text}"),
+            Err(e) => e.to_string(),
+        }
     }
 }

@@ -102,6 +102,17 @@ impl Config {
                 ));
             }
         }
+        let template = &local.chat_template;
+        if template.len() > 64
+            || !template
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        {
+            return Err(ConfigError::invalid(
+                "local.chat_template",
+                "must be the name of one of llama.cpp's templates (\"gemma\", \"chatml\"...), or empty for the model's own",
+            ));
+        }
         let l = &self.limits;
         l.trusted_proxy_nets()?;
         if l.max_body_bytes == 0 || l.max_messages == 0 || l.max_concurrent_streams == 0 {
@@ -350,23 +361,26 @@ fn validate_persona(name: &str, p: &Persona) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::load;
+    use super::super::testing::{load, refusal};
     use super::super::*;
     use std::time::Duration;
 
     #[test]
     fn persona_typo_is_rejected() {
-        let err = load("[personas.default]\ntemprature = 0.5\n")
-            .unwrap_err()
-            .to_string();
+        let err = refusal("[personas.default]\ntemprature = 0.5\n");
         assert!(err.contains("temprature"), "{err}");
     }
 
     #[test]
+    fn a_chat_template_is_a_name() {
+        let err = refusal("[local]\nchat_template = \"{% for m in messages %}\"\n");
+        assert!(err.contains("local.chat_template"), "{err}");
+        assert!(load("[local]\nchat_template = \"gemma\"\n").is_ok());
+    }
+
+    #[test]
     fn out_of_range_sampling_is_rejected() {
-        let err = load("[personas.default]\ntemperature = 3.5\n")
-            .unwrap_err()
-            .to_string();
+        let err = refusal("[personas.default]\ntemperature = 3.5\n");
         assert!(err.contains("personas.default.temperature"), "{err}");
     }
 
@@ -380,9 +394,7 @@ mod tests {
         let nets = c.limits.trusted_proxy_nets().unwrap();
         assert_eq!(nets.len(), 2);
         assert!(nets[1].contains(&"10.9.8.7".parse::<std::net::IpAddr>().unwrap()));
-        let err = load("[limits]\ntrusted_proxies = [\"10.0.0.0/99\"]\n")
-            .unwrap_err()
-            .to_string();
+        let err = refusal("[limits]\ntrusted_proxies = [\"10.0.0.0/99\"]\n");
         assert!(
             err.contains("limits.trusted_proxies") && err.contains("10.0.0.0/99"),
             "{err}"
@@ -404,9 +416,7 @@ mod tests {
             [Duration::from_millis(100), Duration::from_secs(5)],
             "one HTTP client per distinct connect timeout"
         );
-        let err = load("[personas.default]\ntimeouts = { total = \"0s\" }\n")
-            .unwrap_err()
-            .to_string();
+        let err = refusal("[personas.default]\ntimeouts = { total = \"0s\" }\n");
         assert!(err.contains("personas.default.timeouts.total"), "{err}");
     }
 
@@ -449,7 +459,7 @@ mod tests {
             ("[local]\nparallel = 0\n", "local.parallel"),
             ("[local]\ncontext_tokens = 16\n", "local.context_tokens"),
         ] {
-            let err = load(text).unwrap_err().to_string();
+            let err = refusal(text);
             assert!(err.contains(key), "{text}: {err}");
         }
     }
@@ -475,7 +485,7 @@ mod tests {
             ),
             ("[cluster]\nredis_urls = \"redis://r\"\n", "redis_urls"),
         ] {
-            let err = load(text).unwrap_err().to_string();
+            let err = refusal(text);
             assert!(err.contains(key), "{text}: {err}");
         }
         let ok = load("[cluster]\nredis_url = \"redis://:pw@cache:6380/2\"\ndatabase_url = \"postgres://u:p@db/chatapi\"\n");
@@ -504,20 +514,16 @@ mod tests {
             ),
             ("[videos]\nwrokers = 2\n", "wrokers"),
         ] {
-            let err = load(text).unwrap_err().to_string();
+            let err = refusal(text);
             assert!(err.contains(key), "{text}: {err}");
         }
-        let err = load(&format!("{local}[videos]\nvision_upstreams = [\"here\"]\n"))
-            .unwrap_err()
-            .to_string();
+        let err = refusal(&format!("{local}[videos]\nvision_upstreams = [\"here\"]\n"));
         assert!(err.contains("must be a remote upstream"), "{err}");
     }
 
     #[test]
     fn upstream_without_model_needs_persona_model() {
-        let err = load("[[upstreams]]\nname = \"a\"\nbase_url = \"http://x/v1\"\n")
-            .unwrap_err()
-            .to_string();
+        let err = refusal("[[upstreams]]\nname = \"a\"\nbase_url = \"http://x/v1\"\n");
         assert!(err.contains("upstreams[0].model"), "{err}");
     }
 }

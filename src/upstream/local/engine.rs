@@ -15,20 +15,22 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
 use super::prompt::{self, Prompter};
 use super::text::{Defaults, SamplerPlan, StopFilter, Utf8Assembler};
 use super::{Job, LocalError, LocalSettings, LocalStats};
-use crate::conversation::Message;
+use crate::conversation::{Message, Role};
 use crate::upstream::{Event, FinishReason, UpstreamError, Usage};
 
 /// Prompt tokens decoded per step, shared by all sequences being prefilled.
 const BATCH_TOKENS: usize = 512;
 /// Recent tokens the frequency/presence penalties look at.
 const PENALTY_WINDOW: i32 = 64;
+/// Candidates kept before top_p (llama.cpp's default).
+const TOP_K: i32 = 40;
 
 /// llama.cpp's backend may be initialised once per process; every local upstream shares it.
 fn backend() -> Result<&'static LlamaBackend, String> {
@@ -88,9 +90,16 @@ pub fn spawn(
                     &LlamaModelParams::default(),
                 )
                 .map_err(|e| format!("could not be loaded: {e}"))?;
-                let template = model
-                    .chat_template(None)
-                    .map_err(|e| format!("has no usable chat template: {e}"))?;
+                let template = match &settings.chat_template {
+                    Some(name) => LlamaChatTemplate::new(name)
+                        .map_err(|e| format!("local.chat_template: {e}"))?,
+                    None => model.chat_template(None).map_err(|e| {
+                        format!("has no chat template of its own ({e}): name one of llama.cpp's in local.chat_template, such as \"gemma\" or \"chatml\"")
+                    })?,
+                };
+                // A template llama.cpp cannot render is refused at start, not on the first call.
+                prompt::apply_template(&model, &template, &[Message::new(Role::User, "Hi")])
+                    .map_err(|e| format!("cannot write a conversation with its chat template: {e}"))?;
                 Ok((backend, model, template))
             });
             match loaded {
@@ -508,6 +517,9 @@ fn sampler(plan: &SamplerPlan, model: &LlamaModel) -> LlamaSampler {
     match &plan.random {
         None => chain.push(LlamaSampler::greedy()),
         Some(r) => {
+            // llama.cpp's own first cut: top_p alone sorts the whole vocabulary (49k tokens for
+            // SmolLM2, 262k for Gemma 3) for every token of every caller.
+            chain.push(LlamaSampler::top_k(TOP_K));
             chain.push(LlamaSampler::top_p(r.top_p, 1));
             chain.push(LlamaSampler::temp(r.temperature));
             chain.push(LlamaSampler::dist(r.seed));

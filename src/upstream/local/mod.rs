@@ -80,6 +80,8 @@ pub struct LocalSettings {
     pub reuse_cache: bool,
     /// Sampling where the persona leaves a knob unset (`[local]`'s, the model card's).
     pub sampling: text::Defaults,
+    /// A llama.cpp template name used instead of the model's own (`local.chat_template`).
+    pub chat_template: Option<String>,
 }
 
 impl LocalSettings {
@@ -104,6 +106,7 @@ impl LocalSettings {
                 top_p: c.top_p,
                 repeat_penalty: c.repeat_penalty,
             },
+            chat_template: Some(c.chat_template.clone()).filter(|t| !t.is_empty()),
         }
     }
 }
