@@ -6,6 +6,11 @@
 //! checked as it streams: only the characters of a stamp in progress are held back (at most
 //! `LONGEST` of them), everything else passes on at once.
 //!
+//! A segment can hold several sentences said at their own moments; each is a moment of its own
+//! (`Moment`), so a stamp that stands inside the segment but at a sentence the cited words are
+//! not from is moved to the one they are from (a small model cites a segment's first stamp for
+//! everything said in it).
+//!
 //! The small embedded model reads the instruction to cite and does not (given an example of a
 //! cited answer, it answers with the example): for it, an answer that cites nothing is given the
 //! stamp of the segment its words come from, when at least `ATTRIBUTED_WORDS` of them match.
@@ -25,7 +30,7 @@ const CONTEXT_CHARS: usize = 300;
 /// Words an uncited answer must share with a segment to be given its stamp.
 const ATTRIBUTED_WORDS: usize = 2;
 
-/// A segment the answer may cite: its times and its words.
+/// A segment, or one sentence said in it, that the answer may cite: its times and its words.
 struct Moment {
     start_s: f64,
     end_s: f64,
@@ -49,14 +54,21 @@ impl Citations {
     /// The check for an answer grounded in `segments` (of every video it was given); with
     /// `attribute`, an answer that cites nothing is given its stamp.
     pub fn new<'a>(segments: impl IntoIterator<Item = &'a Segment>, attribute: bool) -> Self {
-        let moments = segments
-            .into_iter()
-            .map(|s| Moment {
-                start_s: s.start_s,
-                end_s: s.end_s,
-                words: terms(&s.text()).filter(|w| w.len() > 2).collect(),
-            })
-            .collect();
+        let mut moments = Vec::new();
+        for s in segments {
+            moments.push(Moment::new(s.start_s, s.end_s, &s.text()));
+            let cues = s.cues();
+            if cues.len() > 1 {
+                // The first sentence holds the segment's own stamp, said before it or not.
+                let starts = [s.start_s]
+                    .into_iter()
+                    .chain(cues.iter().skip(1).map(|c| c.start_s));
+                let ends = cues.iter().skip(1).map(|c| c.start_s).chain([s.end_s]);
+                for ((cue, start_s), end_s) in cues.iter().zip(starts).zip(ends) {
+                    moments.push(Moment::new(start_s, end_s, &cue.text));
+                }
+            }
+        }
         Self {
             moments,
             gap: false,
@@ -156,29 +168,43 @@ impl Citations {
         }
     }
 
-    /// The stamp as it stands, moved to the segment its words come from, or dropped (empty).
+    /// The stamp as it stands, moved to the moment its words come from, or dropped (empty).
     fn checked(&self, seconds: f64, held: &str, before: &str) -> String {
-        let inside = self
-            .moments
-            .iter()
-            .any(|m| seconds >= m.start_s && seconds < m.end_s + SLACK_S);
-        if inside || self.moments.is_empty() {
+        if self.moments.is_empty() {
             return held.to_string();
         }
-        match self.best(&self.context(before)) {
-            Some((_, moment)) => stamp(moment.start_s),
-            None => String::new(),
+        let context = self.context(before);
+        let best = self.best(&context);
+        // The narrowest moment the stamp falls in: a sentence rather than its whole segment.
+        let cited = self
+            .moments
+            .iter()
+            .filter(|m| seconds >= m.start_s && seconds < m.end_s + SLACK_S)
+            .min_by(|a, b| a.length().total_cmp(&b.length()));
+        match (cited, best) {
+            (Some(cited), Some((shared, moment)))
+                if shared >= ATTRIBUTED_WORDS && cited.shared(&context) < shared =>
+            {
+                stamp(moment.start_s)
+            }
+            (Some(_), _) => held.to_string(),
+            (None, Some((_, moment))) => stamp(moment.start_s),
+            (None, None) => String::new(),
         }
     }
 
-    /// The segment sharing most words with `text` (the earliest of equals), and how many.
+    /// The moment sharing most words with `text`, and how many: of equals, the narrowest (the
+    /// sentence over its segment), then the earliest.
     fn best(&self, text: &str) -> Option<(usize, &Moment)> {
-        let words: HashSet<String> = terms(text).filter(|w| w.len() > 2).collect();
         self.moments
             .iter()
-            .map(|m| (m.words.intersection(&words).count(), m))
+            .map(|m| (m.shared(text), m))
             .filter(|(shared, _)| *shared > 0)
-            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.start_s.total_cmp(&a.1.start_s)))
+            .max_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then(b.1.length().total_cmp(&a.1.length()))
+                    .then(b.1.start_s.total_cmp(&a.1.start_s))
+            })
     }
 
     /// The sentence a stamp ends: the text since the last sentence end or stamp before it.
@@ -204,6 +230,30 @@ impl Citations {
             self.said.drain(..cut);
         }
     }
+}
+
+impl Moment {
+    fn new(start_s: f64, end_s: f64, text: &str) -> Self {
+        Self {
+            start_s,
+            end_s,
+            words: words(text),
+        }
+    }
+
+    fn length(&self) -> f64 {
+        self.end_s - self.start_s
+    }
+
+    /// How many of `text`'s words it holds.
+    fn shared(&self, text: &str) -> usize {
+        words(text).intersection(&self.words).count()
+    }
+}
+
+/// The words that say what is cited (short ones say nothing).
+fn words(text: &str) -> HashSet<String> {
+    terms(text).filter(|w| w.len() > 2).collect()
 }
 
 enum Shape {
@@ -282,6 +332,42 @@ mod tests {
             check.whole(answer),
             "The bicycle is by the red barn [00:25]. The flowers get water at sunset [00:40]. \
              Nobody mentions rockets."
+        );
+    }
+
+    #[test]
+    fn a_segment_stamp_moves_to_the_sentence_its_words_come_from() {
+        let cue = |start_s: f64, end_s: f64, text: &str| crate::videos::model::Cue {
+            start_s,
+            end_s,
+            text: text.to_string(),
+        };
+        let mut said = segment(
+            0.0,
+            20.0,
+            "Welcome to the garden tour. Today we plant tomatoes in the sunny corner. \
+             The bicycle is parked beside the red barn.",
+        );
+        said.cues = vec![
+            cue(1.0, 3.0, "Welcome to the garden tour."),
+            cue(6.0, 9.0, "Today we plant tomatoes in the sunny corner."),
+            cue(15.0, 18.0, "The bicycle is parked beside the red barn."),
+        ];
+        let timeline = [said];
+        assert_eq!(
+            Citations::new(&timeline, false)
+                .whole("The bike is parked beside the red barn [00:00]."),
+            "The bike is parked beside the red barn [00:15]."
+        );
+        // A stamp at the right sentence stands; one whose words are nowhere stands too.
+        assert_eq!(
+            Citations::new(&timeline, false).whole("They plant tomatoes [00:06]. Hello [00:01]."),
+            "They plant tomatoes [00:06]. Hello [00:01]."
+        );
+        // An uncited answer is given its sentence's moment, not the segment's.
+        assert_eq!(
+            Citations::new(&timeline, true).whole("They plant tomatoes in the sunny corner."),
+            "They plant tomatoes in the sunny corner. [00:06]"
         );
     }
 

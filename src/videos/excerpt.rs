@@ -80,6 +80,9 @@ pub struct Grounding {
 /// rounded up (`[1:02:05] said: "" · on screen: "" · seen: ` is 17 with o200k).
 const LINE_OVERHEAD: usize = 20;
 
+/// Tokens a sentence's own stamp takes inside a line (`[01:05] `, rounded up).
+const CUE_STAMP_TOKENS: usize = 6;
+
 /// A segment's line and its size in tokens.
 struct Line {
     index: usize,
@@ -119,7 +122,10 @@ pub fn ground(
                             let tokens = count(&text) + 1;
                             (text, tokens)
                         }
-                        (Reader::Large, Some(n)) => (text, n as usize + LINE_OVERHEAD + name),
+                        (Reader::Large, Some(n)) => {
+                            let stamps = CUE_STAMP_TOKENS * s.cues.len().saturating_sub(1);
+                            (text, n as usize + LINE_OVERHEAD + name + stamps)
+                        }
                         (Reader::Large, None) => {
                             let tokens = count(&text) + 1;
                             (text, tokens)
@@ -173,7 +179,7 @@ fn shortened(text: &str, words: usize) -> String {
 fn line(video: &Video, s: &Segment, named: bool) -> Option<String> {
     let mut parts = Vec::new();
     if !s.transcript.trim().is_empty() {
-        parts.push(format!("said: \"{}\"", one_line(&s.transcript)));
+        parts.push(format!("said: \"{}\"", said(s)));
     }
     if !s.on_screen_text.trim().is_empty() {
         parts.push(format!("on screen: \"{}\"", one_line(&s.on_screen_text)));
@@ -190,6 +196,28 @@ fn line(video: &Video, s: &Segment, named: bool) -> Option<String> {
         String::new()
     };
     Some(format!("{who}{} {}", stamp(s.start_s), parts.join(" · ")))
+}
+
+/// What a segment says, each sentence after the first stamped at its own moment: a model cites
+/// the stamp nearest the words it uses, and a segment's first stamp is not when its later
+/// sentences were said.
+fn said(s: &Segment) -> String {
+    let cues = s.cues();
+    let mut text = String::new();
+    let mut last = stamp(s.start_s);
+    for cue in &cues {
+        let at = stamp(cue.start_s);
+        if !text.is_empty() {
+            text.push(' ');
+            if at != last {
+                text.push_str(&at);
+                text.push(' ');
+            }
+        }
+        last = at;
+        text.push_str(&one_line(&cue.text));
+    }
+    text
 }
 
 fn one_line(text: &str) -> String {
@@ -622,6 +650,31 @@ mod tests {
             Reader::Large,
         );
         assert!(g.cited[0].1.contains(&40), "{:?}", g.cited);
+    }
+
+    #[test]
+    fn each_sentence_of_a_segment_is_stamped_at_its_own_moment() {
+        let mut s = segment(0.0, "Welcome. We plant tomatoes. The barn is red.");
+        s.cues = [
+            (1.0, "Welcome."),
+            (6.0, "We plant tomatoes."),
+            (15.4, "The barn is red."),
+        ]
+        .iter()
+        .map(|&(start_s, text)| crate::videos::model::Cue {
+            start_s,
+            end_s: start_s + 2.0,
+            text: text.into(),
+        })
+        .collect();
+        let g = ground_one(&[s], "tomatoes", &[], 1000, Reader::Large);
+        assert!(
+            g.text.contains(
+                "[00:00] said: \"Welcome. [00:06] We plant tomatoes. [00:15] The barn is red.\""
+            ),
+            "{}",
+            g.text
+        );
     }
 
     #[test]
