@@ -58,14 +58,15 @@ impl Citations {
         for s in segments {
             moments.push(Moment::new(s.start_s, s.end_s, &s.text()));
             let cues = s.cues();
-            if cues.len() > 1 {
-                // The first sentence holds the segment's own stamp, said before it or not.
-                let starts = [s.start_s]
-                    .into_iter()
-                    .chain(cues.iter().skip(1).map(|c| c.start_s));
+            // One sentence said well into its segment is a moment of its own too.
+            if cues.len() > 1
+                || cues
+                    .first()
+                    .is_some_and(|c| c.start_s >= s.start_s + SLACK_S)
+            {
                 let ends = cues.iter().skip(1).map(|c| c.start_s).chain([s.end_s]);
-                for ((cue, start_s), end_s) in cues.iter().zip(starts).zip(ends) {
-                    moments.push(Moment::new(start_s, end_s, &cue.text));
+                for (cue, end_s) in cues.iter().zip(ends) {
+                    moments.push(Moment::new(cue.start_s, end_s, &cue.text));
                 }
             }
         }
@@ -179,11 +180,15 @@ impl Citations {
         let cited = self
             .moments
             .iter()
-            .filter(|m| seconds >= m.start_s && seconds < m.end_s + SLACK_S)
+            .filter(|m| m.holds(seconds))
             .min_by(|a, b| a.length().total_cmp(&b.length()));
         match (cited, best) {
+            // The words are a sentence's the stamp is not at: fewer of them at the stamp, or
+            // the stamp between sentences of the segment they were said in.
             (Some(cited), Some((shared, moment)))
-                if shared >= ATTRIBUTED_WORDS && cited.shared(&context) < shared =>
+                if shared >= ATTRIBUTED_WORDS
+                    && (cited.shared(&context) < shared
+                        || (moment.length() < cited.length() && !moment.holds(seconds))) =>
             {
                 stamp(moment.start_s)
             }
@@ -239,6 +244,11 @@ impl Moment {
             end_s,
             words: words(text),
         }
+    }
+
+    /// Whether a stamp at `seconds` cites it (a model rounds a moment down, or up a little).
+    fn holds(&self, seconds: f64) -> bool {
+        seconds >= self.start_s.floor() && seconds < self.end_s + SLACK_S
     }
 
     fn length(&self) -> f64 {
@@ -358,6 +368,17 @@ mod tests {
             Citations::new(&timeline, false)
                 .whole("The bike is parked beside the red barn [00:00]."),
             "The bike is parked beside the red barn [00:15]."
+        );
+        // Said at 0:40 in a segment from 0:20: a stamp at 0:30 is between its sentences.
+        let mut late = segment(20.0, 48.0, "Finally we water the flowers before sunset.");
+        late.cues = vec![cue(
+            40.0,
+            43.0,
+            "Finally we water the flowers before sunset.",
+        )];
+        assert_eq!(
+            Citations::new(&[late], false).whole("The flowers are watered at sunset. [00:30]"),
+            "The flowers are watered at sunset. [00:40]"
         );
         // A stamp at the right sentence stands; one whose words are nowhere stands too.
         assert_eq!(
