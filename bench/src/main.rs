@@ -14,9 +14,13 @@
     clippy::panic
 )]
 
+mod answers;
 mod cluster;
 mod gateways;
 mod grounding;
+/// The facts the tests know too: the same videos, made by the same code.
+#[path = "../../tests/common/known.rs"]
+mod known;
 mod load;
 #[cfg(feature = "local")]
 mod local;
@@ -109,6 +113,20 @@ enum Sub {
         #[arg(long)]
         litellm: Option<PathBuf>,
     },
+    /// The embedded model's offline answers: factual questions and questions about made videos,
+    /// scored, per model and per sampling setting (a release chatapi serving each).
+    Answers {
+        /// A GGUF to serve, `PATH` or `PATH@TEMPLATE` (`local.chat_template`, for a model that
+        /// ships none); again for each model to compare.
+        #[arg(long = "model", default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf", value_parser = answers::Model::parse)]
+        models: Vec<answers::Model>,
+        /// `name=temperature/top_p/repeat_penalty` as `[local]` takes them; again for each.
+        #[arg(long = "setting", default_values = ["card=0.2/0.9/1.1", "llama.cpp=0.8/0.95/1.0"], value_parser = answers::Setting::parse)]
+        settings: Vec<answers::Setting>,
+        /// Times each factual question is asked.
+        #[arg(long, default_value_t = answers::ASKED, value_parser = clap::value_parser!(u32).range(1..=50))]
+        times: u32,
+    },
     /// Measure the embedded model (decode rate, first token) against llama.cpp itself.
     #[cfg(feature = "local")]
     Local {
@@ -121,6 +139,9 @@ enum Sub {
         /// A Python with llama-cpp-python installed, for the side-by-side figures.
         #[arg(long)]
         reference_python: Option<PathBuf>,
+        /// `local.chat_template`, for a model that ships none (Gemma 3 270M: `gemma`).
+        #[arg(long)]
+        chat_template: Option<String>,
     },
 }
 
@@ -477,6 +498,14 @@ async fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             };
         }
+        Some(Sub::Answers {
+            models,
+            settings,
+            times,
+        }) => {
+            answers::run(&cli.chatapi, &cli.out, &models, &settings, times as usize).await;
+            return std::process::ExitCode::SUCCESS;
+        }
         Some(Sub::Cluster) => {
             return if cluster::run(&cli.chatapi, &cli.out, cli.smoke).await {
                 std::process::ExitCode::SUCCESS
@@ -510,8 +539,17 @@ async fn main() -> std::process::ExitCode {
             threads,
             tokens,
             reference_python,
+            chat_template,
         }) => {
-            local::run(model, threads, tokens, reference_python, cli.out).await;
+            local::run(
+                model,
+                threads,
+                tokens,
+                chat_template,
+                reference_python,
+                cli.out,
+            )
+            .await;
             return std::process::ExitCode::SUCCESS;
         }
         None => {}

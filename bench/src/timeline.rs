@@ -8,16 +8,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
 use crate::procs::spawn_chatapi;
 
-/// The facts the test knows too: the same videos, made by the same code.
-#[path = "../../tests/common/known.rs"]
-mod known;
-use known::{SAID, SCENES, SLIDES};
+use crate::known::{self, SAID, SCENES, SLIDES};
 
 /// A cut found this close to a real one is that cut.
 const CUT_TOLERANCE_S: f64 = 0.4;
@@ -219,14 +216,7 @@ async fn timeline(base: &str, video: &Path) -> (Value, f64) {
     let id = crate::videos::upload(base, video);
     let uploaded = Instant::now();
     let client = reqwest::Client::new();
-    loop {
-        let v = crate::videos::get_json(&client, &format!("{base}/v1/videos/{id}")).await;
-        if v["status"] == "ready" {
-            break;
-        }
-        assert_ne!(v["status"], "failed", "{v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::videos::ready(&client, base, &id).await;
     let took = uploaded.elapsed().as_secs_f64();
     let timeline =
         crate::videos::get_json(&client, &format!("{base}/v1/videos/{id}/timeline")).await;

@@ -282,6 +282,18 @@ pub(crate) fn upload(base: &str, video: &Path) -> String {
     created["id"].as_str().expect("upload refused").to_string()
 }
 
+/// Waits until video `id` is processed (the benchmark stops if it failed).
+pub(crate) async fn ready(client: &reqwest::Client, base: &str, id: &str) {
+    loop {
+        let v = get_json(client, &format!("{base}/v1/videos/{id}")).await;
+        if v["status"] == "ready" {
+            return;
+        }
+        assert_ne!(v["status"], "failed", "{v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> Value {
     let body = client.get(url).send().await.unwrap().bytes().await.unwrap();
     serde_json::from_slice(&body).unwrap()
