@@ -3,8 +3,9 @@
 # peer, LiteLLM's proxy and llama-cpp-python in a virtualenv (bench/.venv), then writes
 # bench/out/results.{md,json} (streaming), bench/out/gateways.{md,json} (the OpenAI route against
 # LiteLLM and the peer), bench/out/local.{md,json} (embedded model), bench/out/videos.{md,json}
-# (video processing) and bench/out/timeline.{md,json} (onsets and cuts, beside PySceneDetect and
-# faster-whisper in bench/.venv-timeline).
+# (video processing), bench/out/timeline.{md,json} (onsets and cuts, beside PySceneDetect and
+# faster-whisper in bench/.venv-timeline) and bench/out/answers.{md,json} (the embedded model's
+# offline answers, with its card's sampling and llama.cpp's).
 # Extra arguments go to the streaming run (e.g. --smoke, --streams 5000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,3 +59,5 @@ else
   echo "bench: no Python virtualenv for the timeline's peers; running without them" >&2
 fi
 target/release/chatapi-bench --chatapi target/release/chatapi timeline "${timeline_peers[@]}"
+# The embedded model's offline answers (bench/out/answers.md): facts and questions about videos.
+target/release/chatapi-bench --chatapi target/release/chatapi answers
