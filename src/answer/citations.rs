@@ -146,7 +146,7 @@ impl Citations {
         out.push_str(&std::mem::take(&mut self.held));
         if self.attribute && !std::mem::replace(&mut self.cited, true) {
             let said = self.said.clone() + &out;
-            if let Some((shared, moment)) = self.best(&said) {
+            if let Some((shared, moment)) = self.best(&words(&said)) {
                 if shared >= ATTRIBUTED_WORDS {
                     out.push_str(if said.ends_with(' ') { "" } else { " " });
                     out.push_str(&stamp(moment.start_s));
@@ -174,7 +174,8 @@ impl Citations {
         if self.moments.is_empty() {
             return held.to_string();
         }
-        let context = self.context(before);
+        // The cited words, split once for every moment they are matched against.
+        let context = words(&self.context(before));
         let best = self.best(&context);
         // The narrowest moment the stamp falls in: a sentence rather than its whole segment.
         let cited = self
@@ -200,7 +201,7 @@ impl Citations {
 
     /// The moment sharing most words with `text`, and how many: of equals, the narrowest (the
     /// sentence over its segment), then the earliest.
-    fn best(&self, text: &str) -> Option<(usize, &Moment)> {
+    fn best(&self, text: &HashSet<String>) -> Option<(usize, &Moment)> {
         self.moments
             .iter()
             .map(|m| (m.shared(text), m))
@@ -256,8 +257,8 @@ impl Moment {
     }
 
     /// How many of `text`'s words it holds.
-    fn shared(&self, text: &str) -> usize {
-        words(text).intersection(&self.words).count()
+    fn shared(&self, text: &HashSet<String>) -> usize {
+        text.intersection(&self.words).count()
     }
 }
 
