@@ -5,7 +5,7 @@
 //!
 //! - `routes` — the HTTP surface, one module per dialect. Each only decodes its request (for
 //!   ChatAPI, `routes::chatapi::request`), picks its encoder (`routes::chatapi::Framing`) and
-//!   renders errors in its envelope. `routes::incoming` reads the key and caller address,
+//!   renders errors in its envelope. `routes::incoming` reads the key and caller address (and admits through them),
 //!   `routes::body` reads bodies within each route's limits (and decodes JSON ones),
 //!   `routes::linger` drains what a refused caller is still sending; `routes::reply` is every
 //!   chat route's outline (record, span, the dialect's start, then stream or read whole; for

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::Request;
 use axum::http::{header, HeaderMap};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -16,28 +17,29 @@ use crate::error::ApiError;
 /// `limits.max_body_bytes` and `limits.body_timeout` (a refused caller's body is never read).
 pub async fn admitted(
     incoming: &Incoming,
-    headers: &HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<(Caller, bytes::Bytes), ApiError> {
-    with_body(incoming.admit().await?, headers, body).await
+    with_body(incoming.admit().await?, request).await
 }
 
 /// `admitted`, for a route that answers with an upstream (see `Incoming::admit_to_answer`).
 pub async fn admitted_to_answer(
     incoming: &Incoming,
-    headers: &HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<(Caller, bytes::Bytes), ApiError> {
-    with_body(incoming.admit_to_answer().await?, headers, body).await
+    with_body(incoming.admit_to_answer().await?, request).await
 }
 
-async fn with_body(
-    caller: Caller,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(Caller, bytes::Bytes), ApiError> {
+async fn with_body(caller: Caller, request: Request) -> Result<(Caller, bytes::Bytes), ApiError> {
     let limits = &caller.runtime.config.limits;
-    let bytes = read(body, headers, limits.max_body_bytes, limits.body_timeout).await?;
+    let (head, body) = request.into_parts();
+    let bytes = read(
+        body,
+        &head.headers,
+        limits.max_body_bytes,
+        limits.body_timeout,
+    )
+    .await?;
     Ok((caller, bytes))
 }
 

@@ -1,26 +1,29 @@
 //! What every route reads from a request before its body: the request id, the runtime it will
 //! be answered with, the key the caller presented (in any dialect's header) and the caller's
-//! address (behind a trusted proxy, the one it forwarded). Admission itself is the core's
-//! (`answer::admission`); this is only where its inputs come from.
+//! address (behind a trusted proxy, the one it forwarded), and the server's state it reaches
+//! past them. Admission itself is the core's (`answer::admission`); this is where its inputs
+//! come from, and the first steps every route takes with them (admit, reach the library, read a
+//! JSON body).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 
 use super::REQUEST_ID;
 use crate::access_log::Record;
 use crate::answer::admission::{self, Caller};
-use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::state::{AppState, Runtime};
+use crate::videos::Library;
+use serde::de::DeserializeOwned;
 
 pub struct Incoming {
     pub request_id: String,
     pub runtime: Arc<Runtime>,
-    cluster: Cluster,
+    state: AppState,
     key: Option<String>,
     ip: Option<IpAddr>,
 }
@@ -44,10 +47,37 @@ impl Incoming {
         self.admit_as(Some(&self.request_id)).await
     }
 
+    /// The server's state, for what a route reaches past admission (the library, the core).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The video library (absent when `videos.enabled` is off).
+    pub fn library(&self) -> Result<&Library, ApiError> {
+        self.state.library()
+    }
+
+    /// What a library route does first: admit the caller, then reach the library.
+    pub async fn admit_to_library(&self) -> Result<(Caller, &Library), ApiError> {
+        let caller = self.admit().await?;
+        Ok((caller, self.library()?))
+    }
+
+    /// `admit_to_library`, for a route whose body is JSON of the shape `shape` (named in the
+    /// error when it is not). A refused caller's body is never read.
+    pub async fn admit_with_json<T: DeserializeOwned>(
+        &self,
+        request: Request,
+        shape: &str,
+    ) -> Result<(Caller, &Library, T), ApiError> {
+        let (caller, bytes) = super::body::admitted(self, request).await?;
+        Ok((caller, self.library()?, super::body::json(&bytes, shape)?))
+    }
+
     async fn admit_as(&self, answering: Option<&str>) -> Result<Caller, ApiError> {
         admission::admit(
             self.runtime.clone(),
-            &self.cluster,
+            self.state.cluster(),
             self.key.as_deref(),
             self.ip,
             answering,
@@ -76,7 +106,7 @@ impl FromRequestParts<AppState> for Incoming {
         Ok(Self {
             request_id,
             runtime,
-            cluster: state.cluster().clone(),
+            state: state.clone(),
             key,
             ip,
         })

@@ -12,7 +12,6 @@ use tokio::io::AsyncWriteExt;
 
 use super::incoming::Incoming;
 use crate::error::ApiError;
-use crate::state::AppState;
 use crate::videos::model::Video;
 use crate::videos::{url_guard, Library, LibraryError, Owner, Staging, Upload};
 
@@ -60,7 +59,6 @@ pub async fn receive(
     library: &Library,
     incoming: &Incoming,
     request: Request,
-    state: &AppState,
     parts: &Parts<'_>,
     tenant: &str,
 ) -> Result<Received, ApiError> {
@@ -75,7 +73,7 @@ pub async fn receive(
         return Err(too_large(max));
     }
     let _place = library.admit_upload(tenant, declared.unwrap_or(0)).await?;
-    let mut multipart = Multipart::from_request(request, state)
+    let mut multipart = Multipart::from_request(request, incoming.state())
         .await
         .map_err(|e| ApiError::bad_request("body", e.body_text()))?;
     let staging = library.staging().await?;
@@ -313,12 +311,11 @@ pub async fn receive_form(
     library: &Library,
     incoming: &Incoming,
     request: Request,
-    state: &AppState,
     parts: &Parts<'_>,
     tenant: &str,
 ) -> Result<Received, ApiError> {
     if is_multipart(&request) {
-        return receive(library, incoming, request, state, parts, tenant).await;
+        return receive(library, incoming, request, parts, tenant).await;
     }
     let limits = &incoming.runtime.config.limits;
     let (head, body) = request.into_parts();

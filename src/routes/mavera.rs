@@ -6,11 +6,10 @@
 //! An analysis is a library video: `pending` (queued), `generating`, `completed`, `failed`; its
 //! `chunks` are the timeline's segments. Errors: `{"error":{"message","type","code","param"}}`.
 
-use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, Request};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{self, post};
 use axum::{Json, Router};
@@ -21,7 +20,7 @@ use super::incoming::Incoming;
 use super::ingest::{add_link, is_multipart, receive, Parts};
 use super::openai::responses::{whole_response, ResponsesEncoder};
 use super::reply::{self, Decoded, Reply};
-use super::respond::{admit_to_library, respond};
+use super::respond::respond;
 use crate::access_log::Record;
 use crate::answer::video_chat::VideoAsk;
 use crate::error::ApiError;
@@ -149,13 +148,9 @@ fn image_description(s: &crate::videos::model::Segment) -> String {
         .join(" — ")
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    request: Request,
-) -> Response {
+pub async fn create(incoming: Incoming, request: Request) -> Response {
     respond(&incoming, "mavera.create", error_response, async {
-        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let (caller, library) = incoming.admit_to_library().await?;
         let mut owner = Owner {
             tenant: caller.tenant,
             ..Owner::default()
@@ -165,7 +160,7 @@ pub async fn create(
                 text: LABELS,
                 file_optional: false,
             };
-            let received = receive(library, &incoming, request, &state, &parts, &owner.tenant).await?;
+            let received = receive(library, &incoming, request, &parts, &owner.tenant).await?;
             for (k, v) in &received.text {
                 owner.labels.insert(k.clone(), json!(v));
             }
@@ -212,13 +207,9 @@ pub struct ListQuery {
     status: Option<String>,
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Response {
+pub async fn list(incoming: Incoming, query: Result<Query<ListQuery>, QueryRejection>) -> Response {
     respond(&incoming, "mavera.list", error_response, async {
-        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let (caller, library) = incoming.admit_to_library().await?;
         let Query(q) = query?;
         let statuses = match q.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("") => vec![],
@@ -255,13 +246,9 @@ pub async fn list(
     .await
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    Path(id): Path<String>,
-) -> Response {
+pub async fn get(incoming: Incoming, Path(id): Path<String>) -> Response {
     respond(&incoming, "mavera.get", error_response, async {
-        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let (caller, library) = incoming.admit_to_library().await?;
         let video = library.owned(&caller.tenant, &id).await?;
         let timeline = timeline_if_ready(library, &video).await?;
         Ok(Json(analysis(&video, timeline.as_deref())).into_response())
@@ -279,14 +266,10 @@ async fn timeline_if_ready(
     Ok(Some(library.timeline(&video.id).await?))
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    Path(id): Path<String>,
-) -> Response {
+pub async fn delete(incoming: Incoming, Path(id): Path<String>) -> Response {
     respond(&incoming, "mavera.delete", error_response, async {
         let caller = incoming.admit().await?;
-        state.library()?.delete(&caller.tenant, &id).await?;
+        incoming.library()?.delete(&caller.tenant, &id).await?;
         let deleted = json!({"id": id, "object": "video_analysis.deleted", "deleted": true});
         Ok(Json(deleted).into_response())
     })
@@ -300,15 +283,9 @@ struct ChatBody {
     stream: bool,
 }
 
-pub async fn chat(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn chat(incoming: Incoming, Path(id): Path<String>, request: Request) -> Response {
     let decode = async |_: &mut Record| {
-        let (caller, bytes) = super::body::admitted_to_answer(&incoming, &headers, body).await?;
+        let (caller, bytes) = super::body::admitted_to_answer(&incoming, request).await?;
         let body: ChatBody = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request(
                 "body",
@@ -342,7 +319,7 @@ pub async fn chat(
             kept: persona,
         })
     };
-    let reply = reply::video(&state, &incoming, DIALECT, decode, |_, basis, persona| {
+    let reply = reply::video(&incoming, DIALECT, decode, |_, basis, persona| {
         ResponsesEncoder::new(persona, basis)
     });
     match reply.await {

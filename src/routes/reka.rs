@@ -14,11 +14,10 @@
 //! status ≥ 500 three times, `/v2/chat` included, so an upstream failure (already retried and
 //! failed over here) is answered 424, not 502: one model call is not made into four.
 
-use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{Path, Query, RawQuery, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, RawQuery, Request};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{self, post};
 use axum::{Json, Router};
@@ -28,7 +27,7 @@ use serde_json::{json, Value};
 use super::incoming::Incoming;
 use super::ingest::{add_link, receive_form, Parts};
 use super::reply::{self, Decoded, Reply, Unstreamed};
-use super::respond::{admit_to_library, admit_with_json, respond};
+use super::respond::respond;
 use super::search;
 use crate::access_log::Record;
 use crate::answer::video_chat::VideoAsk;
@@ -147,18 +146,14 @@ fn video_json(video: &Video) -> Value {
     })
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    request: Request,
-) -> Response {
+pub async fn create(incoming: Incoming, request: Request) -> Response {
     respond(&incoming, "reka.create", error_response, async {
-        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let (caller, library) = incoming.admit_to_library().await?;
         let parts = Parts {
             text: &["video_url", "video_name", "description", "group_id"],
             file_optional: true,
         };
-        let form = receive_form(library, &incoming, request, &state, &parts, &caller.tenant).await?;
+        let form = receive_form(library, &incoming, request, &parts, &caller.tenant).await?;
         let mut owner = Owner {
             tenant: caller.tenant,
             ..Owner::default()
@@ -191,13 +186,9 @@ pub async fn create(
     .await
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    RawQuery(query): RawQuery,
-) -> Response {
+pub async fn list(incoming: Incoming, RawQuery(query): RawQuery) -> Response {
     respond(&incoming, "reka.list", error_response, async {
-        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let (caller, library) = incoming.admit_to_library().await?;
         let ids: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .filter(|(k, _)| k == "ids")
             .map(|(_, v)| v.into_owned())
@@ -224,27 +215,19 @@ pub async fn list(
     .await
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    Path(id): Path<String>,
-) -> Response {
+pub async fn get(incoming: Incoming, Path(id): Path<String>) -> Response {
     respond(&incoming, "reka.get", error_response, async {
         let caller = incoming.admit().await?;
-        let video = state.library()?.owned(&caller.tenant, &id).await?;
+        let video = incoming.library()?.owned(&caller.tenant, &id).await?;
         Ok(Json(video_json(&video)).into_response())
     })
     .await
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    Path(id): Path<String>,
-) -> Response {
+pub async fn delete(incoming: Incoming, Path(id): Path<String>) -> Response {
     respond(&incoming, "reka.delete", error_response, async {
         let caller = incoming.admit().await?;
-        state.library()?.delete(&caller.tenant, &id).await?;
+        incoming.library()?.delete(&caller.tenant, &id).await?;
         let deleted = json!({"status": "deleted", "message": format!("video {id} deleted")});
         Ok(Json(deleted).into_response())
     })
@@ -269,17 +252,11 @@ fn known_feature(name: &str, field: &str) -> Result<(), ApiError> {
 
 /// What it takes to have the `desired` features: processing makes them all, so nothing is for
 /// the caller to start; a feature that failed (embeddings without the model) is blocked.
-pub async fn plan(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn plan(incoming: Incoming, Path(id): Path<String>, request: Request) -> Response {
     respond(&incoming, "reka.plan", error_response, async {
-        let (caller, library, body) =
-            admit_with_json::<PlanBody>(&incoming, &state, &headers, body, "{\"desired\": [...]}")
-                .await?;
+        let (caller, library, body) = incoming
+            .admit_with_json::<PlanBody>(request, "{\"desired\": [...]}")
+            .await?;
         for f in &body.desired {
             known_feature(f, "desired")?;
         }
@@ -313,15 +290,11 @@ pub async fn plan(
 
 /// Starting a feature: every feature is made by the video's processing, already under way, so
 /// this reports where it stands.
-pub async fn trigger(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    Path((id, feature)): Path<(String, String)>,
-) -> Response {
+pub async fn trigger(incoming: Incoming, Path((id, feature)): Path<(String, String)>) -> Response {
     respond(&incoming, "reka.trigger", error_response, async {
         let caller = incoming.admit().await?;
         known_feature(&feature, "feature")?;
-        let video = state.library()?.owned(&caller.tenant, &id).await?;
+        let video = incoming.library()?.owned(&caller.tenant, &id).await?;
         Ok(Json(json!({"video_id": video.id, "feature": feature, "status": feature_status(&video, &feature)})).into_response())
     })
     .await
@@ -342,25 +315,23 @@ pub struct ListingQuery {
 }
 
 pub async fn transcript(
-    State(state): State<AppState>,
     incoming: Incoming,
     Path(id): Path<String>,
     query: Result<Query<ListingQuery>, QueryRejection>,
 ) -> Response {
     respond(&incoming, "reka.transcript", error_response, async {
-        listing(&state, &incoming, &id, query, Listing::Transcript).await
+        listing(&incoming, &id, query, Listing::Transcript).await
     })
     .await
 }
 
 pub async fn captions(
-    State(state): State<AppState>,
     incoming: Incoming,
     Path(id): Path<String>,
     query: Result<Query<ListingQuery>, QueryRejection>,
 ) -> Response {
     respond(&incoming, "reka.captions", error_response, async {
-        listing(&state, &incoming, &id, query, Listing::Captions).await
+        listing(&incoming, &id, query, Listing::Captions).await
     })
     .await
 }
@@ -372,13 +343,12 @@ enum Listing {
 }
 
 async fn listing(
-    state: &AppState,
     incoming: &Incoming,
     id: &str,
     query: Result<Query<ListingQuery>, QueryRejection>,
     kind: Listing,
 ) -> Result<Response, ApiError> {
-    let (caller, library) = admit_to_library(incoming, state).await?;
+    let (caller, library) = incoming.admit_to_library().await?;
     let Query(q) = query?;
     library.ready(&caller.tenant, id).await?;
     let range = Range {
@@ -447,14 +417,9 @@ struct Context {
     end: Option<f64>,
 }
 
-pub async fn chat(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn chat(incoming: Incoming, request: Request) -> Response {
     let decode = async |_: &mut Record| {
-        let (caller, bytes) = super::body::admitted_to_answer(&incoming, &headers, body).await?;
+        let (caller, bytes) = super::body::admitted_to_answer(&incoming, request).await?;
         let body: ChatBody = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request(
                 "body",
@@ -507,7 +472,7 @@ pub async fn chat(
             kept: model,
         })
     };
-    let reply = reply::video(&state, &incoming, DIALECT, decode, |_, _, _| Unstreamed).await;
+    let reply = reply::video(&incoming, DIALECT, decode, |_, _, _| Unstreamed).await;
     match reply {
         Ok(Reply::Whole {
             whole,
@@ -540,14 +505,9 @@ pub struct SearchBody {
 
 /// `POST /v2/search`: by meaning unless `strategy` is `text` (a literal, any-case match over
 /// `fields`). `threshold` is a word: `high`, `medium`, `low` (the default), `none`.
-pub async fn search(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn search(incoming: Incoming, request: Request) -> Response {
     respond(&incoming, "reka.search", error_response, async {
-        let (caller, library, body) = admit_with_json::<SearchBody>(&incoming, &state, &headers, body, "{\"query\": \"...\"}").await?;
+        let (caller, library, body) = incoming.admit_with_json::<SearchBody>(request, "{\"query\": \"...\"}").await?;
         let text = search::query_text(&body.query, "query")?;
         let page = search::limit(body.page_limit, "page_limit", 10, 50)?;
         let from = search::page_start(

@@ -19,7 +19,6 @@ use crate::answer::{Started, UsageBasis};
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
 use crate::relay::{self, Encoder, Failure, Settle};
-use crate::state::AppState;
 use crate::upstream::Event;
 
 /// How an answer goes back: streamed through the dialect's encoder, or read whole for the
@@ -54,7 +53,6 @@ pub struct Failed {
 /// core, labelling the record as it learns the persona), then the answer streamed through the
 /// encoder `mode` picks or read whole.
 pub async fn chat<T, E: Encoder>(
-    state: &AppState,
     incoming: &Incoming,
     dialect: &'static str,
     persona: &str,
@@ -73,12 +71,17 @@ pub async fn chat<T, E: Encoder>(
     };
     match mode(&mut started, &mut asked) {
         Mode::Stream(encoder) => {
-            let body = relay::stream(started, encoder, record, state.hard_stop().clone());
+            let body = relay::stream(
+                started,
+                encoder,
+                record,
+                incoming.state().hard_stop().clone(),
+            );
             Ok(Reply::Streaming(super::sse::response(body)))
         }
         Mode::Whole => {
             let basis = started.usage.take();
-            match collect::whole(started, &mut record, state.hard_stop()).await {
+            match collect::whole(started, &mut record, incoming.state().hard_stop()).await {
                 Ok(whole) => Ok(Reply::Whole {
                     whole,
                     basis,
@@ -104,7 +107,6 @@ pub struct Decoded<K> {
 /// and segments the answer stands on (for dialects that send them ahead of the text, like
 /// Memories.ai's `ref` event), the prompt to count usage by, and what the dialect kept.
 pub async fn video<K, E: Encoder>(
-    state: &AppState,
     incoming: &Incoming,
     dialect: &'static str,
     decode: impl AsyncFnOnce(&mut Record) -> Result<Decoded<K>, ApiError>,
@@ -120,7 +122,7 @@ pub async fn video<K, E: Encoder>(
         record.label_persona(&caller.runtime.config, &ask.persona);
         // The embedded model's answers are given the stamp they do not write (`citations`).
         let small = caller.runtime.upstreams.all_local();
-        let (started, cited) = video_chat::start(state, &caller, ask, record).await?;
+        let (started, cited) = video_chat::start(incoming.state(), &caller, ask, record).await?;
         Ok((started, (cited, kept, stream, small)))
     };
     let checked = |cited: &[Cited], small: bool| {
@@ -137,7 +139,7 @@ pub async fn video<K, E: Encoder>(
             Mode::Whole
         }
     };
-    let reply = chat(state, incoming, dialect, "", start, mode).await?;
+    let reply = chat(incoming, dialect, "", start, mode).await?;
     Ok(match reply {
         Reply::Whole {
             mut whole,

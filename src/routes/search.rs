@@ -2,9 +2,7 @@
 //! route shares: checking the query, the limit and the videos named (each must be the caller's
 //! and ready; one still processing is not searchable yet, said so), and running the search.
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -12,9 +10,8 @@ use serde_json::{json, Value};
 
 use super::incoming::Incoming;
 use super::openai::error_response;
-use super::respond::{admit_with_json, respond};
+use super::respond::respond;
 use crate::error::ApiError;
-use crate::state::AppState;
 use crate::videos::model::Video;
 use crate::videos::search::{Clip, Mode, Query};
 use crate::videos::Library;
@@ -149,14 +146,9 @@ struct SearchBody {
 
 /// `POST /v1/search` `{query, video_ids?, limit?, threshold?, mode?}` →
 /// `{"object":"list","data":[{video_id, name, start_s, end_s, score, text, keyframe_url}]}`.
-pub async fn search(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn search(incoming: Incoming, request: Request) -> Response {
     respond(&incoming, "search", error_response, async {
-        let (caller, library, body) = admit_with_json::<SearchBody>(&incoming, &state, &headers, body, "{\"query\": \"...\", \"video_ids\": [...], \"limit\": 10, \"threshold\": 0.3, \"mode\": \"hybrid\"}").await?;
+        let (caller, library, body) = incoming.admit_with_json::<SearchBody>(request, "{\"query\": \"...\", \"video_ids\": [...], \"limit\": 10, \"threshold\": 0.3, \"mode\": \"hybrid\"}").await?;
         let mode = match body.mode.as_deref() {
             None | Some("hybrid") => Mode::Hybrid,
             Some("semantic") => Mode::Semantic,

@@ -5,7 +5,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, Request};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{self, post};
@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::incoming::Incoming;
 use super::ingest::{add_link, is_multipart, receive, Parts};
 use super::openai::error_response;
-use super::respond::{admit_to_library, respond};
+use super::respond::respond;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::videos::model::{stamp, Status};
@@ -36,13 +36,9 @@ pub fn router() -> Router<AppState> {
         .route("/v1/search", post(super::search::search))
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    request: Request,
-) -> Response {
+pub async fn create(incoming: Incoming, request: Request) -> Response {
     respond(&incoming, "create", error_response, async {
-        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let (caller, library) = incoming.admit_to_library().await?;
         let owner = Owner {
             tenant: caller.tenant,
             ..Owner::default()
@@ -52,8 +48,7 @@ pub async fn create(
                 text: &["name"],
                 file_optional: false,
             };
-            let received =
-                receive(library, &incoming, request, &state, &parts, &owner.tenant).await?;
+            let received = receive(library, &incoming, request, &parts, &owner.tenant).await?;
             let name = received.text.get("name").cloned();
             received.add(library, name, &owner).await?
         } else {
@@ -102,13 +97,9 @@ pub struct ListQuery {
     offset: Option<u32>,
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Response {
+pub async fn list(incoming: Incoming, query: Result<Query<ListQuery>, QueryRejection>) -> Response {
     respond(&incoming, "list", error_response, async {
-        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let (caller, library) = incoming.admit_to_library().await?;
         let Query(query) = query?;
         let status = match query.status.as_deref() {
             None => None,
@@ -136,26 +127,18 @@ pub async fn list(
     .await
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    Path(id): Path<String>,
-) -> Response {
+pub async fn get(incoming: Incoming, Path(id): Path<String>) -> Response {
     respond(&incoming, "get", error_response, async {
         let caller = incoming.admit().await?;
-        let video = state.library()?.owned(&caller.tenant, &id).await?;
+        let video = incoming.library()?.owned(&caller.tenant, &id).await?;
         Ok(Json(video).into_response())
     })
     .await
 }
 
-pub async fn timeline(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    Path(id): Path<String>,
-) -> Response {
+pub async fn timeline(incoming: Incoming, Path(id): Path<String>) -> Response {
     respond(&incoming, "timeline", error_response, async {
-        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let (caller, library) = incoming.admit_to_library().await?;
         let video = library.ready(&caller.tenant, &id).await?;
         let segments = library.timeline(&id).await?;
         let segments: Vec<Value> = segments
@@ -187,13 +170,9 @@ pub async fn timeline(
     .await
 }
 
-pub async fn keyframe(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    Path((id, file)): Path<(String, String)>,
-) -> Response {
+pub async fn keyframe(incoming: Incoming, Path((id, file)): Path<(String, String)>) -> Response {
     respond(&incoming, "keyframe", error_response, async {
-        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let (caller, library) = incoming.admit_to_library().await?;
         let index = file
             .strip_suffix(".jpg")
             .and_then(|n| n.parse::<u32>().ok())
@@ -217,14 +196,10 @@ pub async fn keyframe(
     .await
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    Path(id): Path<String>,
-) -> Response {
+pub async fn delete(incoming: Incoming, Path(id): Path<String>) -> Response {
     respond(&incoming, "delete", error_response, async {
         let caller = incoming.admit().await?;
-        state.library()?.delete(&caller.tenant, &id).await?;
+        incoming.library()?.delete(&caller.tenant, &id).await?;
         Ok(Json(json!({"id": id, "object": "video.deleted", "deleted": true})).into_response())
     })
     .await

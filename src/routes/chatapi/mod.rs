@@ -14,9 +14,7 @@ use crate::answer::{self, Ask};
 use crate::config::DEFAULT_PERSONA;
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -31,36 +29,23 @@ pub fn router() -> Router<AppState> {
         .route("/chat/{persona}", post(chat_persona))
 }
 
-pub async fn chat_default(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    chat(state, DEFAULT_PERSONA.to_string(), incoming, headers, body).await
+pub async fn chat_default(incoming: Incoming, request: Request) -> Response {
+    chat(DEFAULT_PERSONA.to_string(), incoming, request).await
 }
 
 pub async fn chat_persona(
-    State(state): State<AppState>,
     Path(persona): Path<String>,
     incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
-    chat(state, persona, incoming, headers, body).await
+    chat(persona, incoming, request).await
 }
 
-async fn chat(
-    state: AppState,
-    persona: String,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn chat(persona: String, incoming: Incoming, request: Request) -> Response {
     let persona_name = persona.clone();
     let framing = || Framing::new(incoming.runtime.config.wire.compact);
     let start = async |record: &mut Record| {
-        let (caller, bytes) = super::body::admitted_to_answer(&incoming, &headers, body).await?;
+        let (caller, bytes) = super::body::admitted_to_answer(&incoming, request).await?;
         let messages = request::messages(&bytes, caller.runtime.config.limits.max_messages)?;
         let ask = Ask {
             persona,
@@ -68,9 +53,12 @@ async fn chat(
             reference: None,
             options: Default::default(),
         };
-        Ok((answer::start(&state, &caller, ask, record).await?, ()))
+        Ok((
+            answer::start(incoming.state(), &caller, ask, record).await?,
+            (),
+        ))
     };
-    let reply = super::reply::chat(&state, &incoming, DIALECT, &persona_name, start, |_, _| {
+    let reply = super::reply::chat(&incoming, DIALECT, &persona_name, start, |_, _| {
         Mode::Stream(framing())
     });
     match reply.await {

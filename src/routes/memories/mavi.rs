@@ -9,8 +9,7 @@
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, Request, State};
-use axum::http::HeaderMap;
+use axum::extract::{Query, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -26,9 +25,8 @@ use crate::relay::{Encoder, Failure};
 use crate::routes::incoming::Incoming;
 use crate::routes::ingest::{add_link, checked_callback, receive, Parts};
 use crate::routes::reply::{self, Decoded, Reply};
-use crate::routes::respond::{admit_to_library, admit_with_json, respond};
+use crate::routes::respond::respond;
 use crate::routes::search;
-use crate::state::AppState;
 use crate::upstream::Event;
 use crate::videos::excerpt::Range;
 use crate::videos::model::Video;
@@ -48,13 +46,12 @@ pub struct CallbackQuery {
 }
 
 pub async fn upload(
-    State(state): State<AppState>,
     incoming: Incoming,
     Query(query): Query<CallbackQuery>,
     request: Request,
 ) -> Response {
     respond(&incoming, "mavi.upload", error_response, async {
-        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let (caller, library) = incoming.admit_to_library().await?;
         let owner = Owner {
             tenant: caller.tenant,
             callback: checked_callback(library, query.call_back_uri, "callBackUri").await?,
@@ -64,7 +61,7 @@ pub async fn upload(
             text: &[],
             file_optional: false,
         };
-        let received = receive(library, &incoming, request, &state, &parts, &owner.tenant).await?;
+        let received = receive(library, &incoming, request, &parts, &owner.tenant).await?;
         let video = received.add(library, None, &owner).await?;
         Ok(ok(uploaded(&video)))
     })
@@ -77,21 +74,14 @@ pub struct UrlBody {
 }
 
 pub async fn upload_url(
-    State(state): State<AppState>,
     incoming: Incoming,
     Query(query): Query<CallbackQuery>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
     respond(&incoming, "mavi.uploadUrl", error_response, async {
-        let (caller, library, link) = admit_with_json::<UrlBody>(
-            &incoming,
-            &state,
-            &headers,
-            body,
-            "{\"url\": \"https://...\"}",
-        )
-        .await?;
+        let (caller, library, link) = incoming
+            .admit_with_json::<UrlBody>(request, "{\"url\": \"https://...\"}")
+            .await?;
         let owner = Owner {
             tenant: caller.tenant,
             callback: checked_callback(library, query.call_back_uri, "callBackUri").await?,
@@ -123,12 +113,11 @@ pub struct SearchQuery {
 /// `GET searchDB`: the caller's videos added between `startTime` and `endTime` (ms), by status
 /// and a piece of the name, newest first, `pageSize` (≤ 200) to a `page` (from 1).
 pub async fn search_db(
-    State(state): State<AppState>,
     incoming: Incoming,
     query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Response {
     respond(&incoming, "mavi.searchDB", error_response, async {
-        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let (caller, library) = incoming.admit_to_library().await?;
         let Query(q) = query?;
         let statuses = super::statuses("videoStatus", q.video_status.as_deref())?;
         let size = q.page_size.unwrap_or(20);
@@ -164,21 +153,11 @@ pub async fn search_db(
 
 /// `DELETE delete` with a JSON array of videoNos (up to 500). Every one must be the caller's:
 /// one that is not fails the request before anything is deleted.
-pub async fn delete(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn delete(incoming: Incoming, request: Request) -> Response {
     respond(&incoming, "mavi.delete", error_response, async {
-        let (caller, library, ids) = admit_with_json::<Vec<String>>(
-            &incoming,
-            &state,
-            &headers,
-            body,
-            "a JSON array of videoNos",
-        )
-        .await?;
+        let (caller, library, ids) = incoming
+            .admit_with_json::<Vec<String>>(request, "a JSON array of videoNos")
+            .await?;
         delete_all(library, &caller.tenant, &ids, MAX_DELETE).await?;
         Ok(ok(Value::Null))
     })
@@ -224,21 +203,11 @@ pub struct SearchBody {
 }
 
 /// `POST searchAI` `{searchValue, limit}`: the caller's videos that match, best first.
-pub async fn search_ai(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn search_ai(incoming: Incoming, request: Request) -> Response {
     respond(&incoming, "mavi.searchAI", error_response, async {
-        let (caller, library, body) = admit_with_json::<SearchBody>(
-            &incoming,
-            &state,
-            &headers,
-            body,
-            "{\"searchValue\": \"...\", \"limit\": 10}",
-        )
-        .await?;
+        let (caller, library, body) = incoming
+            .admit_with_json::<SearchBody>(request, "{\"searchValue\": \"...\", \"limit\": 10}")
+            .await?;
         let want = search::limit(body.limit, "limit", 20, 200)?;
         let text = search::query_text(&body.search_value, "searchValue")?;
         let query = core_search::Query {
@@ -265,25 +234,18 @@ pub async fn search_ai(
 
 /// `POST searchVideoFragment` `{videoNos (≤ 50), searchValue, limit}`: the moments that match,
 /// best first, `fragmentStartTime`/`fragmentEndTime` in seconds (as strings).
-pub async fn search_video_fragment(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn search_video_fragment(incoming: Incoming, request: Request) -> Response {
     respond(
         &incoming,
         "mavi.searchVideoFragment",
         error_response,
         async {
-            let (caller, library, body) = admit_with_json::<SearchBody>(
-                &incoming,
-                &state,
-                &headers,
-                body,
-                "{\"videoNos\": [...], \"searchValue\": \"...\", \"limit\": 10}",
-            )
-            .await?;
+            let (caller, library, body) = incoming
+                .admit_with_json::<SearchBody>(
+                    request,
+                    "{\"videoNos\": [...], \"searchValue\": \"...\", \"limit\": 10}",
+                )
+                .await?;
             let text = search::query_text(&body.search_value, "searchValue")?;
             let ids = body.video_nos.unwrap_or_default();
             if ids.len() > MAX_CHAT_VIDEOS {
@@ -348,15 +310,9 @@ struct Turn {
     robot: Option<String>,
 }
 
-pub async fn chat(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn chat(incoming: Incoming, request: Request) -> Response {
     let decode = async |_: &mut Record| {
-        let (caller, bytes) =
-            crate::routes::body::admitted_to_answer(&incoming, &headers, body).await?;
+        let (caller, bytes) = crate::routes::body::admitted_to_answer(&incoming, request).await?;
         let body: ChatBody = crate::routes::body::json(
             &bytes,
             "{\"videoNos\": [...], \"message\": \"...\", \"history\": [...], \"stream\": true}",
@@ -389,7 +345,7 @@ pub async fn chat(
             kept: (),
         })
     };
-    match reply::video(&state, &incoming, DIALECT, decode, |_, _, _| MaviEncoder).await {
+    match reply::video(&incoming, DIALECT, decode, |_, _, _| MaviEncoder).await {
         Ok(Reply::Streaming(response)) => one_event_per_chunk(response),
         Ok(Reply::Whole { whole, .. }) => {
             let event = format!("data:{}\n\n", piece(&whole.text));

@@ -10,9 +10,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::{Query, Request, State};
-use axum::http::HeaderMap;
+use axum::extract::{Query, Request};
 use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -29,9 +27,8 @@ use crate::relay::{Encoder, Failure, Settle};
 use crate::routes::incoming::Incoming;
 use crate::routes::ingest::{add_link, checked_callback, receive, receive_form, Parts};
 use crate::routes::reply::{self, Decoded, Reply};
-use crate::routes::respond::{admit_to_library, admit_with_json, respond};
+use crate::routes::respond::respond;
 use crate::routes::search;
-use crate::state::AppState;
 use crate::upstream::Event;
 use crate::videos::excerpt::Range;
 use crate::videos::search::{self as core_search, Mode};
@@ -54,18 +51,14 @@ fn owner(tenant: String, fields: &std::collections::BTreeMap<String, String>) ->
     }
 }
 
-pub async fn upload(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    request: Request,
-) -> Response {
+pub async fn upload(incoming: Incoming, request: Request) -> Response {
     respond(&incoming, "memories.upload", error_response, async {
-        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let (caller, library) = incoming.admit_to_library().await?;
         let parts = Parts {
             text: &["unique_id", "callback"],
             file_optional: false,
         };
-        let received = receive(library, &incoming, request, &state, &parts, &caller.tenant).await?;
+        let received = receive(library, &incoming, request, &parts, &caller.tenant).await?;
         let mut owner = owner(caller.tenant, &received.text);
         owner.callback =
             checked_callback(library, received.text.get("callback").cloned(), "callback").await?;
@@ -75,19 +68,14 @@ pub async fn upload(
     .await
 }
 
-pub async fn upload_url(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    request: Request,
-) -> Response {
+pub async fn upload_url(incoming: Incoming, request: Request) -> Response {
     respond(&incoming, "memories.upload_url", error_response, async {
-        let (caller, library) = admit_to_library(&incoming, &state).await?;
+        let (caller, library) = incoming.admit_to_library().await?;
         let parts = Parts {
             text: &["url", "unique_id", "callback"],
             file_optional: true,
         };
-        let form =
-            receive_form(library, &incoming, request, &state, &parts, &caller.tenant).await?;
+        let form = receive_form(library, &incoming, request, &parts, &caller.tenant).await?;
         let url = form
             .text
             .get("url")
@@ -118,15 +106,10 @@ pub struct ListBody {
     status: Option<String>,
 }
 
-pub async fn list_videos(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn list_videos(incoming: Incoming, request: Request) -> Response {
     respond(&incoming, "memories.list_videos", error_response, async {
-        let (caller, bytes) = crate::routes::body::admitted(&incoming, &headers, body).await?;
-        let library = state.library()?;
+        let (caller, bytes) = crate::routes::body::admitted(&incoming, request).await?;
+        let library = incoming.library()?;
         let q: ListBody = if bytes.is_empty() {
             ListBody::default()
         } else {
@@ -183,21 +166,14 @@ pub async fn list_videos(
 }
 
 pub async fn delete_videos(
-    State(state): State<AppState>,
     incoming: Incoming,
     _query: Query<std::collections::HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
     respond(&incoming, "memories.delete_videos", error_response, async {
-        let (caller, library, ids) = admit_with_json::<Vec<String>>(
-            &incoming,
-            &state,
-            &headers,
-            body,
-            "a JSON array of video_nos",
-        )
-        .await?;
+        let (caller, library, ids) = incoming
+            .admit_with_json::<Vec<String>>(request, "a JSON array of video_nos")
+            .await?;
         delete_all(library, &caller.tenant, &ids, MAX_DELETE).await?;
         Ok(ok(Value::Null))
     })
@@ -228,35 +204,22 @@ struct Turn {
     content: String,
 }
 
-pub async fn chat(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    run_chat(&state, &incoming, &headers, body, false).await
+pub async fn chat(incoming: Incoming, request: Request) -> Response {
+    run_chat(&incoming, request, false).await
 }
 
-pub async fn chat_stream(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    run_chat(&state, &incoming, &headers, body, true).await
+pub async fn chat_stream(incoming: Incoming, request: Request) -> Response {
+    run_chat(&incoming, request, true).await
 }
 
-async fn run_chat(
-    state: &AppState,
-    incoming: &Incoming,
-    headers: &HeaderMap,
-    body: Body,
-    stream: bool,
-) -> Response {
+async fn run_chat(incoming: &Incoming, request: Request, stream: bool) -> Response {
     let decode = async |_: &mut Record| {
-        let (caller, bytes) =
-            crate::routes::body::admitted_to_answer(incoming, headers, body).await?;
-        let library = state.videos().cloned().ok_or(ApiError::VideosDisabled)?;
+        let (caller, bytes) = crate::routes::body::admitted_to_answer(incoming, request).await?;
+        let library = incoming
+            .state()
+            .videos()
+            .cloned()
+            .ok_or(ApiError::VideosDisabled)?;
         let body: ChatBody = crate::routes::body::json(
             &bytes,
             "{\"video_nos\": [...], \"prompt\": \"...\", \"session_id\": 123}",
@@ -273,7 +236,7 @@ async fn run_chat(
                 ))
             }
         };
-        let cluster = state.cluster().clone();
+        let cluster = incoming.state().cluster().clone();
         let mut turns: Vec<Turn> =
             match sessions::load(&cluster, &library, &caller.tenant, &session_id).await? {
                 Some(json) => serde_json::from_str(&json).unwrap_or_default(),
@@ -319,18 +282,14 @@ async fn run_chat(
             kept: (session, session_id),
         })
     };
-    let reply = reply::video(
-        state,
-        incoming,
-        DIALECT,
-        decode,
-        |cited, _, (session, _)| StreamEncoder {
+    let reply = reply::video(incoming, DIALECT, decode, |cited, _, (session, _)| {
+        StreamEncoder {
             refs: Some(refs(cited)),
             session: session.take(),
             text: String::new(),
             failed: false,
-        },
-    );
+        }
+    });
     match reply.await {
         Ok(Reply::Streaming(response)) => response,
         Ok(Reply::Whole {
@@ -481,21 +440,11 @@ pub struct SearchBody {
 
 /// `POST search` `{search_param, top_k, filtering_level, video_nos}`: the moments that match,
 /// `data[{videoNo, videoName, startTime, endTime, score}]`, seconds as strings.
-pub async fn search(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn search(incoming: Incoming, request: Request) -> Response {
     respond(&incoming, "memories.search", error_response, async {
-        let (caller, library, body) = admit_with_json::<SearchBody>(
-            &incoming,
-            &state,
-            &headers,
-            body,
-            "{\"search_param\": \"...\", \"top_k\": 10}",
-        )
-        .await?;
+        let (caller, library, body) = incoming
+            .admit_with_json::<SearchBody>(request, "{\"search_param\": \"...\", \"top_k\": 10}")
+            .await?;
         let threshold = match body
             .filtering_level
             .as_deref()

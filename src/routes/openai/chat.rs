@@ -6,9 +6,7 @@
 //! stream that breaks after it began ends with an `{"error":{...}}` event (the SDKs raise it as
 //! an `APIError`) and `[DONE]`. A whole answer is a `chat.completion` with `usage`.
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -21,20 +19,13 @@ use crate::answer::{self, collect, Ask, Started, UsageBasis};
 use crate::relay::{Encoder, Failure};
 use crate::routes::incoming::Incoming;
 use crate::routes::reply::{self, Mode, Reply};
-use crate::state::AppState;
 use crate::upstream::{Event, FinishReason, ToolCallDelta, Usage};
 
 const DIALECT: &str = "openai";
 
-pub async fn completions(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn completions(incoming: Incoming, request: Request) -> Response {
     let start = async |record: &mut Record| {
-        let (caller, bytes) =
-            crate::routes::body::admitted_to_answer(&incoming, &headers, body).await?;
+        let (caller, bytes) = crate::routes::body::admitted_to_answer(&incoming, request).await?;
         let max_messages = caller.runtime.config.limits.max_messages;
         let ask = decode::json::<ChatCompletionBody>(&bytes)?.into_ask(max_messages)?;
         record.label_persona(&caller.runtime.config, &ask.persona);
@@ -46,7 +37,7 @@ pub async fn completions(
             options: ask.options,
         };
         Ok((
-            answer::start(&state, &caller, core_ask, record).await?,
+            answer::start(incoming.state(), &caller, core_ask, record).await?,
             asked,
         ))
     };
@@ -61,7 +52,7 @@ pub async fn completions(
             Mode::Whole
         }
     };
-    match reply::chat(&state, &incoming, DIALECT, "", start, mode).await {
+    match reply::chat(&incoming, DIALECT, "", start, mode).await {
         Ok(Reply::Streaming(response)) => response,
         Ok(Reply::Whole {
             whole,

@@ -6,9 +6,7 @@
 //! `response.failed` when the answer breaks off). [`ResponsesEncoder`] and [`response_object`]
 //! are shared with the video dialects that answer in this shape (Mavera).
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
@@ -26,7 +24,6 @@ use crate::persona::CallerOptions;
 use crate::relay::{Encoder, Failure};
 use crate::routes::incoming::Incoming;
 use crate::routes::reply::{self, Mode, Reply};
-use crate::state::AppState;
 use crate::upstream::{Event, Extras, FinishReason, Sampling, Usage};
 
 const DIALECT: &str = "openai-responses";
@@ -233,15 +230,9 @@ fn input_message(i: usize, item: InputItem) -> Result<Message, ApiError> {
     Ok(Message::new(role, text))
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    incoming: Incoming,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn create(incoming: Incoming, request: Request) -> Response {
     let start = async |record: &mut Record| {
-        let (caller, bytes) =
-            crate::routes::body::admitted_to_answer(&incoming, &headers, body).await?;
+        let (caller, bytes) = crate::routes::body::admitted_to_answer(&incoming, request).await?;
         let max_messages = caller.runtime.config.limits.max_messages;
         let ask = decode::json::<ResponsesBody>(&bytes)?.into_ask(max_messages)?;
         record.label_persona(&caller.runtime.config, &ask.persona);
@@ -253,7 +244,7 @@ pub async fn create(
             options: ask.options,
         };
         Ok((
-            answer::start(&state, &caller, core_ask, record).await?,
+            answer::start(incoming.state(), &caller, core_ask, record).await?,
             asked,
         ))
     };
@@ -264,7 +255,7 @@ pub async fn create(
             Mode::Whole
         }
     };
-    match reply::chat(&state, &incoming, DIALECT, "", start, mode).await {
+    match reply::chat(&incoming, DIALECT, "", start, mode).await {
         Ok(Reply::Streaming(response)) => response,
         Ok(Reply::Whole {
             whole,
