@@ -4,7 +4,8 @@
 # test; for the video library, ffmpeg/ffprobe and tesseract (English) that processing runs, and
 # espeak-ng + the DejaVu fonts the tests make their videos with; redis-server and Postgres, which
 # the replica tests start on loopback ports of their own (the Debian services are not needed);
-# mkvmerge, with which the hostile-input tests pack a compressed subtitle track. Installs only what is missing,
+# mkvmerge, with which the hostile-input tests pack a compressed subtitle track; chromium and
+# its chromium-driver, the real browser the page's tests drive. Installs only what is missing,
 # with apt-get where it can; elsewhere it says what to install and stops.
 set -euo pipefail
 need=()
@@ -22,6 +23,8 @@ command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v mkvmerge >/dev/null || need+=(mkvtoolnix)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 [ ${#need[@]} -eq 0 ] && exit 0
 if command -v apt-get >/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

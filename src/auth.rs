@@ -1,7 +1,8 @@
 //! API keys. FaceTo-AI always sends `Authorization: Bearer <key>`, a bare `Bearer` when the
 //! room has no key, so with no keys configured anything is accepted. Other dialects send the key
 //! raw in `Authorization` (MAVI) or in `X-Api-Key` (Reka); any of them is read, on any route: a
-//! key is checked the same wherever it arrives.
+//! key is checked the same wherever it arrives. What a browser fetches without headers (a
+//! `<video src>`, an `<img src>`) carries a signed link instead (`media_link`), never the key.
 
 use axum::http::{header, HeaderMap};
 use subtle::ConstantTimeEq;
@@ -77,6 +78,63 @@ pub fn check(keys: &[ApiKey], presented: Option<&str>) -> Result<Option<Holder>,
     }
 }
 
+/// How long a media link lasts: an afternoon's viewing. Links are made for the hour, so the same
+/// video's link is the same URL (and cached by the browser) for an hour of page loads.
+const LINK_LIFETIME_S: i64 = 6 * 3600;
+
+/// The query (`expires=…&sig=…`) that lets a browser fetch `video`'s media (its source, its
+/// keyframes) without a key, for six to seven hours from `now` (Unix seconds). Signed with a
+/// secret derived from the configured keys, so replicas sharing a config agree on it and a key
+/// change revokes every link; the tenant is signed in, not written out. Empty when no keys are
+/// configured: nothing is asked for then.
+pub fn media_link(keys: &[ApiKey], tenant: &str, video: &str, now: i64) -> String {
+    if keys.is_empty() {
+        return String::new();
+    }
+    let expires = (now / 3600) * 3600 + LINK_LIFETIME_S + 3600;
+    format!(
+        "expires={expires}&sig={}",
+        link_signature(keys, tenant, video, expires)
+    )
+}
+
+/// Whether `sig` is this server's signature of `video` for `tenant`, still unexpired at `now`.
+pub fn media_link_valid(
+    keys: &[ApiKey],
+    tenant: &str,
+    video: &str,
+    expires: i64,
+    sig: &str,
+    now: i64,
+) -> bool {
+    if keys.is_empty() {
+        return true;
+    }
+    let expected = link_signature(keys, tenant, video, expires);
+    now < expires && bool::from(expected.as_bytes().ct_eq(sig.as_bytes()))
+}
+
+fn link_signature(keys: &[ApiKey], tenant: &str, video: &str, expires: i64) -> String {
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    let mut secret = Sha256::new();
+    secret.update(b"chatapi media links\0");
+    for key in keys {
+        secret.update(key.secret().expose().as_bytes());
+        secret.update([0]);
+    }
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&secret.finalize()) else {
+        // HMAC takes a key of any length; this arm is never taken.
+        return String::new();
+    };
+    mac.update(format!("{tenant}\0{video}\0{expires}").as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +149,42 @@ mod tests {
     fn check_with(keys: &[ApiKey], auth: &str) -> Result<Option<KeyId>, ApiError> {
         let headers = with(auth);
         check(keys, presented_key(&headers)).map(|h| h.map(|h| h.key))
+    }
+
+    #[test]
+    fn media_links_are_bound_to_tenant_video_and_time() {
+        let keys: Vec<ApiKey> =
+            serde_json::from_value(serde_json::json!([{"key": "sk-a", "tenant": "acme"}])).unwrap();
+        let now = 1_800_000_000;
+        let link = media_link(&keys, "acme", "vid_1", now);
+        let (expires, sig) = link
+            .strip_prefix("expires=")
+            .and_then(|l| l.split_once("&sig="))
+            .unwrap();
+        let expires: i64 = expires.parse().unwrap();
+        assert!(expires - now >= LINK_LIFETIME_S, "{link}");
+        assert!(media_link_valid(&keys, "acme", "vid_1", expires, sig, now));
+        assert!(!media_link_valid(
+            &keys, "acme", "vid_1", expires, sig, expires
+        ));
+        assert!(!media_link_valid(
+            &keys, "other", "vid_1", expires, sig, now
+        ));
+        assert!(!media_link_valid(&keys, "acme", "vid_2", expires, sig, now));
+        assert!(!media_link_valid(
+            &keys,
+            "acme",
+            "vid_1",
+            expires + 1,
+            sig,
+            now
+        ));
+        let rotated: Vec<ApiKey> =
+            serde_json::from_value(serde_json::json!([{"key": "sk-b", "tenant": "acme"}])).unwrap();
+        assert!(!media_link_valid(
+            &rotated, "acme", "vid_1", expires, sig, now
+        ));
+        assert_eq!(media_link(&[], "", "vid_1", now), "");
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum ApiError {
     BodyTimeout(Duration),
     #[error("invalid or missing API key")]
     Unauthorized,
+    #[error("this media link has expired or was not made by this server; ask for the video again for a fresh one")]
+    LinkInvalid,
     #[error("unknown persona `{0}`")]
     UnknownPersona(String),
     #[error("too many streams open; try again shortly")]
@@ -155,6 +157,7 @@ impl ApiError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::LinkInvalid => StatusCode::FORBIDDEN,
             Self::UnknownPersona(_) => StatusCode::NOT_FOUND,
             Self::Overloaded { .. }
             | Self::NoUpstream
@@ -178,7 +181,7 @@ impl ApiError {
             Self::BadRequest { .. } | Self::BodyTooLarge { .. } | Self::BodyTimeout(_) => {
                 ErrorKind::InvalidRequest
             }
-            Self::Unauthorized => ErrorKind::Unauthorized,
+            Self::Unauthorized | Self::LinkInvalid => ErrorKind::Unauthorized,
             Self::UnknownPersona(_) | Self::NotFound { .. } => ErrorKind::NotFound,
             Self::NotReady { .. } => ErrorKind::InvalidRequest,
             Self::VideosDisabled | Self::SearchByMeaningOff => ErrorKind::Unavailable,
@@ -208,6 +211,7 @@ impl ApiError {
             Self::BodyTooLarge { .. } => ("invalid_request_error", "body_too_large"),
             Self::BodyTimeout(_) => ("invalid_request_error", "body_timeout"),
             Self::Unauthorized => ("authentication_error", "invalid_api_key"),
+            Self::LinkInvalid => ("authentication_error", "media_link_invalid"),
             Self::UnknownPersona(_) => ("invalid_request_error", "unknown_persona"),
             Self::Overloaded { .. } => ("server_error", "overloaded"),
             Self::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),

@@ -5,13 +5,16 @@
 //!
 //! - `routes` — the HTTP surface, one module per dialect. Each only decodes its request (for
 //!   ChatAPI, `routes::chatapi::request`), picks its encoder (`routes::chatapi::Framing`) and
-//!   renders errors in its envelope. `routes::incoming` reads the key and caller address (and admits through them),
+//!   renders errors in its envelope. `routes::incoming` reads the key and caller address (and
+//!   admits through them, reaching the library and a JSON body),
 //!   `routes::body` reads bodies within each route's limits (and decodes JSON ones),
 //!   `routes::linger` drains what a refused caller is still sending; `routes::reply` is every
 //!   chat route's outline (record, span, the dialect's start, then stream or read whole; for
 //!   the video dialects, grounded and its stamps checked), `routes::respond` every other video
-//!   route's (run, render, log), `routes::ingest` takes uploads and links; `routes::ops` serves health,
-//!   readiness and metrics (on `server.admin_listen` alone when that is set).
+//!   route's (run, render, log), `routes::ingest` takes uploads and links, `routes::media` serves
+//!   a video's source (HTTP Range) and keyframes to a key or a signed link (`auth::media_link`);
+//!   `routes::ops` serves health, readiness and metrics (on `server.admin_listen` alone when that
+//!   is set). `page` is the page at `/` (watch, search, chat in a browser), compiled in.
 //! - `answer` — the core every dialect shares, with no HTTP in it: `answer::admission` (per-IP
 //!   limit, `auth` key check, per-key limit; with replicas, the shared stream place), then `answer::start` (persona, stream slot, context
 //!   budget, upstream open with failover); `answer::collect` reads a whole answer for dialects
@@ -60,6 +63,7 @@ pub mod conversation;
 mod error;
 pub mod logging;
 mod metrics;
+mod page;
 mod persona;
 mod rate;
 mod relay;

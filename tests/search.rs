@@ -96,7 +96,15 @@ async fn meaning_finds_a_scene_that_shares_no_word_with_the_query() {
         let score = hit["score"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&score), "{hit}");
         assert!(hit["text"].as_str().unwrap().contains("steam train"));
-        assert!(hit["keyframe_url"].as_str().unwrap().ends_with(".jpg"));
+        // A link a browser shows without the key (signed for this video).
+        let keyframe = hit["keyframe_url"].as_str().unwrap();
+        assert!(keyframe.contains(".jpg?expires="), "{keyframe}");
+        let jpeg = client()
+            .get(format!("{}{keyframe}", s.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(jpeg.status(), 200, "{keyframe}");
     }
     // By keyword there is no such word: nothing.
     let (_, found) = search(

@@ -13,6 +13,7 @@ pub mod incoming;
 pub mod ingest;
 mod linger;
 pub mod mavera;
+mod media;
 pub mod memories;
 pub mod openai;
 mod ops;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(memories::router())
         .merge(mavera::router())
         .merge(reka::router())
+        .merge(crate::page::router())
         // A liveness probe says nothing about the server: it stays where load balancers look.
         .route("/healthz", get(ops::healthz));
     let public = if with_ops {

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::incoming::Incoming;
+use super::media::{keyframe_url, link_query};
 use super::openai::error_response;
 use super::respond::respond;
 use crate::error::ApiError;
@@ -193,7 +194,7 @@ pub async fn search(incoming: Incoming, request: Request) -> Response {
                     "end_s": clip.end_s,
                     "score": clip.score,
                     "text": clip.text,
-                    "keyframe_url": clip.keyframe.map(|k| format!("/v1/videos/{}/keyframes/{k}.jpg", video.id)),
+                    "keyframe_url": clip.keyframe.map(|k| keyframe_url(&video.id, k, &link_query(&incoming, video))),
                 })
             })
             .collect();

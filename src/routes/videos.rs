@@ -1,12 +1,13 @@
 //! The video library's own API, which the video dialects map onto: `POST /v1/videos` (a
 //! multipart upload, or JSON `{"url","name"}`), `GET /v1/videos` (newest first, paged, by
-//! status), `GET /v1/videos/{id}`, `/timeline`, `/keyframes/{n}.jpg`, `DELETE /v1/videos/{id}`.
+//! status), `GET /v1/videos/{id}`, `/timeline`, `DELETE /v1/videos/{id}`; each video with the
+//! links a browser fetches its media by (`routes::media`: `/media`, `/keyframes/{n}.jpg`).
 //! Errors in OpenAI's envelope, keys as on every route.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, Request};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{self, post};
 use axum::{Json, Router};
@@ -15,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::incoming::Incoming;
 use super::ingest::{add_link, is_multipart, receive, Parts};
+use super::media::{keyframes_with_links, with_links};
 use super::openai::error_response;
 use super::respond::respond;
 use crate::error::ApiError;
@@ -32,7 +34,11 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/videos/{id}", routing::get(self::get).delete(delete))
         .route("/v1/videos/{id}/timeline", routing::get(timeline))
-        .route("/v1/videos/{id}/keyframes/{file}", routing::get(keyframe))
+        .route("/v1/videos/{id}/media", routing::get(super::media::source))
+        .route(
+            "/v1/videos/{id}/keyframes/{file}",
+            routing::get(super::media::keyframe),
+        )
         .route("/v1/search", post(super::search::search))
 }
 
@@ -122,7 +128,8 @@ pub async fn list(incoming: Incoming, query: Result<Query<ListQuery>, QueryRejec
             ..Page::default()
         };
         let (videos, has_more) = library.list(&page).await?;
-        Ok(Json(json!({"object": "list", "data": videos, "has_more": has_more})).into_response())
+        let data: Vec<Value> = videos.iter().map(|v| with_links(&incoming, v)).collect();
+        Ok(Json(json!({"object": "list", "data": data, "has_more": has_more})).into_response())
     })
     .await
 }
@@ -131,7 +138,7 @@ pub async fn get(incoming: Incoming, Path(id): Path<String>) -> Response {
     respond(&incoming, "get", error_response, async {
         let caller = incoming.admit().await?;
         let video = incoming.library()?.owned(&caller.tenant, &id).await?;
-        Ok(Json(video).into_response())
+        Ok(Json(with_links(&incoming, &video)).into_response())
     })
     .await
 }
@@ -157,41 +164,17 @@ pub async fn timeline(incoming: Incoming, Path(id): Path<String>) -> Response {
             })
             .collect();
         let keyframes = library.keyframes(&id).await?;
+        let keyframes = keyframes_with_links(&incoming, &video, &keyframes);
         Ok(Json(json!({
             "object": "video.timeline",
             "video_id": video.id,
+            "media_url": with_links(&incoming, &video)["media_url"],
             "duration_s": video.duration_s,
             "steps": video.steps,
             "keyframes": keyframes,
             "segments": segments,
         }))
         .into_response())
-    })
-    .await
-}
-
-pub async fn keyframe(incoming: Incoming, Path((id, file)): Path<(String, String)>) -> Response {
-    respond(&incoming, "keyframe", error_response, async {
-        let (caller, library) = incoming.admit_to_library().await?;
-        let index = file
-            .strip_suffix(".jpg")
-            .and_then(|n| n.parse::<u32>().ok())
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "keyframe",
-                    format!("`{file}` is not a keyframe: ask for `N.jpg`, N from 0"),
-                )
-            })?;
-        let video = library.owned(&caller.tenant, &id).await?;
-        let path = library.keyframe_file(&video.id, index);
-        match tokio::fs::read(&path).await {
-            Ok(jpeg) => Ok(([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::NotFound {
-                what: "keyframe",
-                id: format!("{id}/{index}"),
-            }),
-            Err(e) => Err(crate::videos::LibraryError::from(e).into()),
-        }
     })
     .await
 }

@@ -283,6 +283,16 @@ impl Library {
         Ok(self.store.get(id).await?.filter(|v| v.tenant == tenant))
     }
 
+    /// The video, whoever's it is: for a signed media link, whose signature names its tenant.
+    pub async fn find(&self, id: &str) -> Result<Option<Video>, LibraryError> {
+        Ok(self.store.get(id).await?)
+    }
+
+    /// The video as it was uploaded or downloaded.
+    pub fn source_file(&self, id: &str) -> PathBuf {
+        self.video_dir(id).join("source")
+    }
+
     /// The video `tenant` names by `id`, or `NotFound`.
     pub async fn owned(&self, tenant: &str, id: &str) -> Result<Video, LibraryError> {
         self.get(tenant, id)
