@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::videos::{self, made, settled, SCENES, SCENE_S};
+use common::videos::{self, file_server, made, settled, SCENES, SCENE_S};
 use common::{client, Server};
 use reqwest::multipart::Part;
 use serde_json::Value;
@@ -308,31 +308,6 @@ async fn files_that_are_not_usable_videos_fail_with_a_reason_and_leave_nothing()
         .await
         .unwrap();
     assert_eq!(no_key.status(), 401);
-}
-
-/// Serves `file` at `/video.mp4`, and `/hop/N` redirects N times before reaching it.
-async fn file_server(file: std::path::PathBuf) -> String {
-    use axum::extract::Path;
-    use axum::response::{IntoResponse, Redirect};
-    let app = axum::Router::new()
-        .route(
-            "/video.mp4",
-            axum::routing::get(move || async move { std::fs::read(&file).unwrap() }),
-        )
-        .route(
-            "/hop/{n}",
-            axum::routing::get(|Path(n): Path<u32>| async move {
-                if n == 0 {
-                    Redirect::temporary("/video.mp4").into_response()
-                } else {
-                    Redirect::temporary(&format!("/hop/{}", n - 1)).into_response()
-                }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
 }
 
 async fn link(s: &Server, url: &str) -> (u16, Value) {

@@ -129,6 +129,10 @@ pub struct VideoChatConfig {
     pub timeline_tokens: u32,
     /// Room kept for the answer when the persona sets no `max_tokens`.
     pub answer_tokens: u32,
+    /// How long an OpenAI-route chat waits for a video it added from a link to be processed
+    /// before answering that it is not ready yet.
+    #[serde(with = "humantime_serde")]
+    pub link_wait: Duration,
 }
 
 /// The video library (`/v1/videos`). Read at start only.

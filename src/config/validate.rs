@@ -177,6 +177,12 @@ impl Config {
                 "must be at least 256",
             ));
         }
+        if c.link_wait > std::time::Duration::from_secs(30 * 60) {
+            return Err(ConfigError::invalid(
+                "video_chat.link_wait",
+                "must be at most 30m: a chat waits that long for a linked video at most",
+            ));
+        }
         Ok(())
     }
 
@@ -376,6 +382,14 @@ mod tests {
         let err = refusal("[local]\nchat_template = \"{% for m in messages %}\"\n");
         assert!(err.contains("local.chat_template"), "{err}");
         assert!(load("[local]\nchat_template = \"gemma\"\n").is_ok());
+    }
+
+    #[test]
+    fn a_linked_videos_wait_is_bounded() {
+        let err = refusal("[video_chat]\nlink_wait = \"2h\"\n");
+        assert!(err.contains("video_chat.link_wait"), "{err}");
+        let ok = load("[video_chat]\nlink_wait = \"30s\"\n").unwrap();
+        assert_eq!(ok.video_chat.link_wait, Duration::from_secs(30));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! multipart upload with a `file`), `GET /video-analyses` (`limit`, `offset`, `status`),
 //! `GET`/`DELETE /video-analyses/{id}`, and `POST /video-analyses/{id}/chat` (1–50 `messages`,
 //! `stream`), which answers as OpenAI's Responses API does: a `response` object, or the event
-//! stream the official SDK's `responses.stream` helper reads (the OpenAI front door's encoder).
+//! stream the official SDK's `responses.stream` helper reads (the OpenAI front door's encoder);
+//! and `POST /responses`, the Responses API itself, an analysis named in its input.
 //! An analysis is a library video: `pending` (queued), `generating`, `completed`, `failed`; its
 //! `chunks` are the timeline's segments. Errors: `{"error":{"message","type","code","param"}}`.
 
@@ -18,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::incoming::Incoming;
 use super::ingest::{add_link, is_multipart, receive, Parts};
-use super::openai::responses::{whole_response, ResponsesEncoder};
+use super::openai::responses::{serve, whole_response, Door, ResponsesEncoder};
 use super::reply::{self, Decoded, Reply};
 use super::respond::respond;
 use crate::access_log::Record;
@@ -42,7 +43,6 @@ const LABELS: &[&str] = &[
     "asset_id",
 ];
 
-/// Mavera's error envelope, with its codes.
 /// Mavera's video-analysis routes, under its own paths.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -55,8 +55,10 @@ pub fn router() -> Router<AppState> {
             routing::get(self::get).delete(delete),
         )
         .route("/api/v1/video-analyses/{id}/chat", post(chat))
+        .route("/api/v1/responses", post(responses))
 }
 
+/// Mavera's error envelope, with its codes.
 pub fn error_response(error: &ApiError) -> Response {
     let (kind, code) = match error {
         ApiError::Unauthorized => ("authentication_error", "invalid_api_key"),
@@ -281,6 +283,19 @@ struct ChatBody {
     messages: Vec<reply::TextMessage>,
     #[serde(default)]
     stream: bool,
+}
+
+/// `POST /api/v1/responses`: OpenAI's Responses API as Mavera serves it, so the openai SDK's
+/// `client.responses.create` (and `.stream`) works unchanged; an analysis named in the input
+/// (`{"type": "input_video", "video_url": "<analysis id>"}`) grounds the answer. Mavera's
+/// persona answers whatever `model` says.
+pub async fn responses(incoming: Incoming, request: Request) -> Response {
+    const MAVERA: Door = Door {
+        dialect: DIALECT,
+        persona: |config| Some(&config.video_chat.mavera),
+        error: error_response,
+    };
+    serve(incoming, request, &MAVERA).await
 }
 
 pub async fn chat(incoming: Incoming, Path(id): Path<String>, request: Request) -> Response {

@@ -15,7 +15,7 @@ use crate::answer::admission::Caller;
 use crate::answer::citations::Citations;
 use crate::answer::collect::{self, Whole};
 use crate::answer::video_chat::{self, Cited, VideoAsk};
-use crate::answer::{Started, UsageBasis};
+use crate::answer::{self, Ask, Started, UsageBasis};
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
 use crate::relay::{self, Encoder, Failure, Settle};
@@ -157,6 +157,68 @@ pub async fn video<K, E: Encoder>(
     })
 }
 
+/// What a route whose chats may be about videos (the OpenAI routes) decoded: a plain question,
+/// or one grounded in videos.
+pub enum Question {
+    Plain(Ask),
+    AboutVideos(VideoAsk),
+}
+
+/// `chat` for a route whose requests may name videos: a plain question starts as any other, one
+/// about videos is grounded (`answer::video_chat`) and every stamp in its answer checked, the
+/// dialect's encoder the same either way. `decode` admits the caller and decodes its request.
+pub async fn chat_or_video<T, E: Encoder>(
+    incoming: &Incoming,
+    dialect: &'static str,
+    decode: impl AsyncFnOnce(&mut Record) -> Result<(Caller, Question, T), ApiError>,
+    mode: impl FnOnce(&mut Started, &mut T) -> Mode<E>,
+) -> Result<Reply<T>, Failed> {
+    let start = async |record: &mut Record| {
+        let (caller, question, asked) = decode(record).await?;
+        match question {
+            Question::Plain(ask) => {
+                let started = answer::start(incoming.state(), &caller, ask, record).await?;
+                Ok((started, (asked, None)))
+            }
+            Question::AboutVideos(ask) => {
+                let small = caller.runtime.upstreams.all_local();
+                let (started, cited) =
+                    video_chat::start(incoming.state(), &caller, ask, record).await?;
+                let citations = Citations::new(cited.iter().flat_map(|c| &c.segments), small);
+                Ok((started, (asked, Some(citations))))
+            }
+        }
+    };
+    let mode = |started: &mut Started, (asked, citations): &mut (T, Option<Citations>)| {
+        match mode(started, asked) {
+            Mode::Stream(inner) => Mode::Stream(match citations.take() {
+                Some(citations) => Checking::On(Checked { inner, citations }),
+                None => Checking::Off(inner),
+            }),
+            // The citations stay for the whole text, below.
+            Mode::Whole => Mode::Whole,
+        }
+    };
+    let reply = chat(incoming, dialect, "", start, mode).await?;
+    Ok(match reply {
+        Reply::Whole {
+            mut whole,
+            basis,
+            asked: (asked, citations),
+        } => {
+            if let Some(citations) = citations {
+                whole.text = citations.whole(&whole.text);
+            }
+            Reply::Whole {
+                whole,
+                basis,
+                asked,
+            }
+        }
+        Reply::Streaming(response) => Reply::Streaming(response),
+    })
+}
+
 /// A dialect's encoder with every stamp in the text checked on its way through: only a stamp in
 /// progress is held back, and what is held goes out before anything that ends the text.
 struct Checked<E> {
@@ -214,6 +276,51 @@ impl<E: Encoder> Encoder for Checked<E> {
     fn end(&mut self) -> bytes::Bytes {
         let rest = self.rest();
         joined(rest, Some(self.inner.end())).unwrap_or_default()
+    }
+}
+
+/// A dialect's encoder, its stamps checked when the answer is grounded in videos.
+enum Checking<E> {
+    Off(E),
+    On(Checked<E>),
+}
+
+impl<E: Encoder> Encoder for Checking<E> {
+    fn begin(&mut self) -> Option<bytes::Bytes> {
+        match self {
+            Self::Off(e) => e.begin(),
+            Self::On(e) => e.begin(),
+        }
+    }
+    fn event(&mut self, event: Event) -> Option<bytes::Bytes> {
+        match self {
+            Self::Off(e) => e.event(event),
+            Self::On(e) => e.event(event),
+        }
+    }
+    fn ping(&self) -> bytes::Bytes {
+        match self {
+            Self::Off(e) => e.ping(),
+            Self::On(e) => e.ping(),
+        }
+    }
+    fn failed(&mut self, failure: Failure<'_>) -> Option<bytes::Bytes> {
+        match self {
+            Self::Off(e) => e.failed(failure),
+            Self::On(e) => e.failed(failure),
+        }
+    }
+    fn settle(&mut self) -> Option<Settle> {
+        match self {
+            Self::Off(e) => e.settle(),
+            Self::On(e) => e.settle(),
+        }
+    }
+    fn end(&mut self) -> bytes::Bytes {
+        match self {
+            Self::Off(e) => e.end(),
+            Self::On(e) => e.end(),
+        }
     }
 }
 

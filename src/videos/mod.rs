@@ -283,6 +283,34 @@ impl Library {
         Ok(self.store.get(id).await?.filter(|v| v.tenant == tenant))
     }
 
+    /// The newest video `tenant` added from `url` that did not fail: a link asked about twice
+    /// is added once.
+    pub async fn linked(&self, tenant: &str, url: &str) -> Result<Option<Video>, LibraryError> {
+        Ok(self.store.by_source_url(tenant, url).await?)
+    }
+
+    /// The video once it leaves `queued`/`processing`, or as it stands after `within`. Read from
+    /// the store, so a job on another replica is seen too.
+    pub async fn settled(
+        &self,
+        tenant: &str,
+        id: &str,
+        within: std::time::Duration,
+    ) -> Result<Video, LibraryError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let video = self.owned(tenant, id).await?;
+            let busy = matches!(
+                video.status,
+                model::Status::Queued | model::Status::Processing
+            );
+            if !busy || tokio::time::Instant::now() >= deadline {
+                return Ok(video);
+            }
+            tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + SETTLE_POLL)).await;
+        }
+    }
+
     /// The video, whoever's it is: for a signed media link, whose signature names its tenant.
     pub async fn find(&self, id: &str) -> Result<Option<Video>, LibraryError> {
         Ok(self.store.get(id).await?)
@@ -572,6 +600,10 @@ async fn remove_dir(dir: &Path) -> std::io::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// How often `settled` reads a video's status: a chat waiting on a link sees it ready within
+/// this, at one indexed read each time.
+const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn new_id() -> String {
     format!("vid_{}", uuid::Uuid::new_v4().simple())

@@ -338,3 +338,28 @@ pub async fn upload(base: &str, key: &str, file: &Path) -> (u16, Value) {
         .unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
 }
+
+/// Serves `file` at `/video.mp4`, and `/hop/N` redirects N times before reaching it.
+pub async fn file_server(file: std::path::PathBuf) -> String {
+    use axum::extract::Path;
+    use axum::response::{IntoResponse, Redirect};
+    let app = axum::Router::new()
+        .route(
+            "/video.mp4",
+            axum::routing::get(move || async move { std::fs::read(&file).unwrap() }),
+        )
+        .route(
+            "/hop/{n}",
+            axum::routing::get(|Path(n): Path<u32>| async move {
+                if n == 0 {
+                    Redirect::temporary("/video.mp4").into_response()
+                } else {
+                    Redirect::temporary(&format!("/hop/{}", n - 1)).into_response()
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}

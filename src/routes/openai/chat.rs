@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::decode::{self, ChatCompletionBody};
 use super::{error_response, new_id, unix_now};
 use crate::access_log::Record;
-use crate::answer::{self, collect, Ask, Started, UsageBasis};
+use crate::answer::{collect, Started, UsageBasis};
 use crate::relay::{Encoder, Failure};
 use crate::routes::incoming::Incoming;
 use crate::routes::reply::{self, Mode, Reply};
@@ -24,22 +24,24 @@ use crate::upstream::{Event, FinishReason, ToolCallDelta, Usage};
 const DIALECT: &str = "openai";
 
 pub async fn completions(incoming: Incoming, request: Request) -> Response {
-    let start = async |record: &mut Record| {
+    let host = super::host(&request);
+    let decode = async |record: &mut Record| {
         let (caller, bytes) = crate::routes::body::admitted_to_answer(&incoming, request).await?;
         let max_messages = caller.runtime.config.limits.max_messages;
         let ask = decode::json::<ChatCompletionBody>(&bytes)?.into_ask(max_messages)?;
         record.label_persona(&caller.runtime.config, &ask.persona);
         let asked = (ask.persona.clone(), ask.stream, ask.stream_usage);
-        let core_ask = Ask {
-            persona: ask.persona,
-            messages: ask.messages,
-            reference: None,
-            options: ask.options,
-        };
-        Ok((
-            answer::start(incoming.state(), &caller, core_ask, record).await?,
-            asked,
-        ))
+        let question = super::question(
+            &incoming,
+            &caller,
+            ask.persona,
+            ask.messages,
+            ask.options,
+            ask.videos,
+            host.as_ref(),
+        )
+        .await?;
+        Ok((caller, question, asked))
     };
     let mode = |started: &mut Started, (model, stream, stream_usage): &mut (String, bool, bool)| {
         if *stream {
@@ -52,7 +54,7 @@ pub async fn completions(incoming: Incoming, request: Request) -> Response {
             Mode::Whole
         }
     };
-    match reply::chat(&incoming, DIALECT, "", start, mode).await {
+    match reply::chat_or_video(&incoming, DIALECT, decode, mode).await {
         Ok(Reply::Streaming(response)) => response,
         Ok(Reply::Whole {
             whole,

@@ -170,12 +170,89 @@ pub struct InFunction {
     pub arguments: String,
 }
 
+/// A video a user message names: `{"type": "video_url", "video_url": {"url": …}}` in chat (as
+/// vLLM and the Qwen-VL servers take it), `{"type": "input_video", "video_url": …}` in Responses;
+/// the URL a library id (`vid_…`), this server's URL of one, or an `http(s)` link to add. An
+/// optional `start` and `end` (seconds) bound the part asked about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoPart {
+    pub url: String,
+    pub start: Option<f64>,
+    pub end: Option<f64>,
+    /// Where it stands in the request, for errors (`messages[1].content[0]`).
+    pub field: String,
+}
+
+/// Most videos one request may name (each is a timeline to fit into the prompt).
+pub const MAX_VIDEOS: usize = 10;
+const VIDEO_PART_TYPES: [&str; 2] = ["video_url", "input_video"];
+const MAX_URL_CHARS: usize = 2048;
+/// A week: past any video's length, short of what a float's rounding would blur.
+const MAX_SECONDS: f64 = 7.0 * 86_400.0;
+
+fn video_part(part: &Value, at: &str) -> Result<VideoPart, ApiError> {
+    let (url, holder) = match part.get("video_url") {
+        Some(Value::String(url)) => (url.as_str(), part),
+        Some(object @ Value::Object(_)) => match object.get("url").and_then(Value::as_str) {
+            Some(url) => (url, object),
+            None => {
+                return Err(ApiError::bad_request(
+                    format!("{at}.video_url.url"),
+                    "is required: a video id (vid_…) or a URL",
+                ))
+            }
+        },
+        _ => {
+            return Err(ApiError::bad_request(
+                format!("{at}.video_url"),
+                "must be a video id (vid_…), a URL, or {\"url\": …, \"start\": …, \"end\": …}",
+            ))
+        }
+    };
+    if url.trim().is_empty() || url.len() > MAX_URL_CHARS {
+        return Err(ApiError::bad_request(
+            format!("{at}.video_url"),
+            format!("must be a video id (vid_…) or a URL of at most {MAX_URL_CHARS} characters"),
+        ));
+    }
+    let seconds = |name: &str| match holder.get(name).or_else(|| part.get(name)) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_f64()
+            .filter(|s| (0.0..=MAX_SECONDS).contains(s))
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    format!("{at}.video_url.{name}"),
+                    "must be a number of seconds from the video's start",
+                )
+            }),
+    };
+    let (start, end) = (seconds("start")?, seconds("end")?);
+    if let (Some(start), Some(end)) = (start, end) {
+        if end <= start {
+            return Err(ApiError::bad_request(
+                format!("{at}.video_url.end"),
+                "must be after `start`",
+            ));
+        }
+    }
+    Ok(VideoPart {
+        url: url.trim().to_string(),
+        start,
+        end,
+        field: at.to_string(),
+    })
+}
+
 /// Text of a content value; `field` names it in errors. `text_types`: the part types that carry
-/// text in this API (`text` for chat, `input_text`/`output_text` for Responses).
+/// text in this API (`text` for chat, `input_text`/`output_text` for Responses). `videos`: where
+/// a user message's video parts go; `None` where a message may name none.
 pub fn content_text(
     content: Content,
     field: &str,
     text_types: &[&str],
+    mut videos: Option<&mut Vec<VideoPart>>,
 ) -> Result<String, ApiError> {
     match content {
         Content::Text(s) => Ok(s),
@@ -184,12 +261,26 @@ pub fn content_text(
             for (j, part) in parts.iter().enumerate() {
                 let at = format!("{field}[{j}]");
                 let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
+                if VIDEO_PART_TYPES.contains(&kind) {
+                    let Some(videos) = videos.as_deref_mut() else {
+                        return Err(ApiError::bad_request(
+                            format!("{at}.type"),
+                            "video parts belong on user messages",
+                        ));
+                    };
+                    videos.push(video_part(part, &at)?);
+                    continue;
+                }
                 match part.get("text").and_then(Value::as_str) {
                     Some(t) if text_types.contains(&kind) => text.push_str(t),
                     _ if !text_types.contains(&kind) => {
                         return Err(ApiError::bad_request(
                             format!("{at}.type"),
-                            format!("`{kind}` parts are not supported, only text"),
+                            format!(
+                                "`{kind}` parts are not supported: only {} and {}",
+                                text_types.join(", "),
+                                VIDEO_PART_TYPES.join(", ")
+                            ),
                         ))
                     }
                     _ => return Err(ApiError::bad_request(at, "must carry a string `text`")),
@@ -200,7 +291,25 @@ pub fn content_text(
     }
 }
 
-pub fn messages(list: Vec<InMessage>, max: usize) -> Result<Vec<Message>, ApiError> {
+/// The videos a request names, at most `MAX_VIDEOS`.
+pub fn check_video_count(videos: &[VideoPart], field: &str) -> Result<(), ApiError> {
+    if videos.len() > MAX_VIDEOS {
+        return Err(ApiError::bad_request(
+            field,
+            format!(
+                "names {} videos, more than the limit of {MAX_VIDEOS}",
+                videos.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The conversation, and the videos its user messages name.
+pub fn messages(
+    list: Vec<InMessage>,
+    max: usize,
+) -> Result<(Vec<Message>, Vec<VideoPart>), ApiError> {
     if list.is_empty() {
         return Err(ApiError::bad_request("messages", "must not be empty"));
     }
@@ -210,13 +319,17 @@ pub fn messages(list: Vec<InMessage>, max: usize) -> Result<Vec<Message>, ApiErr
             format!("has {} messages, more than the limit of {max}", list.len()),
         ));
     }
-    list.into_iter()
+    let mut videos = Vec::new();
+    let messages = list
+        .into_iter()
         .enumerate()
-        .map(|(i, m)| message(i, m))
-        .collect()
+        .map(|(i, m)| message(i, m, &mut videos))
+        .collect::<Result<_, _>>()?;
+    check_video_count(&videos, "messages")?;
+    Ok((messages, videos))
 }
 
-fn message(i: usize, m: InMessage) -> Result<Message, ApiError> {
+fn message(i: usize, m: InMessage, videos: &mut Vec<VideoPart>) -> Result<Message, ApiError> {
     let field = |f: &str| format!("messages[{i}].{f}");
     let role = match m.role.as_str() {
         "system" | "developer" => Role::System,
@@ -231,7 +344,12 @@ fn message(i: usize, m: InMessage) -> Result<Message, ApiError> {
         }
     };
     let content = match m.content {
-        Some(c) => content_text(c, &field("content"), &["text"])?,
+        Some(c) => content_text(
+            c,
+            &field("content"),
+            &["text"],
+            (role == Role::User).then_some(&mut *videos),
+        )?,
         // An assistant turn may only call tools.
         None if role == Role::Assistant => String::new(),
         None => return Err(ApiError::bad_request(field("content"), "is required")),
@@ -286,6 +404,8 @@ pub fn check_ranges(s: &Sampling) -> Result<(), ApiError> {
 pub struct ChatAsk {
     pub persona: String,
     pub messages: Vec<Message>,
+    /// The videos the user messages name: the answer is grounded in them.
+    pub videos: Vec<VideoPart>,
     pub options: CallerOptions,
     pub stream: bool,
     /// The caller asked for the usage chunk at the end of the stream.
@@ -332,9 +452,11 @@ impl ChatCompletionBody {
                 .stream_options
                 .and_then(|o| o.include_usage)
                 .unwrap_or(false);
+        let (messages, videos) = messages(self.messages, max_messages)?;
         Ok(ChatAsk {
             persona: self.model,
-            messages: messages(self.messages, max_messages)?,
+            messages,
+            videos,
             options: CallerOptions {
                 sampling,
                 extras: Extras {

@@ -13,11 +13,12 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::decode::{self, check_ranges, content_text, Content};
+use super::decode::{self, check_ranges, content_text, Content, VideoPart};
 use super::{error_response, new_id, unix_now};
 use crate::access_log::Record;
 use crate::answer::collect::Whole;
-use crate::answer::{self, Ask, Started, UsageBasis};
+use crate::answer::{Started, UsageBasis};
+use crate::config::Config;
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
 use crate::persona::CallerOptions;
@@ -108,6 +109,8 @@ struct TextOptions {
 pub struct ResponsesAsk {
     pub persona: String,
     pub messages: Vec<Message>,
+    /// The videos the user messages name (`input_video` parts): the answer is grounded in them.
+    pub videos: Vec<VideoPart>,
     pub options: CallerOptions,
     pub stream: bool,
 }
@@ -147,6 +150,7 @@ impl ResponsesBody {
             return Err(ApiError::bad_request("model", "must name a persona"));
         }
         let mut messages = Vec::new();
+        let mut videos = Vec::new();
         if let Some(instructions) = self.instructions.filter(|i| !i.is_empty()) {
             messages.push(Message::new(Role::System, instructions));
         }
@@ -157,10 +161,11 @@ impl ResponsesBody {
                     return Err(ApiError::bad_request("input", "must not be empty"));
                 }
                 for (i, item) in items.into_iter().enumerate() {
-                    messages.push(input_message(i, item)?);
+                    messages.push(input_message(i, item, &mut videos)?);
                 }
             }
         }
+        decode::check_video_count(&videos, "input")?;
         if messages.len() > max_messages {
             return Err(ApiError::bad_request(
                 "input",
@@ -185,6 +190,7 @@ impl ResponsesBody {
         Ok(ResponsesAsk {
             persona: self.model,
             messages,
+            videos,
             options: CallerOptions {
                 sampling,
                 extras: Extras {
@@ -199,7 +205,11 @@ impl ResponsesBody {
     }
 }
 
-fn input_message(i: usize, item: InputItem) -> Result<Message, ApiError> {
+fn input_message(
+    i: usize,
+    item: InputItem,
+    videos: &mut Vec<VideoPart>,
+) -> Result<Message, ApiError> {
     let field = |f: &str| format!("input[{i}].{f}");
     if let Some(kind) = item.kind.as_deref().filter(|k| *k != "message") {
         return Err(ApiError::bad_request(
@@ -226,27 +236,51 @@ fn input_message(i: usize, item: InputItem) -> Result<Message, ApiError> {
         content,
         &field("content"),
         &["input_text", "output_text", "text"],
+        (role == Role::User).then_some(videos),
     )?;
     Ok(Message::new(role, text))
 }
 
+/// Who serves the Responses API on a route: OpenAI's own (`model` names the persona) or a video
+/// vendor's (Mavera's `/api/v1/responses`: its persona from `[video_chat]`, `model` only echoed
+/// back), and the envelope its errors go out in.
+pub struct Door {
+    pub dialect: &'static str,
+    pub persona: fn(&Config) -> Option<&str>,
+    pub error: fn(&ApiError) -> Response,
+}
+
+const OPENAI: Door = Door {
+    dialect: DIALECT,
+    persona: |_| None,
+    error: error_response,
+};
+
 pub async fn create(incoming: Incoming, request: Request) -> Response {
-    let start = async |record: &mut Record| {
+    serve(incoming, request, &OPENAI).await
+}
+
+/// `POST …/responses` through `door`.
+pub async fn serve(incoming: Incoming, request: Request, door: &Door) -> Response {
+    let host = super::host(&request);
+    let decode = async |record: &mut Record| {
         let (caller, bytes) = crate::routes::body::admitted_to_answer(&incoming, request).await?;
-        let max_messages = caller.runtime.config.limits.max_messages;
-        let ask = decode::json::<ResponsesBody>(&bytes)?.into_ask(max_messages)?;
-        record.label_persona(&caller.runtime.config, &ask.persona);
-        let asked = (ask.persona.clone(), ask.stream);
-        let core_ask = Ask {
-            persona: ask.persona,
-            messages: ask.messages,
-            reference: None,
-            options: ask.options,
-        };
-        Ok((
-            answer::start(incoming.state(), &caller, core_ask, record).await?,
-            asked,
-        ))
+        let config = &caller.runtime.config;
+        let ask = decode::json::<ResponsesBody>(&bytes)?.into_ask(config.limits.max_messages)?;
+        let persona = (door.persona)(config).map_or_else(|| ask.persona.clone(), str::to_string);
+        record.label_persona(config, &persona);
+        let asked = (ask.persona, ask.stream);
+        let question = super::question(
+            &incoming,
+            &caller,
+            persona,
+            ask.messages,
+            ask.options,
+            ask.videos,
+            host.as_ref(),
+        )
+        .await?;
+        Ok((caller, question, asked))
     };
     let mode = |started: &mut Started, (model, stream): &mut (String, bool)| {
         if *stream {
@@ -255,14 +289,14 @@ pub async fn create(incoming: Incoming, request: Request) -> Response {
             Mode::Whole
         }
     };
-    match reply::chat(&incoming, DIALECT, "", start, mode).await {
+    match reply::chat_or_video(&incoming, door.dialect, decode, mode).await {
         Ok(Reply::Streaming(response)) => response,
         Ok(Reply::Whole {
             whole,
             basis,
             asked: (model, _),
         }) => whole_response(&model, &whole, basis.as_ref()),
-        Err(failed) => error_response(&failed.error),
+        Err(failed) => (door.error)(&failed.error),
     }
 }
 

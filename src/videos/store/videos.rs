@@ -35,6 +35,25 @@ impl Store {
         })
     }
 
+    /// The newest video `tenant` added from `url` that did not fail, if any.
+    pub async fn by_source_url(
+        &self,
+        tenant: &str,
+        url: &str,
+    ) -> Result<Option<Video>, StoreError> {
+        on_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT * FROM videos WHERE tenant = $1 AND source_url = $2 AND status <> 'failed'
+                 ORDER BY created_at DESC LIMIT 1",
+            )
+            .bind(tenant)
+            .bind(url)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| video!(r)).transpose()
+        })
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<Video>, StoreError> {
         on_pool!(self, |pool| {
             let row = sqlx::query("SELECT * FROM videos WHERE id = $1")
