@@ -61,6 +61,10 @@ pub enum ApiError {
     Storage,
     #[error("the upload arrived slower than {min_rate} bytes a second (videos.min_upload_rate) and was cut off")]
     UploadTooSlow { min_rate: u64 },
+    /// An analysis asked for JSON satisfying a schema, and the model's answer did not, even
+    /// after it was shown what was wrong once.
+    #[error("the model's answer did not satisfy the JSON schema, even after one repair: {0}")]
+    SchemaUnmet(String),
     /// A new video refused: a tenant's quota, the uploads the server takes at once, the disk.
     #[error(transparent)]
     Refused(Refusal),
@@ -169,6 +173,7 @@ impl ApiError {
             Self::NotReady { .. } => StatusCode::CONFLICT,
             Self::VideosDisabled | Self::SearchByMeaningOff => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::SchemaUnmet(_) => StatusCode::BAD_GATEWAY,
             Self::UploadTooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Refused(Refusal::Busy) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Refused(Refusal::DiskFull) => StatusCode::INSUFFICIENT_STORAGE,
@@ -186,6 +191,7 @@ impl ApiError {
             Self::NotReady { .. } => ErrorKind::InvalidRequest,
             Self::VideosDisabled | Self::SearchByMeaningOff => ErrorKind::Unavailable,
             Self::Storage => ErrorKind::Internal,
+            Self::SchemaUnmet(_) => ErrorKind::Upstream,
             Self::UploadTooSlow { .. } => ErrorKind::InvalidRequest,
             Self::Refused(Refusal::Busy | Refusal::DiskFull) => ErrorKind::Unavailable,
             Self::Refused(_) => ErrorKind::RateLimited,
@@ -224,6 +230,7 @@ impl ApiError {
             Self::VideosDisabled => ("server_error", "videos_disabled"),
             Self::SearchByMeaningOff => ("server_error", "search_by_meaning_unavailable"),
             Self::Storage => ("server_error", "storage_error"),
+            Self::SchemaUnmet(_) => ("server_error", "schema_unmet"),
             Self::UploadTooSlow { .. } => ("invalid_request_error", "body_timeout"),
             Self::Refused(Refusal::Busy) => ("server_error", "uploads_busy"),
             Self::Refused(Refusal::DiskFull) => ("server_error", "insufficient_storage"),

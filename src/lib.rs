@@ -18,7 +18,8 @@
 //! - `answer` — the core every dialect shares, with no HTTP in it: `answer::admission` (per-IP
 //!   limit, `auth` key check, per-key limit; with replicas, the shared stream place), then `answer::start` (persona, stream slot, context
 //!   budget, upstream open with failover); `answer::collect` reads a whole answer for dialects
-//!   that do not stream.
+//!   that do not stream; `answer::digest` makes summaries, chapters, highlights, gists and
+//!   analyses of a whole video (map over stretches, reduce), served by `routes::digests`.
 //! - `persona` — the owner's system prompt, sampling knobs and name rules; `context_budget`
 //!   drops the oldest turns when a long call would overflow the model's window; `sampling` holds
 //!   the knobs' ranges, one rule for a persona's config and a caller's request.

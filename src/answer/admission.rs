@@ -31,6 +31,13 @@ pub struct Caller {
 impl Caller {
     /// What admission reserved for the answer; `None` if it was not admitted to be answered
     /// (or this was already taken).
+    /// For work that asks the upstream several times for one request (a digest's map and
+    /// reduce): the next answer starts without what admission reserved, which the first took
+    /// (each still takes this replica's stream slot while it runs).
+    pub(crate) fn reserve_again(&self) {
+        *self.reserved.lock().unwrap_or_else(PoisonError::into_inner) = Some(Reserved::default());
+    }
+
     pub(crate) fn take_reserved(&self) -> Option<Reserved> {
         self.reserved
             .lock()

@@ -267,6 +267,17 @@ fn words(text: &str) -> HashSet<String> {
     terms(text).filter(|w| w.len() > 2).collect()
 }
 
+/// The first whole stamp in `text`: where it stands (bytes) and its moment in seconds.
+pub fn first_stamp(text: &str) -> Option<(std::ops::Range<usize>, f64)> {
+    text.match_indices('[').find_map(|(at, _)| {
+        let end = text[at..].find(']').map(|e| at + e + 1)?;
+        match shape(&text[at..end]) {
+            Shape::Stamp(seconds) => Some((at..end, seconds)),
+            _ => None,
+        }
+    })
+}
+
 enum Shape {
     /// Could still become a stamp.
     Partial,

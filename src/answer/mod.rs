@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod citations;
 pub mod collect;
+pub mod digest;
 pub mod repeats;
 pub mod video_chat;
 

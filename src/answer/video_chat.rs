@@ -151,6 +151,24 @@ async fn by_meaning(
         .collect()
 }
 
+/// Tokens a timeline may take in a chat with `persona` about `messages` (a digest's stretches
+/// are cut to it).
+pub fn timeline_budget(caller: &Caller, persona: &str, messages: &[Message]) -> usize {
+    let model = caller
+        .runtime
+        .config
+        .personas
+        .get(persona)
+        .and_then(|p| p.model.as_deref());
+    let ask = VideoAsk {
+        persona: persona.to_string(),
+        videos: Vec::new(),
+        messages: messages.to_vec(),
+        options: CallerOptions::default(),
+    };
+    budget(caller, &ask, model)
+}
+
 /// Tokens the timeline may take.
 fn budget(caller: &Caller, ask: &VideoAsk, model: Option<&str>) -> usize {
     let config = &caller.runtime.config;

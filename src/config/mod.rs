@@ -125,6 +125,9 @@ pub struct VideoChatConfig {
     pub memories: String,
     pub mavera: String,
     pub reka: String,
+    /// The persona that makes summaries, chapters, highlights, gists and analyses, unless the
+    /// request names another.
+    pub digests: String,
     /// Most tokens of timeline one chat carries; a persona's `context_tokens` can lower it.
     pub timeline_tokens: u32,
     /// Room kept for the answer when the persona sets no `max_tokens`.

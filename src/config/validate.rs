@@ -163,6 +163,7 @@ impl Config {
             ("memories", &c.memories),
             ("mavera", &c.mavera),
             ("reka", &c.reka),
+            ("digests", &c.digests),
         ] {
             if !self.personas.contains_key(persona) {
                 return Err(ConfigError::invalid(

@@ -9,6 +9,7 @@
 
 pub mod body;
 pub mod chatapi;
+mod digests;
 pub mod incoming;
 pub mod ingest;
 mod linger;

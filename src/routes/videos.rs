@@ -39,6 +39,9 @@ pub fn router() -> Router<AppState> {
             "/v1/videos/{id}/keyframes/{file}",
             routing::get(super::media::keyframe),
         )
+        .route("/v1/videos/{id}/summaries", post(super::digests::summaries))
+        .route("/v1/videos/{id}/gist", post(super::digests::gist))
+        .route("/v1/videos/{id}/analyze", post(super::digests::analyze))
         .route("/v1/search", post(super::search::search))
 }
 

@@ -311,6 +311,20 @@ impl Library {
         }
     }
 
+    /// What was made from `video` and kept under `key` (`answer::digest`), if anything.
+    pub async fn digest(&self, video: &str, key: &str) -> Result<Option<String>, LibraryError> {
+        Ok(self.store.digest(video, key).await?)
+    }
+
+    pub async fn save_digest(
+        &self,
+        video: &str,
+        key: &str,
+        body: &str,
+    ) -> Result<(), LibraryError> {
+        Ok(self.store.save_digest(video, key, body).await?)
+    }
+
     /// The video, whoever's it is: for a signed media link, whose signature names its tenant.
     pub async fn find(&self, id: &str) -> Result<Option<Video>, LibraryError> {
         Ok(self.store.get(id).await?)

@@ -124,7 +124,7 @@ pub struct CountStep {
 }
 
 /// A stretch of the video that a prompt can cite: `[MM:SS]` at `start_s`.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Segment {
     pub start_s: f64,
     pub end_s: f64,

@@ -303,6 +303,7 @@ pub struct StoredVectors {
     pub vectors: Vec<(u32, Vec<f32>)>,
 }
 
+mod digests;
 mod queue;
 mod sessions;
 mod text_search;
