@@ -474,10 +474,14 @@ async fn a_two_hour_timeline_is_mapped_in_stretches_and_reduced() {
         reduce.contains("1:59:30") || reduce.contains("2:00:00"),
         "the last stretch reaches the end: {reduce}"
     );
-    // Each stretch's prompt kept within the budget.
+    // Each stretch fits the budget whole: none of it cut to what seems relevant.
     for n in before..upstream.received().len() - 1 {
         let prompt = asked(&upstream, n);
         assert!(prompt.len() < 12_000, "a stretch of {} bytes", prompt.len());
+        assert!(
+            !prompt.contains("Only the parts of the timeline"),
+            "a stretch was cut: {prompt}"
+        );
     }
 }
 

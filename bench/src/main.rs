@@ -16,6 +16,7 @@
 
 mod answers;
 mod cluster;
+mod digests;
 mod gateways;
 mod grounding;
 /// The facts the tests know too: the same videos, made by the same code.
@@ -72,6 +73,9 @@ enum Sub {
     Mock,
     /// The time grounding adds before the upstream call, for a two-hour talk's timeline.
     Grounding,
+    /// A two-hour video's chapters and summary with the mock upstream (time, calls' tokens),
+    /// and a kept result's latency (release build).
+    Digests,
     /// Search by meaning: the model's load, memory and throughput, and a search over many
     /// segments (vector scan and FTS5).
     Search {
@@ -520,6 +524,13 @@ async fn main() -> std::process::ExitCode {
         Some(Sub::Grounding) => {
             grounding::run().await;
             return std::process::ExitCode::SUCCESS;
+        }
+        Some(Sub::Digests) => {
+            return if digests::run(&cli.chatapi, &cli.out).await {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            };
         }
         Some(Sub::Tokens) => {
             tokens();

@@ -272,12 +272,18 @@ pub(crate) fn word_error_rate(reference: &str, heard: &str) -> f64 {
 
 /// Uploads `video` with curl (streamed from disk, as a caller would) and gives its id.
 pub(crate) fn upload(base: &str, video: &Path) -> String {
-    let upload = Command::new("curl")
-        .args(["-sS", "-F"])
-        .arg(format!("file=@{}", video.display()))
-        .arg(format!("{base}/v1/videos"))
-        .output()
-        .unwrap();
+    upload_with(base, video, &[])
+}
+
+/// `upload`, with more files in the form (`subtitles`).
+pub(crate) fn upload_with(base: &str, video: &Path, parts: &[(&str, &Path)]) -> String {
+    let mut curl = Command::new("curl");
+    curl.args(["-sS", "-F"])
+        .arg(format!("file=@{}", video.display()));
+    for (name, file) in parts {
+        curl.arg("-F").arg(format!("{name}=@{}", file.display()));
+    }
+    let upload = curl.arg(format!("{base}/v1/videos")).output().unwrap();
     let created: Value = serde_json::from_slice(&upload.stdout).unwrap();
     created["id"].as_str().expect("upload refused").to_string()
 }

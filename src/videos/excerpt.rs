@@ -115,22 +115,7 @@ pub fn ground(
                 .enumerate()
                 .filter(|(_, s)| m.range.overlaps(s))
                 .filter_map(|(index, s)| {
-                    let text = line(m.video, s, named)?;
-                    let (text, tokens) = match (reader, s.tokens) {
-                        (Reader::Small, _) => {
-                            let text = shortened(&text, SMALL_LINE_WORDS);
-                            let tokens = count(&text) + 1;
-                            (text, tokens)
-                        }
-                        (Reader::Large, Some(n)) => {
-                            let stamps = CUE_STAMP_TOKENS * s.cues.len().saturating_sub(1);
-                            (text, n as usize + LINE_OVERHEAD + name + stamps)
-                        }
-                        (Reader::Large, None) => {
-                            let tokens = count(&text) + 1;
-                            (text, tokens)
-                        }
-                    };
+                    let (text, tokens) = costed(reader, s, line(m.video, s, named)?, name, count);
                     Some(Line {
                         index,
                         text,
@@ -162,6 +147,71 @@ pub fn ground(
         )
     };
     render(materials, &lines, &chosen, instructions)
+}
+
+/// A segment's line as `reader` is shown it, and what it costs: the count made when the
+/// timeline was (plus the line's stamps), or counted now.
+fn costed(
+    reader: Reader,
+    s: &Segment,
+    text: String,
+    name: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> (String, usize) {
+    match (reader, s.tokens) {
+        (Reader::Small, _) => {
+            let text = shortened(&text, SMALL_LINE_WORDS);
+            let tokens = count(&text) + 1;
+            (text, tokens)
+        }
+        (Reader::Large, Some(n)) => {
+            let stamps = CUE_STAMP_TOKENS * s.cues.len().saturating_sub(1);
+            (text, n as usize + LINE_OVERHEAD + name + stamps)
+        }
+        (Reader::Large, None) => {
+            let tokens = count(&text) + 1;
+            (text, tokens)
+        }
+    }
+}
+
+/// Consecutive runs of `segments` that `ground` carries whole within `budget`, each asked about
+/// as its own range (a digest's map steps over a timeline too long for one prompt).
+pub fn stretches(
+    video: &Video,
+    segments: &[Segment],
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+    reader: Reader,
+) -> Vec<std::ops::Range<usize>> {
+    let (instructions, budget) = match reader {
+        Reader::Large => (INSTRUCTIONS, budget),
+        Reader::Small => (SMALL_INSTRUCTIONS, budget.min(SMALL_BUDGET)),
+    };
+    // The header with the longest range it can carry.
+    let material = Material {
+        video,
+        segments,
+        range: Range {
+            start: Some(86_400.0),
+            end: Some(86_400.0),
+        },
+    };
+    let room = budget.saturating_sub(count(instructions) + count(&header(&material)) + 2);
+    let mut out = Vec::new();
+    let (mut from, mut used) = (0, 0);
+    for (i, s) in segments.iter().enumerate() {
+        let tokens = line(video, s, false).map_or(0, |text| costed(reader, s, text, 0, count).1);
+        if i > from && used + tokens > room {
+            out.push(from..i);
+            (from, used) = (i, 0);
+        }
+        used += tokens;
+    }
+    if from < segments.len() {
+        out.push(from..segments.len());
+    }
+    out
 }
 
 /// `text`'s first `words` words, with `…` where it was cut.
