@@ -61,3 +61,5 @@ fi
 target/release/chatapi-bench --chatapi target/release/chatapi timeline "${timeline_peers[@]}"
 # The embedded model's offline answers (bench/out/answers.md): facts and questions about videos.
 target/release/chatapi-bench --chatapi target/release/chatapi answers
+# A two-hour video's chapters and summary (map-reduce over the mock upstream), and a kept result.
+target/release/chatapi-bench --chatapi target/release/chatapi digests
