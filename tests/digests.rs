@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::videos::{self, made, settled, upload};
 use common::{client, FakeUpstream, Reply, Server};
 use reqwest::multipart::Part;
@@ -334,55 +332,6 @@ async fn bad_input_other_tenants_and_unready_videos_are_refused_before_the_upstr
     assert!(upstream.received().len() <= 1, "bad requests went upstream");
 }
 
-/// Two hours of picture with a subtitle every 30 s, on six subjects of 20 minutes each.
-fn two_hours_with_subtitles() -> (PathBuf, String) {
-    let file = made().dir.join("two-hours-gray.mp4");
-    if !file.exists() {
-        common::known::run(
-            std::process::Command::new("ffmpeg")
-                .args([
-                    "-y",
-                    "-loglevel",
-                    "error",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "color=c=gray:s=64x36:r=1",
-                ])
-                .args([
-                    "-t",
-                    "7200",
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    "ultrafast",
-                    "-g",
-                    "600",
-                ])
-                .args(["-pix_fmt", "yuv420p"])
-                .arg(&file),
-        );
-    }
-    let subjects = [
-        "tomatoes", "bread", "bicycles", "painting", "guitars", "trees",
-    ];
-    let stamp = |s: u32| format!("{:02}:{:02}:{:02},000", s / 3600, s / 60 % 60, s % 60);
-    let srt: String = (0..240u32)
-        .map(|n| {
-            let at = n * 30;
-            let subject = subjects[(at / 1200) as usize];
-            format!(
-                "{}\n{} --> {}\nNow about {subject}, step {}.\n\n",
-                n + 1,
-                stamp(at),
-                stamp(at + 25),
-                n + 1
-            )
-        })
-        .collect();
-    (file, srt)
-}
-
 #[tokio::test]
 async fn a_two_hour_timeline_is_mapped_in_stretches_and_reduced() {
     let upstream = FakeUpstream::start().await;
@@ -390,13 +339,11 @@ async fn a_two_hour_timeline_is_mapped_in_stretches_and_reduced() {
         "A part about one subject.\nIt goes step by step.",
     ]));
     let s = server(&upstream, "timeline_tokens = 1000").await;
-    let (file, srt) = two_hours_with_subtitles();
+    let (file, srt) = common::known::two_hours_with_subtitles(&made().dir);
+    let srt = std::fs::read(srt).unwrap();
     let form = videos::form(
         &file,
-        vec![(
-            "subtitles",
-            Part::bytes(srt.into_bytes()).file_name("talk.srt"),
-        )],
+        vec![("subtitles", Part::bytes(srt).file_name("talk.srt"))],
     );
     let r = client()
         .post(format!("{}/v1/videos", s.url))

@@ -5,7 +5,6 @@
 //! summary (each made anew), and the kept chapters 200 times.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -16,7 +15,7 @@ use crate::report::pct;
 
 pub async fn run(chatapi: &Path, out: &Path) -> bool {
     std::fs::create_dir_all(out).unwrap();
-    let (video, srt) = make(out);
+    let (video, srt) = crate::known::two_hours_with_subtitles(out);
     let mock = Mock::start().await;
     let store = std::env::temp_dir().join(format!("chatapi-bench-digests-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&store);
@@ -91,56 +90,4 @@ async fn post(client: &reqwest::Client, base: &str, id: &str, body: &Value) -> V
     let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert!(status.is_success(), "{status}: {body}");
     body
-}
-
-/// Two hours of grey picture (kept in `out`), and a subtitle every 30 s on six subjects.
-fn make(out: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let video = out.join("two-hours-grey.mp4");
-    if !video.exists() {
-        let status = Command::new("ffmpeg")
-            .args([
-                "-y",
-                "-loglevel",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "color=c=gray:s=64x36:r=1",
-            ])
-            .args([
-                "-t",
-                "7200",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-g",
-                "600",
-            ])
-            .args(["-pix_fmt", "yuv420p"])
-            .arg(&video)
-            .status()
-            .unwrap();
-        assert!(status.success(), "ffmpeg failed");
-    }
-    let subjects = [
-        "tomatoes", "bread", "bicycles", "painting", "guitars", "trees",
-    ];
-    let stamp = |s: u32| format!("{:02}:{:02}:{:02},000", s / 3600, s / 60 % 60, s % 60);
-    let srt: String = (0..240u32)
-        .map(|n| {
-            let at = n * 30;
-            let subject = subjects[(at / 1200) as usize];
-            format!(
-                "{}\n{} --> {}\nNow about {subject}, step {}: what to do, and why it matters.\n\n",
-                n + 1,
-                stamp(at),
-                stamp(at + 25),
-                n + 1
-            )
-        })
-        .collect();
-    let srt_path = out.join("two-hours.srt");
-    std::fs::write(&srt_path, srt).unwrap();
-    (video, srt_path)
 }

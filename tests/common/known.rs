@@ -173,3 +173,55 @@ pub fn slides(dir: &Path) -> PathBuf {
         .arg(&file));
     file
 }
+
+/// Two hours of grey picture as `dir/two-hours-grey.mp4` (made unless there), and its subtitles
+/// as `dir/two-hours.srt`: a line every 30 s (240), on six subjects of 20 minutes each. A
+/// timeline too long for one prompt, made in seconds (`tests/digests.rs`, `chatapi-bench
+/// digests`).
+pub fn two_hours_with_subtitles(dir: &Path) -> (PathBuf, PathBuf) {
+    let video = dir.join("two-hours-grey.mp4");
+    if !video.exists() {
+        run(Command::new("ffmpeg")
+            .args([
+                "-y",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "color=c=gray:s=64x36:r=1",
+            ])
+            .args([
+                "-t",
+                "7200",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "600",
+            ])
+            .args(["-pix_fmt", "yuv420p"])
+            .arg(&video));
+    }
+    let subjects = [
+        "tomatoes", "bread", "bicycles", "painting", "guitars", "trees",
+    ];
+    let stamp = |s: u32| format!("{:02}:{:02}:{:02},000", s / 3600, s / 60 % 60, s % 60);
+    let srt: String = (0..240u32)
+        .map(|n| {
+            let at = n * 30;
+            let subject = subjects[(at / 1200) as usize];
+            format!(
+                "{}\n{} --> {}\nNow about {subject}, step {}: what to do, and why it matters.\n\n",
+                n + 1,
+                stamp(at),
+                stamp(at + 25),
+                n + 1
+            )
+        })
+        .collect();
+    let subtitles = dir.join("two-hours.srt");
+    std::fs::write(&subtitles, srt).unwrap();
+    (video, subtitles)
+}
