@@ -40,6 +40,7 @@ def browser():
         "--headless=new",
         "--no-sandbox",  # the tests may run as root, where chromium's sandbox cannot start
         "--disable-gpu",
+        "--disable-dev-shm-usage",  # a container's /dev/shm is often too small for chromium
         "--window-size=1280,900",
         "--autoplay-policy=no-user-gesture-required",
         "--mute-audio",
