@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::videos::{self, made, settled, upload};
+use common::videos::{self, get_json, made, settled, settled_within, upload};
 use common::{client, FakeUpstream, Reply, Server};
 use reqwest::multipart::Part;
 use serde_json::{json, Value};
@@ -354,17 +354,9 @@ async fn a_two_hour_timeline_is_mapped_in_stretches_and_reduced() {
         .unwrap();
     let video: Value = r.json().await.unwrap();
     let id = video["id"].as_str().unwrap().to_string();
-    let ready = settled_within(&s, &id, 300).await;
+    let ready = settled_within(&s.url, &id, Some(KEY), std::time::Duration::from_secs(300)).await;
     assert_eq!(ready["status"], "ready", "{ready}");
-    let timeline: Value = client()
-        .get(format!("{}/v1/videos/{id}/timeline", s.url))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let timeline = get_json(&s.url, &format!("/v1/videos/{id}/timeline"), KEY).await;
     let edges: Vec<f64> = timeline["segments"]
         .as_array()
         .unwrap()
@@ -429,26 +421,5 @@ async fn a_two_hour_timeline_is_mapped_in_stretches_and_reduced() {
             !prompt.contains("Only the parts of the timeline"),
             "a stretch was cut: {prompt}"
         );
-    }
-}
-
-/// `settled`, for a video whose processing may take longer than a minute on a busy machine.
-async fn settled_within(s: &Server, id: &str, seconds: u64) -> Value {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
-    loop {
-        let video: Value = client()
-            .get(format!("{}/v1/videos/{id}", s.url))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if video["status"] != "processing" && video["status"] != "queued" {
-            return video;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "still {video}");
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::videos::{self, file_server, made, settled, upload};
+use common::videos::{self, file_server, get_json, made, settled, upload};
 use common::{client_script, FakeUpstream, Reply, Server, Unanswering};
 use serde_json::Value;
 
@@ -59,15 +59,7 @@ async fn the_sdks_ask_about_a_video_streamed_and_whole_and_get_its_stamps() {
     ]));
     let s = server(&upstream, "").await;
     let id = ready_video(&s, KEY).await;
-    let media: Value = common::client()
-        .get(format!("{}/v1/videos/{id}", s.url))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let media = get_json(&s.url, &format!("/v1/videos/{id}"), KEY).await;
     let own_url = format!("{}{}", s.url, media["media_url"].as_str().unwrap());
     for (name, arg) in [
         ("chat_whole", None),
@@ -136,15 +128,7 @@ async fn a_link_is_added_once_and_answered_when_ready() {
         let out = scenario(&s, "chat_whole", &link, None).await;
         assert_eq!(out["text"], ANSWER, "{out}");
     }
-    let listed: Value = common::client()
-        .get(format!("{}/v1/videos", s.url))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = get_json(&s.url, "/v1/videos", KEY).await;
     let data = listed["data"].as_array().unwrap();
     assert_eq!(data.len(), 1, "asked twice, added once: {listed}");
     assert_eq!(data[0]["source"]["url"], link.as_str());

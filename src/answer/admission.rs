@@ -29,8 +29,6 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// What admission reserved for the answer; `None` if it was not admitted to be answered
-    /// (or this was already taken).
     /// For work that asks the upstream several times for one request (a digest's map and
     /// reduce): the next answer starts without what admission reserved, which the first took
     /// (each still takes this replica's stream slot while it runs).
@@ -38,6 +36,8 @@ impl Caller {
         *self.reserved.lock().unwrap_or_else(PoisonError::into_inner) = Some(Reserved::default());
     }
 
+    /// What admission reserved for the answer; `None` if it was not admitted to be answered
+    /// (or this was already taken).
     pub(crate) fn take_reserved(&self) -> Option<Reserved> {
         self.reserved
             .lock()

@@ -11,6 +11,8 @@
 //! only the embedded model, the fullest segment of each chapter, in its own words). Each
 //! result is kept with the video, by what was asked, and given back at once the second time.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -86,6 +88,7 @@ pub async fn make(
         state,
         caller,
         persona: &ask.persona,
+        local: caller.runtime.upstreams.all_local(),
         record,
         usage: Usage::default(),
     };
@@ -104,7 +107,7 @@ pub async fn make(
             hashtags,
         } => {
             let summary = summary(&mut asker, &video, &segments, None).await?;
-            let gist = if asker.caller.runtime.upstreams.all_local() {
+            let gist = if asker.local {
                 said_gist(&summary, &segments)
             } else {
                 gist(&mut asker, &summary, prompt).await?
@@ -145,10 +148,7 @@ fn key(ask: &DigestAsk) -> String {
         "prompt": ask.prompt,
         "persona": ask.persona,
     });
-    Sha256::digest(asked.to_string().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::repeats::hex(&Sha256::digest(asked.to_string().as_bytes()))
 }
 
 /// One request's calls upstream, their usage added up.
@@ -156,6 +156,9 @@ struct Asker<'a> {
     state: &'a AppState,
     caller: &'a Caller,
     persona: &'a str,
+    /// Only the embedded model answers: it reads a shorter timeline, and what it cannot write
+    /// in a format (titles, gists, highlights) is taken from the video instead.
+    local: bool,
     record: &'a mut Record,
     usage: Usage,
 }
@@ -218,7 +221,7 @@ impl Asker<'_> {
             .personas
             .get(self.persona)
             .and_then(|p| p.model.clone());
-        let reader = if self.caller.runtime.upstreams.all_local() {
+        let reader = if self.local {
             Reader::Small
         } else {
             Reader::Large
@@ -256,17 +259,41 @@ async fn summary(
     segments: &[Segment],
     prompt: Option<&str>,
 ) -> Result<String, ApiError> {
+    whole_video(
+        asker,
+        video,
+        segments,
+        with_prompt("Summarize the whole video in one paragraph.", prompt),
+        "Summarize this part of the video in two or three sentences.",
+        "Summaries of consecutive parts of one video, in order:",
+        with_prompt(
+            "Write one summary of the whole video from these summaries of its parts, in one paragraph.",
+            prompt,
+        ),
+    )
+    .await
+}
+
+/// An answer about the whole video: asked `at_once` when its timeline fits one prompt; else
+/// `each` stretch is asked in turn (map), and `combine` is asked over their answers, listed
+/// under `heading` with each stretch's times (reduce).
+async fn whole_video(
+    asker: &mut Asker<'_>,
+    video: &Video,
+    segments: &[Segment],
+    at_once: String,
+    each: &str,
+    heading: &str,
+    combine: String,
+) -> Result<String, ApiError> {
     let stretches = asker.stretches(video, segments);
     if stretches.len() <= 1 {
-        let instruction = with_prompt("Summarize the whole video in one paragraph.", prompt);
-        return Ok(asker.about(video, Range::default(), instruction).await?.0);
+        return Ok(asker.about(video, Range::default(), at_once).await?.0);
     }
-    let mut parts = String::from("Summaries of consecutive parts of one video, in order:\n");
+    let mut parts = format!("{heading}\n");
     for stretch in stretches {
-        let part = &segments[stretch];
-        let range = range_of(part);
-        let instruction = "Summarize this part of the video in two or three sentences.";
-        let (text, _) = asker.about(video, range, instruction.to_string()).await?;
+        let range = range_of(&segments[stretch]);
+        let (text, _) = asker.about(video, range, each.to_string()).await?;
         parts.push_str(&format!(
             "{} to {}: {}\n",
             stamp(range.start.unwrap_or(0.0)),
@@ -274,11 +301,7 @@ async fn summary(
             one_line(&text)
         ));
     }
-    let instruction = with_prompt(
-        "Write one summary of the whole video from these summaries of its parts, in one paragraph.",
-        prompt,
-    );
-    asker.over(parts, instruction).await
+    asker.over(parts, combine).await
 }
 
 /// Where each chapter begins and ends: at segment edges (the picture's cuts), about evenly over
@@ -330,7 +353,7 @@ async fn chapters(
         let (mut title, summary) = title_and_rest(&text, part);
         // The embedded model's first line is seldom a title (measured: it repeats timeline
         // lines); the chapter's own first words are.
-        if asker.caller.runtime.upstreams.all_local() {
+        if asker.local {
             title = said_title(part).unwrap_or(title);
         }
         out.push(json!({
@@ -350,7 +373,7 @@ async fn highlights(
     segments: &[Segment],
     prompt: Option<&str>,
 ) -> Result<Vec<Value>, ApiError> {
-    if asker.caller.runtime.upstreams.all_local() {
+    if asker.local {
         return Ok(said_highlights(segments));
     }
     let stretches = asker.stretches(video, segments);
@@ -437,26 +460,22 @@ fn said_title(part: &[Segment]) -> Option<String> {
 /// the words the video says and shows most as its topics.
 fn said_gist(summary: &str, segments: &[Segment]) -> Gist {
     let sentence = summary.split(['.', '!', '?']).next().unwrap_or(summary);
-    let mut counts: Vec<(String, usize, usize)> = Vec::new();
-    for word in segments
-        .iter()
-        .flat_map(|s| {
-            s.text()
-                .split(|c: char| !c.is_alphabetic())
-                .map(str::to_lowercase)
-                .collect::<Vec<_>>()
-        })
+    // Each word's count, and where it was first said (the tie-break).
+    let mut counts: HashMap<String, (usize, usize)> = HashMap::new();
+    let words = segments.iter().flat_map(|s| {
+        s.text()
+            .split(|c: char| !c.is_alphabetic())
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+    });
+    for (at, word) in words
         .filter(|w| w.chars().count() >= 5 && !COMMON.contains(&w.as_str()))
+        .enumerate()
     {
-        match counts.iter_mut().find(|(w, ..)| *w == word) {
-            Some((_, n, _)) => *n += 1,
-            None => {
-                let first = counts.len();
-                counts.push((word, 1, first));
-            }
-        }
+        counts.entry(word).or_insert((0, at)).0 += 1;
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+    let mut counts: Vec<(String, (usize, usize))> = counts.into_iter().collect();
+    counts.sort_by(|(_, a), (_, b)| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let topics: Vec<String> = counts.into_iter().take(5).map(|(w, ..)| w).collect();
     let hashtags = topics.iter().map(|t| format!("#{t}")).collect();
     Gist {
@@ -579,28 +598,17 @@ async fn analysis(
         ),
         None => prompt.to_string(),
     };
-    let stretches = asker.stretches(video, segments);
-    let text = if stretches.len() <= 1 {
-        asker.about(video, Range::default(), asked).await?.0
-    } else {
-        let mut parts = String::from("Answers about consecutive parts of one video, in order:\n");
-        for stretch in stretches {
-            let range = range_of(&segments[stretch]);
-            let (text, _) = asker.about(video, range, prompt.to_string()).await?;
-            parts.push_str(&format!(
-                "{} to {}: {}\n",
-                stamp(range.start.unwrap_or(0.0)),
-                stamp(range.end.unwrap_or(0.0)),
-                one_line(&text)
-            ));
-        }
-        asker
-            .over(
-                parts,
-                format!("Combine these into one answer for the whole video. {asked}"),
-            )
-            .await?
-    };
+    let combine = format!("Combine these into one answer for the whole video. {asked}");
+    let text = whole_video(
+        asker,
+        video,
+        segments,
+        asked,
+        prompt,
+        "Answers about consecutive parts of one video, in order:",
+        combine,
+    )
+    .await?;
     let Some(schema) = schema else {
         return Ok(json!(text));
     };

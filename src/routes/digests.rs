@@ -172,15 +172,12 @@ fn ask(
             format!("is longer than {MAX_PROMPT_CHARS} characters"),
         ));
     }
-    let persona = persona.unwrap_or_else(|| config.video_chat.digests.clone());
-    if !config.personas.contains_key(&persona) {
-        return Err(ApiError::UnknownPersona(persona));
-    }
+    // Whether the persona exists is the core's check.
     Ok(DigestAsk {
         video,
         kind,
         prompt: prompt.filter(|p| !p.trim().is_empty()),
-        persona,
+        persona: persona.unwrap_or_else(|| config.video_chat.digests.clone()),
         regenerate,
     })
 }

@@ -16,7 +16,7 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use super::incoming::Incoming;
-use super::openai::error_response;
+use super::openai::{error_response, unix_now};
 use super::respond::respond;
 use crate::auth;
 use crate::error::ApiError;
@@ -31,66 +31,72 @@ pub struct LinkQuery {
     sig: Option<String>,
 }
 
-/// The links a page needs beside a video: where to play it from and its first keyframe.
+/// A video's links for a browser, signed once (`auth::media_link`) for all of them.
+pub struct Links<'v> {
+    video: &'v str,
+    /// `?expires=…&sig=…`, or nothing where no keys are configured.
+    query: String,
+}
+
+impl<'v> Links<'v> {
+    pub fn of(incoming: &Incoming, video: &'v Video) -> Self {
+        let keys = &incoming.runtime.config.auth.keys;
+        let link = auth::media_link(keys, &video.tenant, &video.id, now());
+        Self {
+            video: &video.id,
+            query: if link.is_empty() {
+                link
+            } else {
+                format!("?{link}")
+            },
+        }
+    }
+
+    pub fn media(&self) -> String {
+        format!("/v1/videos/{}/media{}", self.video, self.query)
+    }
+
+    pub fn keyframe(&self, index: u32) -> String {
+        format!(
+            "/v1/videos/{}/keyframes/{index}.jpg{}",
+            self.video, self.query
+        )
+    }
+}
+
+/// A video as the native API gives it, with the links a page needs: where to play it from and
+/// its first keyframe.
 pub fn with_links(incoming: &Incoming, video: &Video) -> Value {
-    let query = link_query(incoming, video);
+    let links = Links::of(incoming, video);
     let mut value = serde_json::to_value(video).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         let has_keyframes = video.steps.keyframes.as_ref().is_some_and(|k| k.count > 0);
-        map.insert(
-            "media_url".into(),
-            json!(format!("/v1/videos/{}/media{query}", video.id)),
-        );
+        map.insert("media_url".into(), json!(links.media()));
         map.insert(
             "thumbnail_url".into(),
-            json!(has_keyframes.then(|| keyframe_url(&video.id, 0, &query))),
+            json!(has_keyframes.then(|| links.keyframe(0))),
         );
     }
     value
 }
 
 /// A video's keyframes, each with the `url` a browser can show it from.
-pub fn keyframes_with_links(incoming: &Incoming, video: &Video, keyframes: &[Keyframe]) -> Value {
-    let query = link_query(incoming, video);
+pub fn keyframes_with_links(links: &Links<'_>, keyframes: &[Keyframe]) -> Value {
     keyframes
         .iter()
         .map(|k| {
             let mut value = serde_json::to_value(k).unwrap_or(Value::Null);
             if let Value::Object(map) = &mut value {
-                map.insert(
-                    "url".into(),
-                    json!(keyframe_url(&video.id, k.index, &query)),
-                );
+                map.insert("url".into(), json!(links.keyframe(k.index)));
             }
             value
         })
         .collect()
 }
 
-/// `?expires=…&sig=…` for `video`, or nothing where no keys are configured.
-pub fn link_query(incoming: &Incoming, video: &Video) -> String {
-    let now = unix_now();
-    let link = auth::media_link(
-        &incoming.runtime.config.auth.keys,
-        &video.tenant,
-        &video.id,
-        now,
-    );
-    if link.is_empty() {
-        link
-    } else {
-        format!("?{link}")
-    }
-}
-
-pub fn keyframe_url(video: &str, index: u32, query: &str) -> String {
-    format!("/v1/videos/{video}/keyframes/{index}.jpg{query}")
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+/// Unix seconds, as links count them.
+fn now() -> i64 {
+    i64::try_from(unix_now()).unwrap_or(i64::MAX)
 }
 
 /// The video whose media the request may fetch: by its signed link when it carries one, else
@@ -109,9 +115,7 @@ async fn linked_video(
     };
     let keys = &incoming.runtime.config.auth.keys;
     match library.find(id).await? {
-        Some(video)
-            if auth::media_link_valid(keys, &video.tenant, id, expires, &sig, unix_now()) =>
-        {
+        Some(video) if auth::media_link_valid(keys, &video.tenant, id, expires, &sig, now()) => {
             Ok(video)
         }
         _ => Err(ApiError::LinkInvalid),

@@ -1,7 +1,8 @@
 //! How every chat route runs, whatever its dialect (`chat`): the request's record and span, the
 //! dialect's own start, then the answer streamed through the dialect's encoder or read whole,
-//! with the request's one log line written either way. A video dialect's chat (`video`) is that
-//! over the grounded answer (`answer::video_chat`), every `[MM:SS]` in it checked against the
+//! with the request's one log line written either way. A question about videos
+//! (`chat_or_video`, and `video` for the video dialects, whose questions always are) is that over
+//! the grounded answer (`answer::video_chat`), every `[MM:SS]` in it checked against the
 //! segments it was grounded in (`answer::citations`, through the `Checked` encoder). Also here:
 //! the `{role, content}` conversation Mavera and Reka send, and the encoder of a dialect that
 //! never streams.
@@ -102,17 +103,17 @@ pub struct Decoded<K> {
     pub kept: K,
 }
 
-/// A video dialect's chat: `chat` over the grounded answer (`answer::video_chat`), every stamp
-/// checked. `decode` admits the caller and decodes its request; `make_encoder` gets the videos
-/// and segments the answer stands on (for dialects that send them ahead of the text, like
-/// Memories.ai's `ref` event), the prompt to count usage by, and what the dialect kept.
+/// A video dialect's chat: `chat_or_video` with a question always about videos. `decode` admits
+/// the caller and decodes its request; `make_encoder` gets the videos and segments the answer
+/// stands on (for dialects that send them ahead of the text, like Memories.ai's `ref` event),
+/// the prompt to count usage by, and what the dialect kept.
 pub async fn video<K, E: Encoder>(
     incoming: &Incoming,
     dialect: &'static str,
     decode: impl AsyncFnOnce(&mut Record) -> Result<Decoded<K>, ApiError>,
     make_encoder: impl FnOnce(&[Cited], Option<UsageBasis>, &mut K) -> E,
 ) -> Result<Reply<(Vec<Cited>, K)>, Failed> {
-    let start = async |record: &mut Record| {
+    let about_videos = async |record: &mut Record| {
         let Decoded {
             caller,
             ask,
@@ -120,91 +121,80 @@ pub async fn video<K, E: Encoder>(
             kept,
         } = decode(record).await?;
         record.label_persona(&caller.runtime.config, &ask.persona);
-        // The embedded model's answers are given the stamp they do not write (`citations`).
-        let small = caller.runtime.upstreams.all_local();
-        let (started, cited) = video_chat::start(incoming.state(), &caller, ask, record).await?;
-        Ok((started, (cited, kept, stream, small)))
+        Ok((caller, Question::AboutVideos(ask), (kept, stream)))
     };
-    let checked = |cited: &[Cited], small: bool| {
-        Citations::new(cited.iter().flat_map(|c| &c.segments), small)
-    };
-    let mode = |started: &mut Started, asked: &mut (Vec<Cited>, K, bool, bool)| {
-        let (cited, kept, stream, small) = asked;
+    let mode = |started: &mut Started, cited: &[Cited], (kept, stream): &mut (K, bool)| {
         if *stream {
-            Mode::Stream(Checked {
-                inner: make_encoder(cited, started.usage.take(), kept),
-                citations: checked(cited, *small),
-            })
+            Mode::Stream(make_encoder(cited, started.usage.take(), kept))
         } else {
             Mode::Whole
         }
     };
-    let reply = chat(incoming, dialect, "", start, mode).await?;
-    Ok(match reply {
-        Reply::Whole {
-            mut whole,
-            basis,
-            asked: (cited, kept, _, small),
-        } => {
-            whole.text = checked(&cited, small).whole(&whole.text);
+    Ok(
+        match chat_or_video(incoming, dialect, about_videos, mode).await? {
             Reply::Whole {
                 whole,
                 basis,
+                asked: ((kept, _), cited),
+            } => Reply::Whole {
+                whole,
+                basis,
                 asked: (cited, kept),
-            }
-        }
-        Reply::Streaming(response) => Reply::Streaming(response),
-    })
+            },
+            Reply::Streaming(response) => Reply::Streaming(response),
+        },
+    )
 }
 
-/// What a route whose chats may be about videos (the OpenAI routes) decoded: a plain question,
-/// or one grounded in videos.
+/// What a chat route decoded: a plain question, or one grounded in videos.
 pub enum Question {
     Plain(Ask),
     AboutVideos(VideoAsk),
 }
 
-/// `chat` for a route whose requests may name videos: a plain question starts as any other, one
-/// about videos is grounded (`answer::video_chat`) and every stamp in its answer checked, the
-/// dialect's encoder the same either way. `decode` admits the caller and decodes its request.
+/// `chat` for a question that may be about videos: a plain one starts as any other; one about
+/// videos is grounded (`answer::video_chat`) and every stamp in its answer checked, streamed or
+/// whole. `decode` admits the caller and decodes its request; `mode` also gets the videos and
+/// segments the answer stands on (none for a plain question), which the reply carries back.
 pub async fn chat_or_video<T, E: Encoder>(
     incoming: &Incoming,
     dialect: &'static str,
     decode: impl AsyncFnOnce(&mut Record) -> Result<(Caller, Question, T), ApiError>,
-    mode: impl FnOnce(&mut Started, &mut T) -> Mode<E>,
-) -> Result<Reply<T>, Failed> {
+    mode: impl FnOnce(&mut Started, &[Cited], &mut T) -> Mode<E>,
+) -> Result<Reply<(T, Vec<Cited>)>, Failed> {
     let start = async |record: &mut Record| {
         let (caller, question, asked) = decode(record).await?;
         match question {
             Question::Plain(ask) => {
                 let started = answer::start(incoming.state(), &caller, ask, record).await?;
-                Ok((started, (asked, None)))
+                Ok((started, (asked, Vec::new(), None)))
             }
             Question::AboutVideos(ask) => {
+                // The embedded model's answers are given the stamp they do not write.
                 let small = caller.runtime.upstreams.all_local();
                 let (started, cited) =
                     video_chat::start(incoming.state(), &caller, ask, record).await?;
                 let citations = Citations::new(cited.iter().flat_map(|c| &c.segments), small);
-                Ok((started, (asked, Some(citations))))
+                Ok((started, (asked, cited, Some(citations))))
             }
         }
     };
-    let mode = |started: &mut Started, (asked, citations): &mut (T, Option<Citations>)| {
-        match mode(started, asked) {
-            Mode::Stream(inner) => Mode::Stream(match citations.take() {
-                Some(citations) => Checking::On(Checked { inner, citations }),
-                None => Checking::Off(inner),
+    let mode = |started: &mut Started,
+                (asked, cited, citations): &mut (T, Vec<Cited>, Option<Citations>)| {
+        match mode(started, cited, asked) {
+            Mode::Stream(inner) => Mode::Stream(Checked {
+                inner,
+                citations: citations.take(),
             }),
             // The citations stay for the whole text, below.
             Mode::Whole => Mode::Whole,
         }
     };
-    let reply = chat(incoming, dialect, "", start, mode).await?;
-    Ok(match reply {
+    Ok(match chat(incoming, dialect, "", start, mode).await? {
         Reply::Whole {
             mut whole,
             basis,
-            asked: (asked, citations),
+            asked: (asked, cited, citations),
         } => {
             if let Some(citations) = citations {
                 whole.text = citations.whole(&whole.text);
@@ -212,24 +202,25 @@ pub async fn chat_or_video<T, E: Encoder>(
             Reply::Whole {
                 whole,
                 basis,
-                asked,
+                asked: (asked, cited),
             }
         }
         Reply::Streaming(response) => Reply::Streaming(response),
     })
 }
 
-/// A dialect's encoder with every stamp in the text checked on its way through: only a stamp in
+/// A dialect's encoder with every stamp in the text checked on its way through, when the answer
+/// is grounded in videos (`citations`; else the events pass as they are): only a stamp in
 /// progress is held back, and what is held goes out before anything that ends the text.
 struct Checked<E> {
     inner: E,
-    citations: Citations,
+    citations: Option<Citations>,
 }
 
 impl<E: Encoder> Checked<E> {
     /// What the check still holds, through the dialect's encoder.
     fn rest(&mut self) -> Option<bytes::Bytes> {
-        let rest = self.citations.finish();
+        let rest = self.citations.as_mut()?.finish();
         (!rest.is_empty())
             .then(|| self.inner.event(Event::Text(rest)))
             .flatten()
@@ -248,9 +239,12 @@ impl<E: Encoder> Encoder for Checked<E> {
         self.inner.begin()
     }
     fn event(&mut self, event: Event) -> Option<bytes::Bytes> {
+        let Some(citations) = self.citations.as_mut() else {
+            return self.inner.event(event);
+        };
         match event {
             Event::Text(text) => {
-                let text = self.citations.feed(&text);
+                let text = citations.feed(&text);
                 (!text.is_empty())
                     .then(|| self.inner.event(Event::Text(text)))
                     .flatten()
@@ -276,51 +270,6 @@ impl<E: Encoder> Encoder for Checked<E> {
     fn end(&mut self) -> bytes::Bytes {
         let rest = self.rest();
         joined(rest, Some(self.inner.end())).unwrap_or_default()
-    }
-}
-
-/// A dialect's encoder, its stamps checked when the answer is grounded in videos.
-enum Checking<E> {
-    Off(E),
-    On(Checked<E>),
-}
-
-impl<E: Encoder> Encoder for Checking<E> {
-    fn begin(&mut self) -> Option<bytes::Bytes> {
-        match self {
-            Self::Off(e) => e.begin(),
-            Self::On(e) => e.begin(),
-        }
-    }
-    fn event(&mut self, event: Event) -> Option<bytes::Bytes> {
-        match self {
-            Self::Off(e) => e.event(event),
-            Self::On(e) => e.event(event),
-        }
-    }
-    fn ping(&self) -> bytes::Bytes {
-        match self {
-            Self::Off(e) => e.ping(),
-            Self::On(e) => e.ping(),
-        }
-    }
-    fn failed(&mut self, failure: Failure<'_>) -> Option<bytes::Bytes> {
-        match self {
-            Self::Off(e) => e.failed(failure),
-            Self::On(e) => e.failed(failure),
-        }
-    }
-    fn settle(&mut self) -> Option<Settle> {
-        match self {
-            Self::Off(e) => e.settle(),
-            Self::On(e) => e.settle(),
-        }
-    }
-    fn end(&mut self) -> bytes::Bytes {
-        match self {
-            Self::Off(e) => e.end(),
-            Self::On(e) => e.end(),
-        }
     }
 }
 

@@ -2,6 +2,8 @@
 //! route shares: checking the query, the limit and the videos named (each must be the caller's
 //! and ready; one still processing is not searchable yet, said so), and running the search.
 
+use std::collections::HashMap;
+
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -9,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::incoming::Incoming;
-use super::media::{keyframe_url, link_query};
+use super::media::Links;
 use super::openai::error_response;
 use super::respond::respond;
 use crate::error::ApiError;
@@ -184,9 +186,14 @@ pub async fn search(incoming: Incoming, request: Request) -> Response {
             mode,
         };
         let found = run(library, query).await?;
+        // Each video's links signed once, however many of its clips were found.
+        let mut links: HashMap<&str, Links<'_>> = HashMap::new();
         let data: Vec<Value> = found
             .iter()
             .map(|(clip, video)| {
+                let links = links
+                    .entry(video.id.as_str())
+                    .or_insert_with(|| Links::of(&incoming, video));
                 json!({
                     "video_id": video.id,
                     "name": video.name,
@@ -194,7 +201,7 @@ pub async fn search(incoming: Incoming, request: Request) -> Response {
                     "end_s": clip.end_s,
                     "score": clip.score,
                     "text": clip.text,
-                    "keyframe_url": clip.keyframe.map(|k| keyframe_url(&video.id, k, &link_query(&incoming, video))),
+                    "keyframe_url": clip.keyframe.map(|k| links.keyframe(k)),
                 })
             })
             .collect();

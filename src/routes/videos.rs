@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::incoming::Incoming;
 use super::ingest::{add_link, is_multipart, receive, Parts};
-use super::media::{keyframes_with_links, with_links};
+use super::media::{keyframes_with_links, with_links, Links};
 use super::openai::error_response;
 use super::respond::respond;
 use crate::error::ApiError;
@@ -167,11 +167,12 @@ pub async fn timeline(incoming: Incoming, Path(id): Path<String>) -> Response {
             })
             .collect();
         let keyframes = library.keyframes(&id).await?;
-        let keyframes = keyframes_with_links(&incoming, &video, &keyframes);
+        let links = Links::of(&incoming, &video);
+        let keyframes = keyframes_with_links(&links, &keyframes);
         Ok(Json(json!({
             "object": "video.timeline",
             "video_id": video.id,
-            "media_url": with_links(&incoming, &video)["media_url"],
+            "media_url": links.media(),
             "duration_s": video.duration_s,
             "steps": video.steps,
             "keyframes": keyframes,

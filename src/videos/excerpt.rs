@@ -102,10 +102,7 @@ pub fn ground(
     reader: Reader,
 ) -> Grounding {
     let named = materials.len() > 1;
-    let (instructions, budget) = match reader {
-        Reader::Large => (INSTRUCTIONS, budget),
-        Reader::Small => (SMALL_INSTRUCTIONS, budget.min(SMALL_BUDGET)),
-    };
+    let (instructions, budget) = reader.instructions_and_budget(budget);
     let lines: Vec<Vec<Line>> = materials
         .iter()
         .map(|m| {
@@ -149,6 +146,16 @@ pub fn ground(
     render(materials, &lines, &chosen, instructions)
 }
 
+impl Reader {
+    /// What a reader is told, and the timeline it can take of `budget`.
+    fn instructions_and_budget(self, budget: usize) -> (&'static str, usize) {
+        match self {
+            Reader::Large => (INSTRUCTIONS, budget),
+            Reader::Small => (SMALL_INSTRUCTIONS, budget.min(SMALL_BUDGET)),
+        }
+    }
+}
+
 /// A segment's line as `reader` is shown it, and what it costs: the count made when the
 /// timeline was (plus the line's stamps), or counted now.
 fn costed(
@@ -184,10 +191,7 @@ pub fn stretches(
     count: &dyn Fn(&str) -> usize,
     reader: Reader,
 ) -> Vec<std::ops::Range<usize>> {
-    let (instructions, budget) = match reader {
-        Reader::Large => (INSTRUCTIONS, budget),
-        Reader::Small => (SMALL_INSTRUCTIONS, budget.min(SMALL_BUDGET)),
-    };
+    let (instructions, budget) = reader.instructions_and_budget(budget);
     // The header with the longest range it can carry.
     let material = Material {
         video,

@@ -151,8 +151,13 @@ fn make(m: &Made) {
 /// Polls a video until it leaves `queued`/`processing` (the server offers no event to wait on
 /// over HTTP), for at most a minute.
 pub async fn settled(base: &str, id: &str, key: Option<&str>) -> Value {
+    settled_within(base, id, key, Duration::from_secs(60)).await
+}
+
+/// `settled`, for a video whose processing may take longer than a minute on a busy machine.
+pub async fn settled_within(base: &str, id: &str, key: Option<&str>, limit: Duration) -> Value {
     let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         let mut req = client.get(format!("{base}/v1/videos/{id}"));
         if let Some(key) = key {
@@ -165,10 +170,23 @@ pub async fn settled(base: &str, id: &str, key: Option<&str>) -> Value {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "video {id} still {status} after a minute: {video}"
+            "video {id} still {status} after {limit:?}: {video}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// GETs `base` + `path` with `key` as a bearer token: the JSON answer.
+pub async fn get_json(base: &str, path: &str, key: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// POSTs `body` as JSON to `base` + `path` with `key` raw in `Authorization` (every dialect reads

@@ -42,7 +42,8 @@ pub fn digest(ask: &Ask) -> String {
     hex(&Sha256::digest(format!("{ask:?}").as_bytes()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex (digests written as keys and ids).
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -110,10 +110,10 @@ function route() {
   const [path, query] = location.hash.replace(/^#/, "").split("?");
   const params = new URLSearchParams(query || "");
   const parts = (path || "/").split("/").filter(Boolean);
+  const section = parts[0] || "library";
   for (const link of document.querySelectorAll("[data-nav]")) {
-    const here = (parts[0] || "library") === (link.dataset.nav === "library" ? "library" : link.dataset.nav)
-      || (link.dataset.nav === "library" && parts.length === 0);
-    if (here) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
+    if (link.dataset.nav === section) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
   }
   main.replaceChildren();
   let view;

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use super::decode::{self, ChatCompletionBody};
 use super::{error_response, new_id, unix_now};
 use crate::access_log::Record;
+use crate::answer::video_chat::Cited;
 use crate::answer::{collect, Started, UsageBasis};
 use crate::relay::{Encoder, Failure};
 use crate::routes::incoming::Incoming;
@@ -43,7 +44,9 @@ pub async fn completions(incoming: Incoming, request: Request) -> Response {
         .await?;
         Ok((caller, question, asked))
     };
-    let mode = |started: &mut Started, (model, stream, stream_usage): &mut (String, bool, bool)| {
+    let mode = |started: &mut Started,
+                _: &[Cited],
+                (model, stream, stream_usage): &mut (String, bool, bool)| {
         if *stream {
             Mode::Stream(ChunkEncoder::new(
                 model,
@@ -59,7 +62,7 @@ pub async fn completions(incoming: Incoming, request: Request) -> Response {
         Ok(Reply::Whole {
             whole,
             basis,
-            asked: (model, ..),
+            asked: ((model, ..), _),
         }) => Json(completion(&model, whole, basis.as_ref())).into_response(),
         Err(failed) => error_response(&failed.error),
     }

@@ -17,6 +17,7 @@ use super::decode::{self, check_ranges, content_text, Content, VideoPart};
 use super::{error_response, new_id, unix_now};
 use crate::access_log::Record;
 use crate::answer::collect::Whole;
+use crate::answer::video_chat::Cited;
 use crate::answer::{Started, UsageBasis};
 use crate::config::Config;
 use crate::conversation::{Message, Role};
@@ -282,7 +283,7 @@ pub async fn serve(incoming: Incoming, request: Request, door: &Door) -> Respons
         .await?;
         Ok((caller, question, asked))
     };
-    let mode = |started: &mut Started, (model, stream): &mut (String, bool)| {
+    let mode = |started: &mut Started, _: &[Cited], (model, stream): &mut (String, bool)| {
         if *stream {
             Mode::Stream(ResponsesEncoder::new(model, started.usage.take()))
         } else {
@@ -294,7 +295,7 @@ pub async fn serve(incoming: Incoming, request: Request, door: &Door) -> Respons
         Ok(Reply::Whole {
             whole,
             basis,
-            asked: (model, _),
+            asked: ((model, _), _),
         }) => whole_response(&model, &whole, basis.as_ref()),
         Err(failed) => (door.error)(&failed.error),
     }
