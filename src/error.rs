@@ -65,6 +65,13 @@ pub enum ApiError {
     /// after it was shown what was wrong once.
     #[error("the model's answer did not satisfy the JSON schema, even after one repair: {0}")]
     SchemaUnmet(String),
+    /// `mcp.max_sessions` MCP sessions are open; a new one waits for one to close or idle out.
+    #[error("too many MCP sessions are open on this server; try again shortly, or end a session you no longer use")]
+    TooManySessions,
+    /// A streamed answer read whole by a tool (MCP) stopped before its end; the sentence is the
+    /// relay's, as a streaming caller reads it.
+    #[error("the answer broke off: {0}")]
+    AnswerBroke(String),
     /// A new video refused: a tenant's quota, the uploads the server takes at once, the disk.
     #[error(transparent)]
     Refused(Refusal),
@@ -166,14 +173,15 @@ impl ApiError {
             Self::Overloaded { .. }
             | Self::NoUpstream
             | Self::ShuttingDown
-            | Self::SharedStateDown => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::SharedStateDown
+            | Self::TooManySessions => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream(e) => e.status(),
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::NotReady { .. } => StatusCode::CONFLICT,
             Self::VideosDisabled | Self::SearchByMeaningOff => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::SchemaUnmet(_) => StatusCode::BAD_GATEWAY,
+            Self::SchemaUnmet(_) | Self::AnswerBroke(_) => StatusCode::BAD_GATEWAY,
             Self::UploadTooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Refused(Refusal::Busy) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Refused(Refusal::DiskFull) => StatusCode::INSUFFICIENT_STORAGE,
@@ -191,7 +199,7 @@ impl ApiError {
             Self::NotReady { .. } => ErrorKind::InvalidRequest,
             Self::VideosDisabled | Self::SearchByMeaningOff => ErrorKind::Unavailable,
             Self::Storage => ErrorKind::Internal,
-            Self::SchemaUnmet(_) => ErrorKind::Upstream,
+            Self::SchemaUnmet(_) | Self::AnswerBroke(_) => ErrorKind::Upstream,
             Self::UploadTooSlow { .. } => ErrorKind::InvalidRequest,
             Self::Refused(Refusal::Busy | Refusal::DiskFull) => ErrorKind::Unavailable,
             Self::Refused(_) => ErrorKind::RateLimited,
@@ -199,7 +207,8 @@ impl ApiError {
             Self::Overloaded { .. }
             | Self::NoUpstream
             | Self::ShuttingDown
-            | Self::SharedStateDown => ErrorKind::Unavailable,
+            | Self::SharedStateDown
+            | Self::TooManySessions => ErrorKind::Unavailable,
             Self::Upstream(e) => match e.status() {
                 StatusCode::TOO_MANY_REQUESTS => ErrorKind::RateLimited,
                 StatusCode::BAD_REQUEST => ErrorKind::InvalidRequest,
@@ -231,6 +240,8 @@ impl ApiError {
             Self::SearchByMeaningOff => ("server_error", "search_by_meaning_unavailable"),
             Self::Storage => ("server_error", "storage_error"),
             Self::SchemaUnmet(_) => ("server_error", "schema_unmet"),
+            Self::AnswerBroke(_) => ("server_error", "answer_broke_off"),
+            Self::TooManySessions => ("server_error", "too_many_sessions"),
             Self::UploadTooSlow { .. } => ("invalid_request_error", "body_timeout"),
             Self::Refused(Refusal::Busy) => ("server_error", "uploads_busy"),
             Self::Refused(Refusal::DiskFull) => ("server_error", "insufficient_storage"),
@@ -258,7 +269,7 @@ impl ApiError {
             }
             Self::Upstream(e) => e.retry_after(),
             Self::SharedStateDown => Some(Duration::from_secs(1)),
-            Self::Refused(Refusal::Busy) => Some(Duration::from_secs(5)),
+            Self::Refused(Refusal::Busy) | Self::TooManySessions => Some(Duration::from_secs(5)),
             _ => None,
         }
     }

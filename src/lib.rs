@@ -15,6 +15,8 @@
 //!   a video's source (HTTP Range) and keyframes to a key or a signed link (`auth::media_link`);
 //!   `routes::ops` serves health, readiness and metrics (on `server.admin_listen` alone when that
 //!   is set). `page` is the page at `/` (watch, search, chat in a browser), compiled in.
+//!   `routes::mcp` is the video library as MCP tools for agents at `/mcp` (through `rmcp`);
+//!   `stdio_bridge` is `chatapi mcp --stdio`, relaying a local client to it.
 //! - `answer` — the core every dialect shares, with no HTTP in it: `answer::admission` (per-IP
 //!   limit, `auth` key check, per-key limit; with replicas, the shared stream place), then `answer::start` (persona, stream slot, context
 //!   budget, upstream open with failover); `answer::collect` reads a whole answer for dialects
@@ -74,6 +76,7 @@ mod sampling;
 mod server;
 pub mod signals;
 mod state;
+pub mod stdio_bridge;
 mod streams;
 pub mod upstream;
 pub mod videos;

@@ -32,6 +32,19 @@ struct Cli {
 enum Command {
     /// Print the effective configuration (defaults + file + environment), secrets redacted.
     CheckConfig,
+    /// Speak MCP on stdin/stdout, relayed to a running chatapi's /mcp: for MCP clients that
+    /// only start local processes. Needs no config; the server does the work.
+    Mcp {
+        /// Speak on stdin and stdout (the one transport this command has).
+        #[arg(long, required = true)]
+        stdio: bool,
+        /// The running chatapi's MCP endpoint.
+        #[arg(long, env = "CHATAPI_URL", default_value = "http://127.0.0.1:8080/mcp")]
+        url: String,
+        /// The key to present, as `Authorization: Bearer <key>`.
+        #[arg(long, env = "CHATAPI_KEY", hide_env_values = true)]
+        key: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -39,16 +52,33 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Held for the whole run: dropping it flushes the log writer thread.
     let _log_guard = logging::init(cli.log_format);
-    let config = match Config::load(cli.config.as_deref()) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("chatapi: {error}");
-            return ExitCode::from(2);
-        }
-    };
     match cli.command {
-        Some(Command::CheckConfig) => check_config(&config),
-        None => run(config, cli.config).await,
+        Some(Command::Mcp { url, key, .. }) => bridge(&url, key.as_deref()).await,
+        Some(Command::CheckConfig) => match load(cli.config.as_deref()) {
+            Ok(config) => check_config(&config),
+            Err(code) => code,
+        },
+        None => match load(cli.config.as_deref()) {
+            Ok(config) => run(config, cli.config).await,
+            Err(code) => code,
+        },
+    }
+}
+
+fn load(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|error| {
+        eprintln!("chatapi: {error}");
+        ExitCode::from(2)
+    })
+}
+
+async fn bridge(url: &str, key: Option<&str>) -> ExitCode {
+    match chatapi::stdio_bridge::run(url, key).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("chatapi mcp: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

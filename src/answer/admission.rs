@@ -46,6 +46,30 @@ impl Caller {
     }
 }
 
+/// For a caller admitted once for a message that turns out to need an answer (an MCP tool
+/// call: the message was admitted before its body said which tool): its place under the shared
+/// stream cap, without counting its rate limits again.
+pub async fn reserve_to_answer(caller: &Caller, cluster: &Cluster) -> Result<(), ApiError> {
+    let verdict = crate::cluster::admission::check(
+        cluster,
+        Ask {
+            limits: &caller.runtime.rate_limits,
+            ip: None,
+            key: None,
+            answer: Some(ToAnswer {
+                cap: caller.runtime.config.limits.max_concurrent_streams,
+                repeat: None,
+            }),
+        },
+    )
+    .await?;
+    *caller
+        .reserved
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = verdict.reserved;
+    Ok(())
+}
+
 /// `presented`: the key the caller sent, in whatever header its dialect uses. `ip`: the caller's
 /// address (behind a trusted proxy, the one it forwarded); `None` when served without one.
 /// `answering`: the request id, when the request will be answered. With replicas sharing their

@@ -278,6 +278,17 @@ pub fn first_stamp(text: &str) -> Option<(std::ops::Range<usize>, f64)> {
     })
 }
 
+/// Every whole stamp in `text`, in order, in seconds.
+pub fn stamps(text: &str) -> Vec<f64> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some((at, seconds)) = first_stamp(rest) {
+        found.push(seconds);
+        rest = &rest[at.end..];
+    }
+    found
+}
+
 enum Shape {
     /// Could still become a stamp.
     Partial,
@@ -343,6 +354,15 @@ mod tests {
             segment(20.0, 40.0, "The bicycle is parked beside the red barn."),
             segment(40.0, 48.0, "Finally we water the flowers before sunset."),
         ]
+    }
+
+    #[test]
+    fn every_whole_stamp_is_listed_in_order() {
+        assert_eq!(
+            stamps("At [00:25] and [1:02:03], not [7] nor [ab:cd], then [01:05]."),
+            vec![25.0, 3723.0, 65.0]
+        );
+        assert!(stamps("no stamps [").is_empty());
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub videos: VideosConfig,
     pub video_chat: VideoChatConfig,
+    pub mcp: McpConfig,
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
     pub personas: BTreeMap<String, Persona>,
@@ -109,6 +110,25 @@ pub struct ClusterConfig {
     pub stream_lease: Duration,
 }
 
+/// The MCP endpoint (`/mcp`) agents reach the video library through. Read at start only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    pub enabled: bool,
+    /// Sessions open at once (each a task and its channels); a new one past it is refused.
+    pub max_sessions: usize,
+    /// A session with no request for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub session_idle: Duration,
+    /// `Host` values the endpoint answers (a name, or `name:port`), against DNS rebinding.
+    /// Empty: any host when keys are configured, loopback names only when none are.
+    pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s allowed to call (`https://app.example.com:443`, `http://localhost:*`).
+    /// Empty: a request that carries an `Origin` is refused; MCP clients that are not browsers
+    /// send none.
+    pub allowed_origins: Vec<String>,
+}
+
 /// Where the video library keeps its database and files. Read at start only.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +145,8 @@ pub struct VideoChatConfig {
     pub memories: String,
     pub mavera: String,
     pub reka: String,
+    /// The persona that answers the MCP tool `ask_about_videos`.
+    pub mcp: String,
     /// The persona that makes summaries, chapters, highlights, gists and analyses, unless the
     /// request names another.
     pub digests: String,

@@ -153,7 +153,44 @@ impl Config {
         }
         self.validate_videos()?;
         self.validate_cluster()?;
-        self.validate_video_chat()
+        self.validate_video_chat()?;
+        self.validate_mcp()
+    }
+
+    fn validate_mcp(&self) -> Result<(), ConfigError> {
+        let m = &self.mcp;
+        if !(1..=100_000).contains(&m.max_sessions) {
+            return Err(ConfigError::invalid(
+                "mcp.max_sessions",
+                "must be between 1 and 100000",
+            ));
+        }
+        let idle = std::time::Duration::from_secs(10)..=std::time::Duration::from_secs(86_400);
+        if !idle.contains(&m.session_idle) {
+            return Err(ConfigError::invalid(
+                "mcp.session_idle",
+                "must be between 10s and 24h",
+            ));
+        }
+        if let Some(host) = m
+            .allowed_hosts
+            .iter()
+            .find(|h| h.is_empty() || h.contains(['/', ' ']))
+        {
+            return Err(ConfigError::invalid(
+                "mcp.allowed_hosts",
+                format!("`{host}` is not a host name or host:port"),
+            ));
+        }
+        if let Some(origin) = m.allowed_origins.iter().find(|o| {
+            o.as_str() != "null" && !o.starts_with("http://") && !o.starts_with("https://")
+        }) {
+            return Err(ConfigError::invalid(
+                "mcp.allowed_origins",
+                format!("`{origin}` must start with http:// or https:// (or be `null`)"),
+            ));
+        }
+        Ok(())
     }
 
     fn validate_video_chat(&self) -> Result<(), ConfigError> {
@@ -163,6 +200,7 @@ impl Config {
             ("memories", &c.memories),
             ("mavera", &c.mavera),
             ("reka", &c.reka),
+            ("mcp", &c.mcp),
             ("digests", &c.digests),
         ] {
             if !self.personas.contains_key(persona) {

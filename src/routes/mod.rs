@@ -14,6 +14,7 @@ pub mod incoming;
 pub mod ingest;
 mod linger;
 pub mod mavera;
+mod mcp;
 mod media;
 pub mod memories;
 pub mod openai;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(memories::router())
         .merge(mavera::router())
         .merge(reka::router())
+        .merge(mcp::router(&state))
         .merge(crate::page::router())
         // A liveness probe says nothing about the server: it stays where load balancers look.
         .route("/healthz", get(ops::healthz));

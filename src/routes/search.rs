@@ -15,7 +15,7 @@ use super::media::Links;
 use super::openai::error_response;
 use super::respond::respond;
 use crate::error::ApiError;
-use crate::videos::model::Video;
+use crate::videos::model::{stamp, Video};
 use crate::videos::search::{Clip, Mode, Query};
 use crate::videos::Library;
 
@@ -133,79 +133,100 @@ pub async fn with_videos(
     Ok(out)
 }
 
-#[derive(Deserialize)]
+/// A search across the library (`POST /v1/search`; MCP's `search_videos`).
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SearchBody {
+pub struct SearchBody {
+    /// What to look for: words said or shown, or what happens.
     query: String,
+    /// Only these videos (ids `vid_…`, each ready); by default every ready video.
     #[serde(default)]
     video_ids: Option<Vec<String>>,
+    /// How many moments: 1 to 100 (default 10).
     #[serde(default)]
     limit: Option<i64>,
+    /// The least score a moment needs, 0 to 1.
     #[serde(default)]
     threshold: Option<f32>,
+    /// `hybrid` (meaning and words, the default), `semantic` (meaning) or `text` (exact words).
     #[serde(default)]
     mode: Option<String>,
 }
 
 /// `POST /v1/search` `{query, video_ids?, limit?, threshold?, mode?}` →
-/// `{"object":"list","data":[{video_id, name, start_s, end_s, score, text, keyframe_url}]}`.
+/// `{"object":"list","data":[{video_id, name, start_s, end_s, stamp, score, text, keyframe_url}]}`.
 pub async fn search(incoming: Incoming, request: Request) -> Response {
     respond(&incoming, "search", error_response, async {
         let (caller, library, body) = incoming.admit_with_json::<SearchBody>(request, "{\"query\": \"...\", \"video_ids\": [...], \"limit\": 10, \"threshold\": 0.3, \"mode\": \"hybrid\"}").await?;
-        let mode = match body.mode.as_deref() {
-            None | Some("hybrid") => Mode::Hybrid,
-            Some("semantic") => Mode::Semantic,
-            Some("text") => Mode::Text,
-            Some(other) => {
-                return Err(ApiError::bad_request(
-                    "mode",
-                    format!("`{other}` is not one of hybrid, semantic, text"),
-                ))
-            }
-        };
-        if body.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
-            return Err(ApiError::bad_request("threshold", "must be between 0 and 1"));
-        }
-        let videos = match &body.video_ids {
-            Some(ids) => Some(
-                searchable(library, &caller.tenant, ids, "video_ids")
-                    .await?
-                    .into_iter()
-                    .map(|v| v.id)
-                    .collect(),
-            ),
-            None => None,
-        };
-        let text = query_text(&body.query, "query")?;
-        let query = Query {
-            tenant: &caller.tenant,
-            text: &text,
-            videos,
-            limit: limit(body.limit, "limit", 10, 100)?,
-            threshold: body.threshold,
-            mode,
-        };
-        let found = run(library, query).await?;
-        // Each video's links signed once, however many of its clips were found.
-        let mut links: HashMap<&str, Links<'_>> = HashMap::new();
-        let data: Vec<Value> = found
-            .iter()
-            .map(|(clip, video)| {
-                let links = links
-                    .entry(video.id.as_str())
-                    .or_insert_with(|| Links::of(&incoming, video));
-                json!({
-                    "video_id": video.id,
-                    "name": video.name,
-                    "start_s": clip.start_s,
-                    "end_s": clip.end_s,
-                    "score": clip.score,
-                    "text": clip.text,
-                    "keyframe_url": clip.keyframe.map(|k| links.keyframe(k)),
-                })
-            })
-            .collect();
-        Ok(Json(json!({"object": "list", "data": data})).into_response())
+        Ok(Json(found(&incoming, library, &caller.tenant, body).await?).into_response())
     })
     .await
+}
+
+/// The moments a checked search finds in `tenant`'s videos, each with its video and keyframe
+/// link, as `POST /v1/search` answers.
+pub async fn found(
+    incoming: &Incoming,
+    library: &Library,
+    tenant: &str,
+    body: SearchBody,
+) -> Result<Value, ApiError> {
+    let mode = match body.mode.as_deref() {
+        None | Some("hybrid") => Mode::Hybrid,
+        Some("semantic") => Mode::Semantic,
+        Some("text") => Mode::Text,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "mode",
+                format!("`{other}` is not one of hybrid, semantic, text"),
+            ))
+        }
+    };
+    if body.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+        return Err(ApiError::bad_request(
+            "threshold",
+            "must be between 0 and 1",
+        ));
+    }
+    let videos = match &body.video_ids {
+        Some(ids) => Some(
+            searchable(library, tenant, ids, "video_ids")
+                .await?
+                .into_iter()
+                .map(|v| v.id)
+                .collect(),
+        ),
+        None => None,
+    };
+    let text = query_text(&body.query, "query")?;
+    let query = Query {
+        tenant,
+        text: &text,
+        videos,
+        limit: limit(body.limit, "limit", 10, 100)?,
+        threshold: body.threshold,
+        mode,
+    };
+    let found = run(library, query).await?;
+    // Each video's links signed once, however many of its clips were found.
+    let mut links: HashMap<&str, Links<'_>> = HashMap::new();
+    let data: Vec<Value> = found
+        .iter()
+        .map(|(clip, video)| {
+            let links = links
+                .entry(video.id.as_str())
+                .or_insert_with(|| Links::of(incoming, video));
+            json!({
+                "video_id": video.id,
+                "name": video.name,
+                "start_s": clip.start_s,
+                "end_s": clip.end_s,
+                "stamp": stamp(clip.start_s),
+                "score": clip.score,
+                "text": clip.text,
+                "keyframe_url": clip.keyframe.map(|k| links.keyframe(k)),
+            })
+        })
+        .collect();
+    Ok(json!({"object": "list", "data": data}))
 }

@@ -22,7 +22,7 @@ use super::respond::respond;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::videos::model::{stamp, Status};
-use crate::videos::{Owner, Page};
+use crate::videos::{Library, Owner, Page};
 
 /// The library's own API, `/v1/videos` (and search across it, `/v1/search`).
 pub fn router() -> Router<AppState> {
@@ -69,12 +69,15 @@ pub async fn create(incoming: Incoming, request: Request) -> Response {
     .await
 }
 
-#[derive(Deserialize)]
+/// A video to fetch from a link (`POST /v1/videos` with JSON; MCP's `add_video_from_url`).
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Link {
-    url: String,
+pub struct Link {
+    /// The video file's http(s) URL.
+    pub url: String,
+    /// What to call it; by default the URL's last path segment.
     #[serde(default)]
-    name: Option<String>,
+    pub name: Option<String>,
 }
 
 async fn link(incoming: &Incoming, request: Request) -> Result<Link, ApiError> {
@@ -95,13 +98,17 @@ async fn link(incoming: &Incoming, request: Request) -> Result<Link, ApiError> {
     })
 }
 
-#[derive(Deserialize)]
+/// Which videos to list (`GET /v1/videos`'s query; MCP's `list_videos`).
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Only videos in this state: queued, processing, ready or failed.
     #[serde(default)]
     status: Option<String>,
+    /// How many, newest first: 1 to 100 (default 20).
     #[serde(default)]
     limit: Option<u32>,
+    /// How many of the newest to skip, for the next page.
     #[serde(default)]
     offset: Option<u32>,
 }
@@ -110,31 +117,41 @@ pub async fn list(incoming: Incoming, query: Result<Query<ListQuery>, QueryRejec
     respond(&incoming, "list", error_response, async {
         let (caller, library) = incoming.admit_to_library().await?;
         let Query(query) = query?;
-        let status = match query.status.as_deref() {
-            None => None,
-            Some(s) => Some(Status::parse(s).ok_or_else(|| {
-                ApiError::bad_request(
-                    "status",
-                    format!("`{s}` is not one of queued, processing, ready, failed"),
-                )
-            })?),
-        };
-        let limit = query.limit.unwrap_or(20);
-        if !(1..=100).contains(&limit) {
-            return Err(ApiError::bad_request("limit", "must be between 1 and 100"));
-        }
-        let page = Page {
-            tenant: caller.tenant,
-            statuses: status.into_iter().collect(),
-            limit,
-            offset: query.offset.unwrap_or(0),
-            ..Page::default()
-        };
-        let (videos, has_more) = library.list(&page).await?;
-        let data: Vec<Value> = videos.iter().map(|v| with_links(&incoming, v)).collect();
-        Ok(Json(json!({"object": "list", "data": data, "has_more": has_more})).into_response())
+        Ok(Json(listing(&incoming, library, &caller.tenant, query).await?).into_response())
     })
     .await
+}
+
+/// A page of `tenant`'s videos, each with its links, as `GET /v1/videos` answers.
+pub async fn listing(
+    incoming: &Incoming,
+    library: &Library,
+    tenant: &str,
+    query: ListQuery,
+) -> Result<Value, ApiError> {
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "status",
+                format!("`{s}` is not one of queued, processing, ready, failed"),
+            )
+        })?),
+    };
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("limit", "must be between 1 and 100"));
+    }
+    let page = Page {
+        tenant: tenant.to_string(),
+        statuses: status.into_iter().collect(),
+        limit,
+        offset: query.offset.unwrap_or(0),
+        ..Page::default()
+    };
+    let (videos, has_more) = library.list(&page).await?;
+    let data: Vec<Value> = videos.iter().map(|v| with_links(incoming, v)).collect();
+    Ok(json!({"object": "list", "data": data, "has_more": has_more}))
 }
 
 pub async fn get(incoming: Incoming, Path(id): Path<String>) -> Response {
@@ -149,45 +166,60 @@ pub async fn get(incoming: Incoming, Path(id): Path<String>) -> Response {
 pub async fn timeline(incoming: Incoming, Path(id): Path<String>) -> Response {
     respond(&incoming, "timeline", error_response, async {
         let (caller, library) = incoming.admit_to_library().await?;
-        let video = library.ready(&caller.tenant, &id).await?;
-        let segments = library.timeline(&id).await?;
-        let segments: Vec<Value> = segments
-            .into_iter()
-            .map(|s| {
-                json!({
-                    "stamp": stamp(s.start_s),
-                    "start_s": s.start_s,
-                    "end_s": s.end_s,
-                    "transcript": s.transcript,
-                    "on_screen_text": s.on_screen_text,
-                    "caption": s.caption,
-                    "keyframe": s.keyframe,
-                    "cues": s.cues(),
-                })
-            })
-            .collect();
-        let keyframes = library.keyframes(&id).await?;
-        let links = Links::of(&incoming, &video);
-        let keyframes = keyframes_with_links(&links, &keyframes);
-        Ok(Json(json!({
-            "object": "video.timeline",
-            "video_id": video.id,
-            "media_url": links.media(),
-            "duration_s": video.duration_s,
-            "steps": video.steps,
-            "keyframes": keyframes,
-            "segments": segments,
-        }))
-        .into_response())
+        Ok(Json(timeline_of(&incoming, library, &caller.tenant, &id).await?).into_response())
     })
     .await
+}
+
+/// A ready video's timeline (segments, their cues, keyframes with links), as
+/// `GET /v1/videos/{id}/timeline` answers.
+pub async fn timeline_of(
+    incoming: &Incoming,
+    library: &Library,
+    tenant: &str,
+    id: &str,
+) -> Result<Value, ApiError> {
+    let video = library.ready(tenant, id).await?;
+    let segments = library.timeline(id).await?;
+    let segments: Vec<Value> = segments
+        .into_iter()
+        .map(|s| {
+            json!({
+                "stamp": stamp(s.start_s),
+                "start_s": s.start_s,
+                "end_s": s.end_s,
+                "transcript": s.transcript,
+                "on_screen_text": s.on_screen_text,
+                "caption": s.caption,
+                "keyframe": s.keyframe,
+                "cues": s.cues(),
+            })
+        })
+        .collect();
+    let keyframes = library.keyframes(id).await?;
+    let links = Links::of(incoming, &video);
+    let keyframes = keyframes_with_links(&links, &keyframes);
+    Ok(json!({
+        "object": "video.timeline",
+        "video_id": video.id,
+        "media_url": links.media(),
+        "duration_s": video.duration_s,
+        "steps": video.steps,
+        "keyframes": keyframes,
+        "segments": segments,
+    }))
 }
 
 pub async fn delete(incoming: Incoming, Path(id): Path<String>) -> Response {
     respond(&incoming, "delete", error_response, async {
         let caller = incoming.admit().await?;
         incoming.library()?.delete(&caller.tenant, &id).await?;
-        Ok(Json(json!({"id": id, "object": "video.deleted", "deleted": true})).into_response())
+        Ok(Json(deleted(&id)).into_response())
     })
     .await
+}
+
+/// What a deletion answers.
+pub fn deleted(id: &str) -> Value {
+    json!({"id": id, "object": "video.deleted", "deleted": true})
 }

@@ -60,9 +60,41 @@ pub struct Range {
     pub end: Option<f64>,
 }
 
+/// The furthest into a video a caller may name, a week: past any video's length, short of what
+/// a float's rounding would blur.
+pub const MAX_SECONDS: f64 = 7.0 * 86_400.0;
+
 impl Range {
+    /// The part of a video a caller asked about: each end, when given, a number of seconds from
+    /// the start (at most `MAX_SECONDS`), the end after the start. Else which end is wrong
+    /// (`"start"` or `"end"`) and how.
+    pub fn checked(
+        start: Option<f64>,
+        end: Option<f64>,
+    ) -> Result<Self, (&'static str, &'static str)> {
+        const NOT_SECONDS: &str = "must be a number of seconds from the video's start";
+        let fits = |s: Option<f64>| s.is_none_or(|s| (0.0..=MAX_SECONDS).contains(&s));
+        if !fits(start) {
+            return Err(("start", NOT_SECONDS));
+        }
+        if !fits(end) {
+            return Err(("end", NOT_SECONDS));
+        }
+        if let (Some(start), Some(end)) = (start, end) {
+            if end <= start {
+                return Err(("end", "must be after `start`"));
+            }
+        }
+        Ok(Self { start, end })
+    }
+
+    /// Whether a moment `[start_s, end_s)` is in the range.
+    pub fn holds(&self, start_s: f64, end_s: f64) -> bool {
+        self.start.is_none_or(|start| end_s > start) && self.end.is_none_or(|end| start_s < end)
+    }
+
     fn overlaps(&self, s: &Segment) -> bool {
-        self.start.is_none_or(|start| s.end_s > start) && self.end.is_none_or(|end| s.start_s < end)
+        self.holds(s.start_s, s.end_s)
     }
 }
 

@@ -15,6 +15,7 @@ use crate::conversation::{Message, Role, ToolCall};
 use crate::error::ApiError;
 use crate::persona::CallerOptions;
 use crate::upstream::{Extras, Sampling};
+use crate::videos::excerpt::Range;
 
 /// Parses `body` as `T`, naming the path of whatever is wrong.
 pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -187,8 +188,6 @@ pub struct VideoPart {
 pub const MAX_VIDEOS: usize = 10;
 const VIDEO_PART_TYPES: [&str; 2] = ["video_url", "input_video"];
 const MAX_URL_CHARS: usize = 2048;
-/// A week: past any video's length, short of what a float's rounding would blur.
-const MAX_SECONDS: f64 = 7.0 * 86_400.0;
 
 fn video_part(part: &Value, at: &str) -> Result<VideoPart, ApiError> {
     let (url, holder) = match part.get("video_url") {
@@ -216,31 +215,17 @@ fn video_part(part: &Value, at: &str) -> Result<VideoPart, ApiError> {
         ));
     }
     let seconds = |name: &str| match holder.get(name).or_else(|| part.get(name)) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => value
-            .as_f64()
-            .filter(|s| (0.0..=MAX_SECONDS).contains(s))
-            .map(Some)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    format!("{at}.video_url.{name}"),
-                    "must be a number of seconds from the video's start",
-                )
-            }),
+        None | Some(Value::Null) => None,
+        // Not a number, or out of bounds: `Range::checked` says so, in one sentence.
+        Some(value) => Some(value.as_f64().unwrap_or(f64::NAN)),
     };
-    let (start, end) = (seconds("start")?, seconds("end")?);
-    if let (Some(start), Some(end)) = (start, end) {
-        if end <= start {
-            return Err(ApiError::bad_request(
-                format!("{at}.video_url.end"),
-                "must be after `start`",
-            ));
-        }
-    }
+    let range = Range::checked(seconds("start"), seconds("end")).map_err(|(end, problem)| {
+        ApiError::bad_request(format!("{at}.video_url.{end}"), problem)
+    })?;
     Ok(VideoPart {
         url: url.trim().to_string(),
-        start,
-        end,
+        start: range.start,
+        end: range.end,
         field: at.to_string(),
     })
 }

@@ -7,6 +7,7 @@
 
 pub mod chat;
 mod decode;
+pub use decode::MAX_VIDEOS;
 pub mod models;
 pub mod responses;
 mod videos;
