@@ -387,6 +387,16 @@ async fn deleting_a_video_mid_processing_stops_its_job_and_removes_it() {
         .unwrap()
         .trim()
         .to_string();
+    // Processing runs below serving: the program at the lowest priority (`videos.low_priority`).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let nice = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(16)
+        .unwrap();
+    assert_eq!(nice, "19", "{stat}");
 
     assert_eq!(delete(&s, id).await, 200);
     assert_eq!(get(&s, &format!("/v1/videos/{id}")).await.0, 404);

@@ -145,6 +145,7 @@ impl Library {
     /// `[videos]`, `[storage]` and the vision upstreams are read here, at start only.
     pub async fn open(full: &Config) -> Result<Arc<Self>, LibraryError> {
         let config = &full.videos;
+        programs::set_low_priority(config.low_priority);
         let dir = full.storage.dir.clone();
         tokio::fs::create_dir_all(dir.join("videos")).await?;
         let store = if full.cluster.database_url.is_empty() {

@@ -12,7 +12,7 @@ use super::model::{CountStep, Keyframe, Segment, Source, Steps, TranscriptSource
 use super::speech::{self, Recogniser};
 use super::store::Metadata;
 use super::subtitles::{self, Cue};
-use super::{ocr, probe, timeline, JobError, Library};
+use super::{ocr, probe, programs, timeline, JobError, Library};
 
 pub struct Done {
     pub steps: Steps,
@@ -150,11 +150,10 @@ pub async fn process(
     // Counted here, once, off the runtime: tokenizing a long timeline takes milliseconds that a
     // chat about it must not spend.
     let stop = cancel.clone();
-    let segments = tokio::task::spawn_blocking(move || {
+    let segments = programs::in_background("counting the timeline's tokens", move || {
         timeline::count_tokens(segments, || stop.is_cancelled())
     })
-    .await
-    .map_err(|e| JobError::Internal(format!("counting the timeline's tokens: {e}")))?
+    .await?
     .ok_or(JobError::Cancelled)?;
     let (vectors, embedded) = embed_segments(library, &segments, cancel).await?;
     steps.embeddings = Some(embedded);
@@ -216,12 +215,12 @@ pub async fn embed_segments(
     // Stops between batches when the video is deleted or the server stops: the blocking
     // thread is not held past its job.
     let stop = cancel.clone();
-    let vectors =
-        tokio::task::spawn_blocking(move || embedder.embed_until(&texts, || stop.is_cancelled()))
-            .await
-            .map_err(|e| JobError::Internal(format!("embedding: {e}")))?
-            .map_err(|e| JobError::Internal(e.to_string()))?
-            .ok_or(JobError::Cancelled)?;
+    let vectors = programs::in_background("embedding", move || {
+        embedder.embed_until(&texts, || stop.is_cancelled())
+    })
+    .await?
+    .map_err(|e| JobError::Internal(e.to_string()))?
+    .ok_or(JobError::Cancelled)?;
     let count = vectors.len();
     Ok((vectors, CountStep { count, note: None }))
 }

@@ -7,11 +7,18 @@
 //! (`run_reading`: decoded frames, scored as they come). `kill_on_drop` does the killing
 //! whichever way the wait ends.
 //!
+//! Processing runs at the lowest CPU priority (`PROCESSING_NICE`): every program started here, and
+//! the in-process work of a job (`in_background`), so a call being answered on the same cores
+//! (the relay, the embedded model) goes first, and an idle machine still gives processing all
+//! it has. I/O priority is left alone: the disks' scheduler here and on most virtual machines
+//! (`none`) does not read it.
+//!
 //! ffmpeg reads only real containers (`INPUT_FORMATS`): a playlist or manifest (HLS, DASH), a
 //! concat list or an image sequence names other files, and would read files of the server's
 //! that are not the upload.
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -25,6 +32,56 @@ use super::JobError;
 /// recognises those by content, whatever the upload is called.
 pub const INPUT_FORMATS: &str =
     "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,ogg,flv,asf,h264,hevc,mjpeg";
+
+/// The nice value processing runs at: the lowest priority, below everything that serves.
+pub const PROCESSING_NICE: i32 = 19;
+
+/// `videos.low_priority`, set once as the library opens (read at start only, as all of
+/// `[videos]`): every program and processing thread reads it as it starts.
+static LOW_PRIORITY: AtomicBool = AtomicBool::new(true);
+
+/// Whether processing runs at `PROCESSING_NICE` (`videos.low_priority`).
+pub fn set_low_priority(on: bool) {
+    LOW_PRIORITY.store(on, Ordering::Relaxed);
+}
+
+/// Lowers the priority of the process or thread `id` (a child's pid, or this thread's id) to
+/// `PROCESSING_NICE`. Linux keeps a nice value per thread, and a thread starts with its
+/// creator's: a program lowered as it starts runs every thread it makes at that priority. A
+/// system that refuses is logged and changes nothing else.
+fn lower_priority(child: Option<u32>) {
+    if !LOW_PRIORITY.load(Ordering::Relaxed) {
+        return;
+    }
+    let target = match child {
+        Some(id) => i32::try_from(id)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw),
+        None => Some(rustix::thread::gettid()),
+    };
+    if let Err(error) = rustix::process::setpriority_process(target, PROCESSING_NICE) {
+        tracing::warn!(%error, "could not lower processing's priority");
+    }
+}
+
+/// Runs `work` on a thread of its own at processing's priority (`PROCESSING_NICE`), off the
+/// runtime and outside the blocking pool, whose threads serve requests too and could not be
+/// raised back.
+pub async fn in_background<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, JobError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("chatapi-processing".into())
+        .spawn(move || {
+            lower_priority(None);
+            let _ = tx.send(work());
+        })
+        .map_err(|e| JobError::Internal(format!("{what}: {e}")))?;
+    rx.await
+        .map_err(|_| JobError::Internal(format!("{what}: its thread ended without an answer")))
+}
 
 /// What is kept of a program's output.
 #[derive(Clone, Copy)]
@@ -103,7 +160,8 @@ pub async fn run_capped(
     })
 }
 
-/// Runs `cmd` with its standard output handed to `consume` on a blocking thread as it arrives
+/// Runs `cmd` with its standard output handed to `consume` on a thread of its own (at
+/// processing's priority, `in_background`) as it arrives
 /// (a stream of decoded frames is read and scored there, never held whole nor worked on on the
 /// runtime); bounded in time and cancellable as `run` is. Killing the program ends the stream,
 /// so `consume` ends with it.
@@ -123,9 +181,7 @@ pub async fn run_reading<T: Send + 'static>(
         Caps::SMALL.stderr,
         |out| async move {
             let mut out = std::fs::File::from(out.into_owned_fd().map_err(|e| internal(&e))?);
-            tokio::task::spawn_blocking(move || consume(&mut out))
-                .await
-                .map_err(|e| internal(&e))
+            in_background(what, move || consume(&mut out)).await
         },
     )
     .await
@@ -162,6 +218,8 @@ where
         what,
         detail: e.to_string(),
     })?;
+    // Microseconds after exec, before any program here starts its worker threads.
+    lower_priority(child.id());
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(JobError::Internal(format!("{what}: no pipes")));
     };
