@@ -20,7 +20,7 @@ use crate::report::pct;
 use crate::scenarios::{throughput, ttft};
 use crate::Sizes;
 
-fn openai_body(model: &str) -> Bytes {
+pub(crate) fn openai_body(model: &str) -> Bytes {
     Bytes::from(
         json!({"model": model, "stream": true, "messages": [
             {"role": "system", "content": "You are a benchmark."},
@@ -119,12 +119,7 @@ pub async fn run(
     let sizes = Sizes::new(smoke, None);
     let (rounds, clients, secs) = if smoke { (20, 10, 1) } else { (300, 50, 5) };
     let mock = Mock::start().await;
-    let spec = Spec {
-        chunks: 20,
-        gap: Duration::ZERO,
-        ttft: Duration::ZERO,
-        hold: false,
-    };
+    let spec = Spec::FAST;
     let chatapi = Chatapi::start(chatapi_bin, &mock, &sizes, false).await;
     let mut names = vec!["mock", "chatapi /v1/chat/completions", "chatapi /chat"];
     let mut targets = vec![

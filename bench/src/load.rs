@@ -25,20 +25,23 @@ pub struct Timing {
 
 /// Counts the content events in complete lines, across reads.
 #[derive(Default)]
-struct EventCounter {
+pub struct EventCounter {
     partial: Vec<u8>,
 }
 
 impl EventCounter {
-    /// Content events completed by `bytes`: `data: ` lines whose `content` is not empty (the
+    /// Content events completed by `bytes`: `data: ` lines whose `content` (a chat chunk,
+    /// ChatAPI's event) or `delta` (a Responses text event) is text that is not empty (the
     /// mock's role chunk and `[DONE]` do not count).
-    fn feed(&mut self, bytes: &[u8]) -> usize {
+    pub fn feed(&mut self, bytes: &[u8]) -> usize {
         self.partial.extend_from_slice(bytes);
         let mut count = 0;
         let mut start = 0;
         while let Some(end) = self.partial[start..].iter().position(|b| *b == b'\n') {
             let line = &self.partial[start..start + end];
-            if line.starts_with(b"data:") && has_content(line) {
+            if line.starts_with(b"data:")
+                && (carries(line, b"\"content\":") || carries(line, b"\"delta\":"))
+            {
                 count += 1;
             }
             start += end + 1;
@@ -48,16 +51,15 @@ impl EventCounter {
     }
 }
 
-fn has_content(line: &[u8]) -> bool {
-    const KEY: &[u8] = b"\"content\":";
-    line.windows(KEY.len())
-        .position(|w| w == KEY)
-        .map(|i| &line[i + KEY.len()..])
-        .map(|rest| {
+/// Whether `key` in `line` holds a string that is not empty.
+fn carries(line: &[u8], key: &[u8]) -> bool {
+    line.windows(key.len())
+        .position(|w| w == key)
+        .map(|i| &line[i + key.len()..])
+        .is_some_and(|rest| {
             let rest = rest.strip_prefix(b" ").unwrap_or(rest);
             rest.starts_with(b"\"") && !rest.starts_with(b"\"\"")
         })
-        .unwrap_or(false)
 }
 
 pub async fn stream(client: &reqwest::Client, target: &Target, keep_gaps: bool) -> Timing {

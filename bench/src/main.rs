@@ -15,8 +15,10 @@
 )]
 
 mod answers;
+mod busy;
 mod cluster;
 mod digests;
+mod floor;
 mod gateways;
 mod grounding;
 /// The facts the tests know too: the same videos, made by the same code.
@@ -71,6 +73,19 @@ struct Cli {
 enum Sub {
     /// Serve the mock upstream (used by the benchmark itself).
     Mock,
+    /// A bare TCP relay to `--to` (used by `floor`).
+    #[command(hide = true)]
+    Relay {
+        #[arg(long)]
+        to: String,
+    },
+    /// What chatapi adds to the first token and costs in CPU per request, beside a bare TCP
+    /// relay and nginx in front of the same mock (release build; Debian's nginx).
+    Floor,
+    /// Calls (first token, the embedded model's tokens/s) idle and while a 10-minute talk is
+    /// processed, with processing at the lowest priority and at the server's (release build,
+    /// `chatapi-whisper` beside it).
+    Busy,
     /// The time grounding adds before the upstream call, for a two-hour talk's timeline.
     Grounding,
     /// A two-hour video's chapters and summary with the mock upstream (time, calls' tokens),
@@ -487,6 +502,29 @@ async fn main() -> std::process::ExitCode {
                     std::process::ExitCode::FAILURE
                 }
             };
+        }
+        Some(Sub::Relay { to }) => {
+            return match floor::relay(to).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("relay: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Sub::Busy) => {
+            busy::run(&cli.chatapi, &cli.out).await;
+            return std::process::ExitCode::SUCCESS;
+        }
+        Some(Sub::Floor) => {
+            floor::run(
+                &cli.chatapi,
+                &cli.out,
+                &Sizes::new(cli.smoke, cli.streams),
+                cli.smoke,
+            )
+            .await;
+            return std::process::ExitCode::SUCCESS;
         }
         Some(Sub::Timeline { peers }) => {
             return if timeline::run(&cli.chatapi, &cli.out, peers).await {

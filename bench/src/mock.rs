@@ -24,6 +24,14 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// A 20-chunk answer sent as fast as it goes: the stream every latency scenario times.
+    pub const FAST: Spec = Spec {
+        chunks: 20,
+        gap: Duration::ZERO,
+        ttft: Duration::ZERO,
+        hold: false,
+    };
+
     pub fn model(&self) -> String {
         format!(
             "mock:chunks={},gap={},ttft={},hold={}",

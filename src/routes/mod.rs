@@ -5,7 +5,7 @@
 //! (streaming response headers), `reply` (every chat's outline), `respond` (every other video
 //! route's), `ingest` (uploads and links). Each dialect lists its own paths in its `router()`;
 //! this module merges them. `ops` holds the endpoints for operators; `videos` is the video
-//! library's own API.
+//! library's own API; `mcp` offers the same library as MCP tools.
 
 pub mod body;
 pub mod chatapi;

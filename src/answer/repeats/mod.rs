@@ -39,12 +39,29 @@ pub fn scope(key: Option<&str>, request_id: &str, window: Duration) -> Option<St
 /// The request as decoded (persona, turns, grounding, options): equal for a retry of the same
 /// body in any dialect, different for another conversation.
 pub fn digest(ask: &Ask) -> String {
-    hex(&Sha256::digest(format!("{ask:?}").as_bytes()))
+    use std::fmt::Write;
+    // Written straight into the hash: a long conversation is not first copied into a string.
+    struct Hashing(Sha256);
+    impl Write for Hashing {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.update(s.as_bytes());
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(Sha256::new());
+    let _ = write!(hashing, "{ask:?}");
+    hex(&hashing.0.finalize())
 }
 
 /// Bytes as lowercase hex (digests written as keys and ids).
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// A failure as remembered: the body it answered, and what the caller was told.
@@ -95,6 +112,11 @@ pub mod shared;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lowercase_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+    }
 
     #[test]
     fn a_failure_is_recalled_for_the_same_key_id_and_body_within_the_window_only() {
