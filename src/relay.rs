@@ -189,13 +189,21 @@ pub fn stream<E: Encoder>(
                         let mut out = encoded(&mut encoder, &mut record, event);
                         // What the upstream has already sent goes out in the same write: one
                         // system call for a burst, not one per event (nginx writes what it read
-                        // too). Only what is ready now: nothing waits for more.
+                        // too). Only what is ready now: nothing waits for more. A lone event is
+                        // sent as it is; a burst is gathered into one buffer, each byte copied
+                        // once.
+                        let mut gathered: Option<bytes::BytesMut> = None;
                         let mut burst = 0;
                         while burst < BURST_EVENTS {
                             match rest.next().now_or_never() {
                                 Some(Some(Ok(event))) => {
                                     burst += 1;
-                                    out = joined(out, encoded(&mut encoder, &mut record, event));
+                                    if let Some(more) = encoded(&mut encoder, &mut record, event) {
+                                        let first = out.take().unwrap_or_default();
+                                        gathered
+                                            .get_or_insert_with(|| bytes::BytesMut::from(&first[..]))
+                                            .extend_from_slice(&more);
+                                    }
                                 }
                                 Some(other) => {
                                     held = Some(other);
@@ -204,7 +212,7 @@ pub fn stream<E: Encoder>(
                                 None => break,
                             }
                         }
-                        if let Some(bytes) = out {
+                        if let Some(bytes) = gathered.map(bytes::BytesMut::freeze).or(out) {
                             last_write = now;
                             yield Ok(bytes);
                         }
@@ -282,19 +290,6 @@ fn encoded<E: Encoder>(encoder: &mut E, record: &mut Record, event: Event) -> Op
         record.deltas += 1;
     }
     encoder.event(event)
-}
-
-/// Two pieces of output as one.
-pub(crate) fn joined(a: Option<Bytes>, b: Option<Bytes>) -> Option<Bytes> {
-    match (a, b) {
-        (Some(a), Some(b)) => {
-            let mut both = bytes::BytesMut::with_capacity(a.len() + b.len());
-            both.extend_from_slice(&a);
-            both.extend_from_slice(&b);
-            Some(both.freeze())
-        }
-        (a, b) => a.or(b),
-    }
 }
 
 const SHUTDOWN: &str = "The server is shutting down; the answer was cut short.";

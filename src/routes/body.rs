@@ -31,16 +31,19 @@ pub async fn admitted_to_answer(
 }
 
 async fn with_body(caller: Caller, request: Request) -> Result<(Caller, bytes::Bytes), ApiError> {
-    let limits = &caller.runtime.config.limits;
     let (head, body) = request.into_parts();
-    let bytes = read(
-        body,
-        &head.headers,
-        limits.max_body_bytes,
-        limits.body_timeout,
-    )
-    .await?;
+    let bytes = within_limits(body, &head.headers, &caller.runtime.config.limits).await?;
     Ok((caller, bytes))
+}
+
+/// A body read whole within `limits.max_body_bytes` and `limits.body_timeout`, the limits of
+/// every route that takes JSON or a form.
+pub async fn within_limits(
+    body: Body,
+    headers: &HeaderMap,
+    limits: &crate::config::LimitsConfig,
+) -> Result<bytes::Bytes, ApiError> {
+    read(body, headers, limits.max_body_bytes, limits.body_timeout).await
 }
 
 pub async fn read(

@@ -317,15 +317,9 @@ pub async fn receive_form(
     if is_multipart(&request) {
         return receive(library, incoming, request, parts, tenant).await;
     }
-    let limits = &incoming.runtime.config.limits;
     let (head, body) = request.into_parts();
-    let bytes = super::body::read(
-        body,
-        &head.headers,
-        limits.max_body_bytes,
-        limits.body_timeout,
-    )
-    .await?;
+    let bytes =
+        super::body::within_limits(body, &head.headers, &incoming.runtime.config.limits).await?;
     let mut text = BTreeMap::new();
     for (key, value) in url::form_urlencoded::parse(&bytes) {
         if !parts.text.contains(&key.as_ref()) {

@@ -19,7 +19,7 @@ use crate::answer::video_chat::{self, Cited, VideoAsk};
 use crate::answer::{self, Ask, Started, UsageBasis};
 use crate::conversation::{Message, Role};
 use crate::error::ApiError;
-use crate::relay::{self, joined, Encoder, Failure, Settle};
+use crate::relay::{self, Encoder, Failure, Settle};
 use crate::upstream::Event;
 
 /// How an answer goes back: streamed through the dialect's encoder, or read whole for the
@@ -224,6 +224,13 @@ impl<E: Encoder> Checked<E> {
         (!rest.is_empty())
             .then(|| self.inner.event(Event::Text(rest)))
             .flatten()
+    }
+}
+
+fn joined(a: Option<bytes::Bytes>, b: Option<bytes::Bytes>) -> Option<bytes::Bytes> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some([a, b].concat().into()),
+        (a, b) => a.or(b),
     }
 }
 

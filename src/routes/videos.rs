@@ -81,15 +81,9 @@ pub struct Link {
 }
 
 async fn link(incoming: &Incoming, request: Request) -> Result<Link, ApiError> {
-    let limits = &incoming.runtime.config.limits;
     let (parts, body) = request.into_parts();
-    let bytes = super::body::read(
-        body,
-        &parts.headers,
-        limits.max_body_bytes,
-        limits.body_timeout,
-    )
-    .await?;
+    let bytes =
+        super::body::within_limits(body, &parts.headers, &incoming.runtime.config.limits).await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(
             "body",

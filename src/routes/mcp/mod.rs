@@ -181,13 +181,7 @@ impl Endpoint {
         let caller = incoming.admit().await?;
         let limits = &caller.runtime.config.limits;
         let (body, opens_session) = if head.method == Method::POST {
-            let bytes = super::body::read(
-                body,
-                &head.headers,
-                limits.max_body_bytes,
-                limits.body_timeout,
-            )
-            .await?;
+            let bytes = super::body::within_limits(body, &head.headers, limits).await?;
             let opens = !in_session && is_initialize(&bytes);
             (Body::from(bytes), opens)
         } else {
