@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::access_log::Record;
 use crate::config::Timeouts;
-use crate::conversation::Message;
+use crate::conversation::{Message, Role};
 use crate::error::ApiError;
 use crate::persona::{self, CallerOptions};
 use crate::state::AppState;
@@ -132,7 +132,11 @@ pub async fn start(
             .recall(scope, digest, window)
             .or_else(|| reserved.failed.and_then(|f| f.answers(digest)))
     });
-    let (request, applied) = persona::apply(persona, ask.messages, ask.reference, ask.options);
+    let plain = ask.reference.is_none();
+    let (mut request, applied) = persona::apply(persona, ask.messages, ask.reference, ask.options);
+    if plain && runtime.upstreams.all_local() {
+        shown_an_example(&mut request.messages, &config.local);
+    }
     record.dropped_turns = applied.dropped_turns;
     if runtime.upstreams.is_empty() {
         return Err(ApiError::NoUpstream);
@@ -180,4 +184,52 @@ pub async fn start(
         on_error_text: persona.on_error_text.clone(),
         usage,
     })
+}
+
+/// The embedded model's example exchange (`local.example_question`/`example_answer`), put
+/// after the system messages: a small model answers a plain question in the shape it is shown.
+fn shown_an_example(messages: &mut Vec<Message>, local: &crate::config::LocalConfig) {
+    if local.example_question.is_empty() {
+        return;
+    }
+    let at = messages
+        .iter()
+        .position(|m| m.role != Role::System)
+        .unwrap_or(messages.len());
+    messages.splice(
+        at..at,
+        [
+            Message::new(Role::User, local.example_question.as_str()),
+            Message::new(Role::Assistant, local.example_answer.as_str()),
+        ],
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_goes_after_the_system_messages_and_only_when_set() {
+        let defaults = crate::config::Config::load_from(None, &[], &Default::default());
+        let mut local = defaults.expect("the compiled-in defaults load").local;
+        let mut messages = vec![
+            Message::new(Role::System, "persona"),
+            Message::new(Role::User, "What is the capital of Italy?"),
+        ];
+        shown_an_example(&mut messages, &local);
+        let roles: Vec<Role> = messages.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            [Role::System, Role::User, Role::Assistant, Role::User]
+        );
+        assert_eq!(messages[1].content, local.example_question);
+        assert_eq!(messages[3].content, "What is the capital of Italy?");
+
+        local.example_question.clear();
+        local.example_answer.clear();
+        let mut plain = vec![Message::new(Role::User, "Hi")];
+        shown_an_example(&mut plain, &local);
+        assert_eq!(plain.len(), 1);
+    }
 }

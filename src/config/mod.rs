@@ -85,6 +85,11 @@ pub struct LocalConfig {
     /// A llama.cpp template name (`gemma`, `chatml`, `llama3`...) to render conversations with
     /// instead of the model's own; empty: the model's own (a model without one is refused).
     pub chat_template: String,
+    /// A question and its answer shown to the model before a plain conversation (not one about
+    /// videos, which has its own shape): a small model answers in the shape it is shown. Both
+    /// empty: none.
+    pub example_question: String,
+    pub example_answer: String,
 }
 
 /// Replicas behind one load balancer sharing their state (`crate::cluster`). Read at start only.

@@ -3,6 +3,9 @@
 
 use super::{Config, ConfigError, Persona, UpstreamKind, DEFAULT_PERSONA};
 
+/// The longest example question or answer for the embedded model, in bytes.
+const MAX_EXAMPLE_BYTES: usize = 1_000;
+
 impl Config {
     /// Checks what serde cannot: ranges, references between sections, well-formed URLs.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -112,6 +115,23 @@ impl Config {
                 "local.chat_template",
                 "must be the name of one of llama.cpp's templates (\"gemma\", \"chatml\"...), or empty for the model's own",
             ));
+        }
+        if local.example_question.is_empty() != local.example_answer.is_empty() {
+            return Err(ConfigError::invalid(
+                "local.example_question",
+                "and local.example_answer go together: set both, or leave both empty",
+            ));
+        }
+        for (field, text) in [
+            ("local.example_question", &local.example_question),
+            ("local.example_answer", &local.example_answer),
+        ] {
+            if text.len() > MAX_EXAMPLE_BYTES {
+                return Err(ConfigError::invalid(
+                    field,
+                    format!("must be at most {MAX_EXAMPLE_BYTES} bytes: it is in every prompt"),
+                ));
+            }
         }
         let l = &self.limits;
         l.trusted_proxy_nets()?;
@@ -408,6 +428,7 @@ fn validate_persona(name: &str, p: &Persona) -> Result<(), ConfigError> {
 mod tests {
     use super::super::testing::{load, refusal};
     use super::super::*;
+    use super::MAX_EXAMPLE_BYTES;
     use std::time::Duration;
 
     #[test]
@@ -421,6 +442,16 @@ mod tests {
         let err = refusal("[local]\nchat_template = \"{% for m in messages %}\"\n");
         assert!(err.contains("local.chat_template"), "{err}");
         assert!(load("[local]\nchat_template = \"gemma\"\n").is_ok());
+    }
+
+    #[test]
+    fn the_example_exchange_is_whole_and_short() {
+        let err = refusal("[local]\nexample_answer = \"\"\n");
+        assert!(err.contains("local.example_question"), "{err}");
+        let long = "x".repeat(MAX_EXAMPLE_BYTES + 1);
+        let err = refusal(&format!("[local]\nexample_answer = \"{long}\"\n"));
+        assert!(err.contains("local.example_answer"), "{err}");
+        assert!(load("[local]\nexample_question = \"\"\nexample_answer = \"\"\n").is_ok());
     }
 
     #[test]
