@@ -38,7 +38,10 @@
 //!   served natively by `routes::videos`, and to the video dialects (`routes::memories` for
 //!   MAVI/Memories.ai v1.0 and v1.2, `routes::mavera`, `routes::reka`). Their chats go through
 //!   `answer::video_chat` (the caller's videos, the budget) and `videos::excerpt` (the timeline,
-//!   cut to the question and stamped `[MM:SS]`) into the same core. `videos::search` finds moments by
+//!   cut to the question and stamped `[MM:SS]`, and for the embedded model the moment that best
+//!   answers) into the same core; `answer::citations` checks every stamp of the answer, and holds
+//!   the embedded model's answer whole, replacing one not grounded in the timeline with that
+//!   moment, quoted. `videos::search` finds moments by
 //!   meaning (`videos::embed`, the model; `videos::vectors`, the in-memory index) and by keyword
 //!   (FTS5 in `videos::store`), served by `routes::search` and each dialect's search route.
 //!

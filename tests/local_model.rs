@@ -624,4 +624,10 @@ async fn a_mavi_chat_about_a_video_is_answered_by_the_embedded_model() {
     // say the fact and cite the moment; any stamp it makes up is checked away.
     assert!(text.to_lowercase().contains("tomato"), "{text}");
     assert!(text.contains("[00:04]"), "{text}");
+    // Held whole while it is checked (it could have been replaced): it arrives in one piece.
+    let said = pieces
+        .iter()
+        .filter(|p| p["data"]["msg"].as_str().is_some_and(|m| !m.is_empty()))
+        .count();
+    assert_eq!(said, 1, "{body}");
 }

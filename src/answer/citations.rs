@@ -12,8 +12,12 @@
 //! everything said in it).
 //!
 //! The small embedded model reads the instruction to cite and does not (given an example of a
-//! cited answer, it answers with the example): for it, an answer that cites nothing is given the
-//! stamp of the segment its words come from, when at least `ATTRIBUTED_WORDS` of them match.
+//! cited answer, it answers with the example): for it (`Small`), an answer that cites nothing is
+//! given the stamp of the moment its words come from, words of the question aside. And it makes
+//! facts up ("a 2018 Toyota Corolla" for a bicycle said at 0:15): its answer is held whole, and
+//! one not grounded in the timeline — tied to no moment by a real stamp or by a word the question
+//! did not bring, or made mostly of words the timeline does not have — is replaced with the
+//! moment that best answers the question, quoted (`evidence`).
 
 use std::collections::HashSet;
 
@@ -27,8 +31,30 @@ const SLACK_S: f64 = 1.0;
 /// The words before a stamp that say what it cites: the rest of the sentence, at most this many
 /// characters back.
 const CONTEXT_CHARS: usize = 300;
-/// Words an uncited answer must share with a segment to be given its stamp.
+/// Words an uncited answer must share with a moment to be given its stamp, when the question
+/// is not known (a digest's instruction); when it is, one word the question did not bring does.
 const ATTRIBUTED_WORDS: usize = 2;
+/// A quoted sentence is cut to this many words.
+const QUOTED_WORDS: usize = 40;
+/// Words an answer about a video is framed in, whatever it says (as `words` gives them).
+const FRAME: &[&str] = &[
+    "show",
+    "shown",
+    "call",
+    "called",
+    "mentioned",
+    "mention",
+    "screen",
+    "timeline",
+    "text",
+    "written",
+    "seen",
+    "appear",
+    "answer",
+    "question",
+    "moment",
+    "stamp",
+];
 
 /// A segment, or one sentence said in it, that the answer may cite: its times and its words.
 struct Moment {
@@ -45,18 +71,137 @@ pub struct Citations {
     held: String,
     /// What was passed on, its tail: the words a bad stamp is matched by.
     said: String,
-    /// An answer that cites nothing is given the stamp its words come from (the small model's).
-    attribute: bool,
-    cited: bool,
+    /// The small model's answer: attributed, and held whole when it may be replaced.
+    small: Option<Small>,
+    /// What is held of an answer that may be replaced.
+    answer: String,
+    /// A stamp it wrote stood inside a moment, or was moved to one.
+    tied: bool,
+}
+
+/// What the small embedded model's answer is checked against beyond its stamps.
+pub struct Small {
+    /// The question's words: an answer does not come from a moment by repeating them.
+    question: HashSet<String>,
+    /// The moment that best answers the question, as an answer: given instead of one not
+    /// grounded in the timeline. None: the answer streams as it comes.
+    evidence: Option<String>,
+    /// The words of the moment the question is about, when it names one by its position: an
+    /// answer that has none of them is about another moment.
+    about: Option<HashSet<String>>,
+}
+
+impl Small {
+    pub fn new(question: &str, evidence: Option<String>) -> Self {
+        Self {
+            question: words(question),
+            evidence,
+            about: None,
+        }
+    }
+
+    /// The answer must be about the moment whose words are `text`.
+    pub fn about(self, text: &str) -> Self {
+        Self {
+            about: Some(words(text)),
+            ..self
+        }
+    }
+
+    /// Words an answer must share with a moment, beyond the question's, to come from it.
+    fn needed(&self) -> usize {
+        if self.question.is_empty() {
+            ATTRIBUTED_WORDS
+        } else {
+            1
+        }
+    }
+}
+
+/// `segment` as the answer to `question`: its sentence, screen text or picture that shares most
+/// words with the question, at its moment, quoted; `cue`: the sentence to quote instead (the
+/// nearest in meaning, when search by meaning found it). `video`: its name, when several were
+/// asked about.
+pub fn evidence(
+    segment: &Segment,
+    question: &str,
+    cue: Option<usize>,
+    video: Option<&str>,
+) -> String {
+    if let Some(cue) = cue.and_then(|i| segment.cues().into_iter().nth(i)) {
+        let what = format!("the video says: \"{}\"", quoted(&cue.text));
+        return answered(cue.start_s, &what, video);
+    }
+    let asked = words(question);
+    let overlap = |text: &str| words(text).intersection(&asked).count();
+    let mut best: Option<(usize, f64, String)> = None;
+    let mut consider = |at: f64, what: String, text: &str| {
+        let score = overlap(text);
+        if best.as_ref().is_none_or(|(b, _, _)| score > *b) {
+            best = Some((score, at, what));
+        }
+    };
+    for cue in segment.cues() {
+        consider(
+            cue.start_s,
+            format!("the video says: \"{}\"", quoted(&cue.text)),
+            &cue.text,
+        );
+    }
+    if !segment.on_screen_text.trim().is_empty() {
+        let text = &segment.on_screen_text;
+        consider(
+            segment.start_s,
+            format!("the screen shows \"{}\"", quoted(text)),
+            text,
+        );
+    }
+    if !segment.caption.trim().is_empty() {
+        let text = &segment.caption;
+        consider(
+            segment.start_s,
+            format!("the video shows {}", quoted(text).trim_end_matches('.')),
+            text,
+        );
+    }
+    let (at, what) = best.map_or_else(
+        || (segment.start_s, "the video has this moment".to_string()),
+        |(_, at, what)| (at, what),
+    );
+    answered(at, &what, video)
+}
+
+/// `At [00:15] <what>.`, naming the video when several were asked about.
+fn answered(at: f64, what: &str, video: Option<&str>) -> String {
+    // A quoted sentence ends the answer with its own stop.
+    let stop = if what.trim_end_matches('"').ends_with(['.', '!', '?', '…']) {
+        ""
+    } else {
+        "."
+    };
+    match video {
+        Some(name) => format!("In \"{name}\", at {} {what}{stop}", stamp(at)),
+        None => format!("At {} {what}{stop}", stamp(at)),
+    }
+}
+
+/// `text` on one line, cut to `QUOTED_WORDS` words.
+fn quoted(text: &str) -> String {
+    let mut out: Vec<&str> = text.split_whitespace().take(QUOTED_WORDS + 1).collect();
+    if out.len() > QUOTED_WORDS {
+        out.truncate(QUOTED_WORDS);
+        return out.join(" ") + " …";
+    }
+    out.join(" ")
 }
 
 impl Citations {
     /// The check for an answer grounded in `segments` (of every video it was given); with
-    /// `attribute`, an answer that cites nothing is given its stamp.
-    pub fn new<'a>(segments: impl IntoIterator<Item = &'a Segment>, attribute: bool) -> Self {
+    /// `small`, an answer that cites nothing is given its stamp, and one not grounded in the
+    /// timeline is replaced with the evidence, when there is some.
+    pub fn new<'a>(segments: impl IntoIterator<Item = &'a Segment>, small: Option<Small>) -> Self {
         let mut moments = Vec::new();
         for s in segments {
-            moments.push(Moment::new(s.start_s, s.end_s, &s.text()));
             let cues = s.cues();
             // One sentence said well into its segment is a moment of its own too.
             if cues.len() > 1
@@ -64,10 +209,16 @@ impl Citations {
                     .first()
                     .is_some_and(|c| c.start_s >= s.start_s + SLACK_S)
             {
+                // The segment keeps what was shown in it; what was said is its sentences'
+                // (else it would share more words with an answer than any one sentence).
+                let shown = format!("{} {}", s.on_screen_text, s.caption);
+                moments.push(Moment::new(s.start_s, s.end_s, &shown));
                 let ends = cues.iter().skip(1).map(|c| c.start_s).chain([s.end_s]);
                 for (cue, end_s) in cues.iter().zip(ends) {
                     moments.push(Moment::new(cue.start_s, end_s, &cue.text));
                 }
+            } else {
+                moments.push(Moment::new(s.start_s, s.end_s, &s.text()));
             }
         }
         Self {
@@ -75,8 +226,9 @@ impl Citations {
             gap: false,
             held: String::new(),
             said: String::new(),
-            attribute,
-            cited: false,
+            small,
+            answer: String::new(),
+            tied: false,
         }
     }
 
@@ -102,9 +254,9 @@ impl Citations {
             match shape(&self.held) {
                 Shape::Partial => {}
                 Shape::Stamp(seconds) => {
-                    self.cited = true;
                     let held = std::mem::take(&mut self.held);
                     let checked = self.checked(seconds, &held, &out);
+                    self.tied |= !checked.is_empty() && !self.moments.is_empty();
                     if checked.is_empty() {
                         self.gap = false;
                     } else {
@@ -135,23 +287,64 @@ impl Citations {
             }
         }
         self.remember(&out);
+        if self.holds_whole() {
+            self.answer.push_str(&out);
+            return String::new();
+        }
         out
     }
 
+    fn holds_whole(&self) -> bool {
+        self.small.as_ref().is_some_and(|s| s.evidence.is_some())
+    }
+
     /// What is still held at the answer's end (a space, a `[` that opened no stamp), as it
-    /// came; and for an uncited answer that is to be attributed, its stamp.
+    /// came; for the small model, its stamp when it cited none, and a held answer whole or,
+    /// not grounded in the timeline, the evidence instead.
     pub fn finish(&mut self) -> String {
         let mut out = String::new();
         self.open_gap(&mut out);
         out.push_str(&std::mem::take(&mut self.held));
-        if self.attribute && !std::mem::replace(&mut self.cited, true) {
-            let said = self.said.clone() + &out;
-            if let Some((shared, moment)) = self.best(&words(&said)) {
-                if shared >= ATTRIBUTED_WORDS {
-                    out.push_str(if said.ends_with(' ') { "" } else { " " });
-                    out.push_str(&stamp(moment.start_s));
-                }
+        let holds = self.holds_whole();
+        let Some(small) = self.small.take() else {
+            return out;
+        };
+        let said = self.said.clone() + &out;
+        // The answer's own words: not the question's, nor those any answer is framed in.
+        let mut own = words(&if holds {
+            self.answer.clone() + &out
+        } else {
+            said.clone()
+        });
+        own.retain(|w| !small.question.contains(w) && !FRAME.contains(&w.as_str()));
+        let source = self
+            .best(&own)
+            .filter(|(shared, _)| *shared >= small.needed())
+            .map(|(_, moment)| moment.start_s);
+        // Most of them must be the timeline's: an answer that borrows one of its words for a
+        // sentence of made-up ones ("an instrument called the GARDEN by the band Cyclops") is
+        // not grounded in it.
+        let timeline = own
+            .iter()
+            .filter(|w| self.moments.iter().any(|m| m.words.contains(*w)))
+            .count();
+        let on_point = small
+            .about
+            .as_ref()
+            .is_none_or(|about| own.iter().any(|w| about.contains(w)));
+        let grounded = timeline * 2 >= own.len() && (self.tied || source.is_some()) && on_point;
+        if !grounded {
+            if let Some(evidence) = small.evidence {
+                self.answer.clear();
+                return evidence;
             }
+        }
+        if holds {
+            out = std::mem::take(&mut self.answer) + &out;
+        }
+        if let Some(at) = source.filter(|_| !self.tied) {
+            out.push_str(if said.ends_with(' ') { "" } else { " " });
+            out.push_str(&stamp(at));
         }
         out
     }
@@ -220,7 +413,7 @@ impl Citations {
         let cut = text
             .char_indices()
             .rev()
-            .skip_while(|(_, c)| matches!(c, '.' | '!' | '?' | ' ' | '\n'))
+            .skip_while(|(_, c)| matches!(c, '.' | '!' | '?' | ' ' | '\n' | '"' | ')'))
             .find(|(_, c)| matches!(c, '.' | '!' | '?' | ']' | '\n'))
             .map_or(0, |(i, c)| i + c.len_utf8());
         text[cut..].to_string()
@@ -262,9 +455,17 @@ impl Moment {
     }
 }
 
-/// The words that say what is cited (short ones say nothing).
+/// The words that say what is cited (short ones say nothing), plurals as their singular.
 fn words(text: &str) -> HashSet<String> {
-    terms(text).filter(|w| w.len() > 2).collect()
+    terms(text)
+        .filter(|w| w.len() > 2)
+        .map(|mut w| {
+            if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") {
+                w.pop();
+            }
+            w
+        })
+        .collect()
 }
 
 /// The first whole stamp in `text`: where it stands (bytes) and its moment in seconds.
@@ -367,7 +568,7 @@ mod tests {
 
     #[test]
     fn real_stamps_stand_and_made_up_ones_move_or_go() {
-        let check = Citations::new(&timeline(), false);
+        let check = Citations::new(&timeline(), None);
         let answer = "The bicycle is by the red barn [00:25]. The flowers get water at sunset \
                       [07:40]. Nobody mentions rockets [09:59].";
         assert_eq!(
@@ -397,7 +598,7 @@ mod tests {
         ];
         let timeline = [said];
         assert_eq!(
-            Citations::new(&timeline, false)
+            Citations::new(&timeline, None)
                 .whole("The bike is parked beside the red barn [00:00]."),
             "The bike is parked beside the red barn [00:15]."
         );
@@ -409,24 +610,33 @@ mod tests {
             "Finally we water the flowers before sunset.",
         )];
         assert_eq!(
-            Citations::new(&[late], false).whole("The flowers are watered at sunset. [00:30]"),
+            Citations::new(&[late], None).whole("The flowers are watered at sunset. [00:30]"),
             "The flowers are watered at sunset. [00:40]"
         );
         // A stamp at the right sentence stands; one whose words are nowhere stands too.
         assert_eq!(
-            Citations::new(&timeline, false).whole("They plant tomatoes [00:06]. Hello [00:01]."),
+            Citations::new(&timeline, None).whole("They plant tomatoes [00:06]. Hello [00:01]."),
             "They plant tomatoes [00:06]. Hello [00:01]."
+        );
+        // Words of two of its sentences: the stamp goes to the one with most of them, not to
+        // the segment that has them all.
+        assert_eq!(
+            Citations::new(&timeline, None).whole(
+                "The planting of tomatoes in the sunny corner is done by the garden tour. [00:00]"
+            ),
+            "The planting of tomatoes in the sunny corner is done by the garden tour. [00:06]"
         );
         // An uncited answer is given its sentence's moment, not the segment's.
         assert_eq!(
-            Citations::new(&timeline, true).whole("They plant tomatoes in the sunny corner."),
+            Citations::new(&timeline, Some(Small::new("", None)))
+                .whole("They plant tomatoes in the sunny corner."),
             "They plant tomatoes in the sunny corner. [00:06]"
         );
     }
 
     #[test]
     fn a_stream_holds_back_only_a_stamp_in_progress() {
-        let mut check = Citations::new(&timeline(), false);
+        let mut check = Citations::new(&timeline(), None);
         let pieces = [
             "The barn is red [0",
             "0:2",
@@ -450,7 +660,8 @@ mod tests {
 
     #[test]
     fn the_small_models_uncited_answer_is_given_the_stamp_its_words_come_from() {
-        let small = |text: &str| Citations::new(&timeline(), true).whole(text);
+        let small =
+            |text: &str| Citations::new(&timeline(), Some(Small::new("", None))).whole(text);
         assert_eq!(
             small("They water the flowers before sunset."),
             "They water the flowers before sunset. [00:40]"
@@ -462,7 +673,7 @@ mod tests {
         );
         assert_eq!(small("I do not know."), "I do not know.");
         assert_eq!(
-            Citations::new(&timeline(), false).whole("They water the flowers."),
+            Citations::new(&timeline(), None).whole("They water the flowers."),
             "They water the flowers."
         );
     }
@@ -478,7 +689,121 @@ mod tests {
             "x [0",
             "two  spaces [ and a bracket",
         ] {
-            assert_eq!(Citations::new(&timeline(), false).whole(text), text);
+            assert_eq!(Citations::new(&timeline(), None).whole(text), text);
         }
+    }
+
+    #[test]
+    fn the_small_models_made_up_answer_is_replaced_with_the_moment_that_answers() {
+        let question = "What vehicle is mentioned?";
+        let best = &timeline()[1];
+        let asked = || {
+            Citations::new(
+                &timeline(),
+                Some(Small::new(
+                    question,
+                    Some(evidence(best, question, None, None)),
+                )),
+            )
+        };
+        // Streamed, nothing passes before the end: the answer may yet be replaced.
+        let mut check = asked();
+        assert_eq!(check.feed("The vehicle mentioned is a 2018 "), "");
+        assert_eq!(check.feed("Toyota Corolla."), "");
+        assert_eq!(
+            check.finish(),
+            "At [00:20] the video says: \"The bicycle is parked beside the red barn.\""
+        );
+        // Tied to a moment by a word the question did not bring: kept, and given its stamp.
+        assert_eq!(
+            asked().whole("The vehicle mentioned is a bicycle."),
+            "The vehicle mentioned is a bicycle. [00:20]"
+        );
+        // By a real stamp: kept as written.
+        assert_eq!(
+            asked().whole("A vehicle is mentioned [00:25]."),
+            "A vehicle is mentioned [00:25]."
+        );
+        // One word of the timeline in a sentence of made-up ones is not grounded in it.
+        assert_eq!(
+            asked().whole("It is a red Toyota Corolla from the Mysicle dealership [00:25]."),
+            asked().whole("")
+        );
+        // Repeating the question ties it to nothing; nor does a stamp past every moment.
+        assert_eq!(
+            asked().whole("A vehicle is mentioned [09:00]."),
+            asked().whole("")
+        );
+    }
+
+    #[test]
+    fn an_answer_about_another_moment_than_the_position_asked_is_replaced() {
+        let mut slides = vec![segment(0.0, 10.0, ""), segment(10.0, 20.0, "")];
+        slides[0].on_screen_text = "THREE".into();
+        slides[1].on_screen_text = "FOUR".into();
+        let question = "What does the third slide say?";
+        let check = || {
+            let evidence = evidence(&slides[0], question, None, None);
+            Citations::new(
+                &slides,
+                Some(Small::new(question, Some(evidence)).about("THREE")),
+            )
+        };
+        assert_eq!(
+            check().whole("The third slide says FOUR [00:12]."),
+            "At [00:00] the screen shows \"THREE\"."
+        );
+        assert_eq!(
+            check().whole("It says THREE [00:02]."),
+            "It says THREE [00:02]."
+        );
+    }
+
+    #[test]
+    fn evidence_quotes_the_part_of_the_moment_the_question_is_about() {
+        let mut moment = segment(
+            10.0,
+            20.0,
+            "Welcome to the garden tour. Today we plant tomatoes in the sunny corner.",
+        );
+        moment.cues = vec![
+            crate::videos::model::Cue {
+                start_s: 10.0,
+                end_s: 13.0,
+                text: "Welcome to the garden tour.".into(),
+            },
+            crate::videos::model::Cue {
+                start_s: 16.0,
+                end_s: 19.0,
+                text: "Today we plant tomatoes in the sunny corner.".into(),
+            },
+        ];
+        moment.on_screen_text = "GARDEN\nTOUR".into();
+        assert_eq!(
+            evidence(&moment, "Where are the tomatoes planted?", None, None),
+            "At [00:16] the video says: \"Today we plant tomatoes in the sunny corner.\""
+        );
+        assert_eq!(
+            evidence(
+                &moment,
+                "What is written on the tour sign?",
+                None,
+                Some("walk.mp4")
+            ),
+            "In \"walk.mp4\", at [00:10] the video says: \"Welcome to the garden tour.\""
+        );
+        // The sentence search by meaning found, though no word of it is the question's.
+        assert_eq!(
+            evidence(&moment, "Which vegetable grows there?", Some(1), None),
+            "At [00:16] the video says: \"Today we plant tomatoes in the sunny corner.\""
+        );
+        let mut shown = segment(4.0, 8.0, "");
+        shown.on_screen_text = "BICYCLE".into();
+        assert_eq!(
+            evidence(&shown, "Which two-wheeled vehicle appears?", None, None),
+            "At [00:04] the screen shows \"BICYCLE\"."
+        );
+        let long = segment(0.0, 60.0, &"word ".repeat(100));
+        assert!(evidence(&long, "anything", None, None).ends_with(" …\""));
     }
 }

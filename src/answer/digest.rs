@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
-use super::citations::{first_stamp, Citations};
+use super::citations::{first_stamp, Citations, Small};
 use super::video_chat::{self, VideoAsk};
 use super::{collect, Ask, Caller, UsageBasis};
 use crate::access_log::Record;
@@ -179,9 +179,17 @@ impl Asker<'_> {
             messages: vec![Message::new(Role::User, instruction)],
             options: options(),
         };
-        let (started, cited) = video_chat::start(self.state, self.caller, ask, self.record).await?;
+        let (started, grounded) =
+            video_chat::start(self.state, self.caller, ask, self.record).await?;
         let text = self.read(started).await?;
-        Ok((text, cited.into_iter().flat_map(|c| c.segments).collect()))
+        Ok((
+            text,
+            grounded
+                .cited
+                .into_iter()
+                .flat_map(|c| c.segments)
+                .collect(),
+        ))
     }
 
     /// An answer standing on `reference` alone (what earlier calls answered).
@@ -387,7 +395,7 @@ async fn highlights(
         );
         let (text, shown) = asker.about(video, range_of(part), instruction).await?;
         // Every stamp checked, and a line without one given the moment its words are from.
-        let checked = Citations::new(&shown, true).whole(&text);
+        let checked = Citations::new(&shown, Some(Small::new("", None))).whole(&text);
         let mut taken = 0;
         for line in checked.lines() {
             let Some((at, seconds)) = first_stamp(line) else {

@@ -16,6 +16,7 @@ use crate::state::AppState;
 use crate::videos::excerpt::{self, Material, Range, Reader};
 use crate::videos::model::{Segment, Video};
 
+use super::citations::{self, Citations, Small};
 use super::{Ask, Caller, Started};
 
 /// A question about videos, as a dialect decoded it.
@@ -34,13 +35,19 @@ pub struct Cited {
     pub segments: Vec<Segment>,
 }
 
+/// What an answer about videos stands on, and the check its stamps go through.
+pub struct Grounded {
+    pub cited: Vec<Cited>,
+    pub check: Citations,
+}
+
 /// Looks the videos up and grounds the answer in them; then as `answer::start`.
 pub async fn start(
     state: &AppState,
     caller: &Caller,
     ask: VideoAsk,
     record: &mut Record,
-) -> Result<(Started, Vec<Cited>), ApiError> {
+) -> Result<(Started, Grounded), ApiError> {
     let library = state.videos().ok_or(ApiError::VideosDisabled)?;
     let mut found: Vec<(Video, Vec<Segment>, Range)> = Vec::with_capacity(ask.videos.len());
     for (id, range) in &ask.videos {
@@ -72,13 +79,14 @@ pub async fn start(
             range: *range,
         })
         .collect();
-    let meaning = by_meaning(library, caller, &found, question, budget).await;
-    // The embedded model is small: it reads a shorter timeline, shaped for it.
+    // The embedded model is small: it reads a shorter timeline, shaped for it, and the moment
+    // that best answers the question is looked for by meaning too, however short the timeline.
     let reader = if caller.runtime.upstreams.all_local() {
         Reader::Small
     } else {
         Reader::Large
     };
+    let (meaning, asked) = by_meaning(library, caller, &found, question, budget, reader).await;
     let grounding = excerpt::ground(
         &materials,
         question,
@@ -87,7 +95,7 @@ pub async fn start(
         &|text| context_budget::count_text(model, text),
         reader,
     );
-    let cited = grounding
+    let cited: Vec<Cited> = grounding
         .cited
         .iter()
         .map(|(v, used)| {
@@ -98,6 +106,29 @@ pub async fn start(
             }
         })
         .collect();
+    // The embedded model's answer is checked whole: one tied to no moment is replaced with the
+    // moment that best answers the question.
+    let small = match (reader, grounding.evidence) {
+        (Reader::Large, _) => None,
+        (Reader::Small, None) => Some(Small::new(question, None)),
+        (Reader::Small, Some((v, i))) => {
+            let (video, segments, _) = &found[v];
+            let evidence = match segments.get(i) {
+                Some(segment) => {
+                    let cue = nearest_cue(library, segment, asked.as_deref()).await;
+                    let named = (found.len() > 1).then_some(video.name.as_str());
+                    Some(citations::evidence(segment, question, cue, named))
+                }
+                None => None,
+            };
+            let small = Small::new(question, evidence);
+            Some(match segments.get(i) {
+                Some(segment) if grounding.by_position => small.about(&segment.text()),
+                _ => small,
+            })
+        }
+    };
+    let check = Citations::new(cited.iter().flat_map(|c| &c.segments), small);
     let started = super::start(
         state,
         caller,
@@ -110,45 +141,82 @@ pub async fn start(
         record,
     )
     .await?;
-    Ok((started, cited))
+    Ok((started, Grounded { cited, check }))
 }
 
-/// The segments closest in meaning to the question, when the timelines will not fit whole
-/// (their stored sizes say so without tokenizing) and search by meaning is on; else none.
+/// Of a segment's sentences, the one nearest in meaning to the question (its vector `asked`),
+/// when it has several and search by meaning is on.
+async fn nearest_cue(
+    library: &crate::videos::Library,
+    segment: &Segment,
+    asked: Option<&[f32]>,
+) -> Option<usize> {
+    /// Sentences embedded at most: a segment is cut at cues long before this.
+    const MOST: usize = 32;
+    let asked = asked?;
+    let cues: Vec<String> = segment
+        .cues()
+        .into_iter()
+        .take(MOST)
+        .map(|c| c.text)
+        .collect();
+    if cues.len() < 2 {
+        return None;
+    }
+    let vectors = match library.embed_texts(cues).await {
+        Ok(vectors) => vectors?,
+        Err(error) => {
+            tracing::warn!(%error, "evidence: the sentences could not be embedded; by words");
+            return None;
+        }
+    };
+    vectors
+        .iter()
+        .map(|v| crate::videos::embed::cosine(asked, v))
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
+}
+
+/// The segments closest in meaning to the question, when search by meaning is on and the
+/// timelines will not fit whole (their stored sizes say so without tokenizing) or the small
+/// reader's answer may need the best of them; else none. With them, the question's vector.
 async fn by_meaning(
     library: &crate::videos::Library,
     caller: &Caller,
     found: &[(Video, Vec<Segment>, Range)],
     question: &str,
     budget: usize,
-) -> Vec<(usize, usize)> {
+    reader: Reader,
+) -> (Vec<(usize, usize)>, Option<Vec<f32>>) {
     // A segment without a stored count (an old timeline) counts as too big: rank by meaning.
     let size = found
         .iter()
         .flat_map(|(_, segments, _)| segments)
         .map(|s| s.tokens.map_or(usize::MAX, |t| t as usize))
         .fold(0usize, usize::saturating_add);
-    if size <= budget || question.trim().is_empty() {
-        return Vec::new();
+    if (size <= budget && reader == Reader::Large) || question.trim().is_empty() {
+        return (Vec::new(), None);
     }
     let vector = match library.embed_query(question).await {
         Ok(Some(vector)) => vector,
-        Ok(None) => return Vec::new(),
+        Ok(None) => return (Vec::new(), None),
         Err(error) => {
             tracing::warn!(%error, "grounding: the question could not be embedded; keywords only");
-            return Vec::new();
+            return (Vec::new(), None);
         }
     };
     let ids: std::collections::HashSet<String> =
         found.iter().map(|(v, _, _)| v.id.clone()).collect();
-    library
+    let hits = library
         .nearest(&vector, &caller.tenant, &ids, 200)
         .into_iter()
         .filter_map(|(video, idx)| {
             let v = found.iter().position(|(f, _, _)| f.id == video)?;
             Some((v, idx as usize))
         })
-        .collect()
+        .collect();
+    (hits, Some(vector))
 }
 
 /// Tokens a timeline may take in a chat with `persona` about `messages` (a digest's stretches

@@ -170,12 +170,9 @@ pub async fn chat_or_video<T, E: Encoder>(
                 Ok((started, (asked, Vec::new(), None)))
             }
             Question::AboutVideos(ask) => {
-                // The embedded model's answers are given the stamp they do not write.
-                let small = caller.runtime.upstreams.all_local();
-                let (started, cited) =
+                let (started, grounded) =
                     video_chat::start(incoming.state(), &caller, ask, record).await?;
-                let citations = Citations::new(cited.iter().flat_map(|c| &c.segments), small);
-                Ok((started, (asked, cited, Some(citations))))
+                Ok((started, (asked, grounded.cited, Some(grounded.check))))
             }
         }
     };

@@ -106,6 +106,13 @@ pub struct Grounding {
     pub cited: Vec<(usize, Vec<usize>)>,
     /// Every segment in range went in.
     pub whole: bool,
+    /// For the small reader: the line (material, segment index) that best answers the
+    /// question, whether or not it was shown (`answer::citations` gives it instead of an answer
+    /// not grounded in the timeline).
+    pub evidence: Option<(usize, usize)>,
+    /// The evidence is the line at the position the question names ("the third slide", "the
+    /// last thing they do"): an answer about another line is not an answer to it.
+    pub by_position: bool,
 }
 
 /// Tokens a line takes beyond its segment's text: the stamp, the labels, quotes and newline,
@@ -161,6 +168,18 @@ pub fn ground(
             .map(|m| count(&header(m)) + 2)
             .sum::<usize>();
     let all: usize = lines.iter().flatten().map(|l| l.tokens).sum();
+    let (evidence, by_position) = match reader {
+        Reader::Small => {
+            // A position counts only when no line has the question's words: "when is the
+            // bicycle first mentioned" is about the bicycle.
+            let by_words = rank(materials, &lines, question);
+            match at_position(materials, &lines, question).filter(|_| by_words.is_empty()) {
+                Some(line) => (Some(line), true),
+                None => (best_line(&lines, &by_words, meaning), false),
+            }
+        }
+        Reader::Large => (None, false),
+    };
     let chosen: Vec<HashSet<usize>> = if fixed + all <= budget {
         lines
             .iter()
@@ -175,7 +194,66 @@ pub fn ground(
             budget.saturating_sub(fixed),
         )
     };
-    render(materials, &lines, &chosen, instructions)
+    let mut grounding = render(materials, &lines, &chosen, instructions);
+    grounding.evidence = evidence;
+    grounding.by_position = by_position;
+    grounding
+}
+
+/// The line at the position a question about one video names ("first", "third", "last"...),
+/// counting a run of lines with the same words (a slide held across a cut) as one.
+fn at_position(
+    materials: &[Material<'_>],
+    lines: &[Vec<Line>],
+    question: &str,
+) -> Option<(usize, usize)> {
+    const ORDINALS: [&str; 10] = [
+        "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
+        "tenth",
+    ];
+    let [material] = materials else {
+        return None;
+    };
+    let position = words(question).find_map(|w| {
+        let w = w.to_lowercase();
+        if matches!(w.as_str(), "last" | "final") {
+            return Some(None);
+        }
+        ORDINALS.iter().position(|o| *o == w).map(Some)
+    })?;
+    let mut runs: Vec<usize> = Vec::new();
+    let mut previous = String::new();
+    for line in &lines[0] {
+        let text = material.segments[line.index].text().to_lowercase();
+        if text != previous {
+            runs.push(line.index);
+            previous = text;
+        }
+    }
+    let index = match position {
+        Some(n) => *runs.get(n)?,
+        None => *runs.last()?,
+    };
+    Some((0, index))
+}
+
+/// The line that best answers the question: its keyword (`by_words`) and meaning rankings
+/// fused, over the lines in range.
+fn best_line(
+    lines: &[Vec<Line>],
+    by_words: &[(usize, usize)],
+    meaning: &[(usize, usize)],
+) -> Option<(usize, usize)> {
+    let in_range: Vec<(usize, usize)> = meaning
+        .iter()
+        .filter(|(v, i)| {
+            lines
+                .get(*v)
+                .is_some_and(|ls| ls.iter().any(|l| l.index == *i))
+        })
+        .copied()
+        .collect();
+    fuse(by_words, &in_range).into_iter().next()
 }
 
 impl Reader {
@@ -372,7 +450,13 @@ fn render(
         }
         cited.push((v, used));
     }
-    Grounding { text, cited, whole }
+    Grounding {
+        text,
+        cited,
+        whole,
+        evidence: None,
+        by_position: false,
+    }
 }
 
 /// The most relevant lines within `budget` tokens: each video's first line, then each BM25
@@ -736,6 +820,62 @@ mod tests {
             Reader::Large,
         );
         assert!(g.cited[0].1.contains(&40), "{:?}", g.cited);
+    }
+
+    #[test]
+    fn the_small_reader_is_given_the_line_that_best_answers() {
+        let segments = talk();
+        let small = |question: &str, meaning: &[(usize, usize)]| {
+            ground_one(&segments, question, meaning, 4_000, Reader::Small).evidence
+        };
+        // By keyword, then by meaning when no word matches; nothing when neither finds it.
+        assert_eq!(small("where does the giraffe walk?", &[]), Some((0, 70)));
+        assert_eq!(small("a long-necked animal", &[(0, 40)]), Some((0, 40)));
+        assert_eq!(small("a long-necked animal", &[]), None);
+        // A hit by meaning outside the range asked about is not an answer.
+        let v = video("talk.mp4");
+        let m = [Material {
+            video: &v,
+            segments: &segments,
+            range: Range {
+                start: Some(0.0),
+                end: Some(600.0),
+            },
+        }];
+        let g = ground(
+            &m,
+            "a long-necked animal",
+            &[(0, 40)],
+            4_000,
+            &words,
+            Reader::Small,
+        );
+        assert_eq!(g.evidence, None);
+        // A position the question names, when no line has its words; runs of one text count once.
+        let mut slides: Vec<Segment> = ["ONE", "TWO", "THREE", "THREE", "FOUR"]
+            .iter()
+            .enumerate()
+            .map(|(i, _)| segment(i as f64 * 10.0, ""))
+            .collect();
+        for (s, shown) in slides
+            .iter_mut()
+            .zip(["ONE", "TWO", "THREE", "THREE", "FOUR"])
+        {
+            s.on_screen_text = shown.to_string();
+        }
+        let on = |question: &str| {
+            let g = ground_one(&slides, question, &[], 4_000, Reader::Small);
+            (g.evidence, g.by_position)
+        };
+        assert_eq!(on("What does the third slide say?"), (Some((0, 2)), true));
+        assert_eq!(on("What is on the last slide?"), (Some((0, 4)), true));
+        assert_eq!(on("What is on the sixth slide?"), (None, false));
+        assert_eq!(on("Where is FOUR first shown?"), (Some((0, 4)), false));
+        // A large model is given none.
+        assert_eq!(
+            ground_one(&segments, "giraffe", &[], 4_000, Reader::Large).evidence,
+            None
+        );
     }
 
     #[test]

@@ -245,15 +245,23 @@ impl Library {
 
     /// The query's vector, or `None` without an embedding model.
     pub async fn embed_query(&self, text: &str) -> Result<Option<Vec<f32>>, SearchError> {
+        let vectors = self.embed_texts(vec![text.to_string()]).await?;
+        Ok(vectors.and_then(|v| v.into_iter().next()))
+    }
+
+    /// `texts` embedded off the runtime, in order; None when search by meaning is off.
+    pub async fn embed_texts(
+        &self,
+        texts: Vec<String>,
+    ) -> Result<Option<Vec<Vec<f32>>>, SearchError> {
         let Some(embedder) = self.embedder().await else {
             return Ok(None);
         };
-        let texts = vec![text.to_string()];
         let vectors = tokio::task::spawn_blocking(move || embedder.embed(&texts))
             .await
             .map_err(|e| SearchError::Embed(e.to_string()))?
             .map_err(|e| SearchError::Embed(e.to_string()))?;
-        Ok(vectors.into_iter().next())
+        Ok(Some(vectors))
     }
 }
 
