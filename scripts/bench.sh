@@ -5,7 +5,7 @@
 # LiteLLM and the peer), bench/out/local.{md,json} (embedded model), bench/out/videos.{md,json}
 # (video processing), bench/out/timeline.{md,json} (onsets and cuts, beside PySceneDetect and
 # faster-whisper in bench/.venv-timeline) and bench/out/answers.{md,json} (the embedded model's
-# offline answers, with its card's sampling and llama.cpp's).
+# offline answers, with its card's sampling with and without its example exchange, and llama.cpp's).
 # Extra arguments go to the streaming run (e.g. --smoke, --streams 5000).
 set -euo pipefail
 cd "$(dirname "$0")/.."

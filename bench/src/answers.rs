@@ -198,21 +198,28 @@ enum Video {
     Slides,
 }
 
-/// `[local]` sampling: (name, temperature, top_p, repeat_penalty).
+/// `[local]` sampling: (name, temperature, top_p, repeat_penalty), and whether the model is
+/// shown its example exchange (`local.example_question`).
 #[derive(Clone)]
 pub struct Setting {
     pub name: String,
     pub temperature: f32,
     pub top_p: f32,
     pub repeat_penalty: f32,
+    pub example: bool,
 }
 
 impl Setting {
-    /// `name=temperature/top_p/repeat_penalty`, e.g. `card=0.2/0.9/1.1`.
+    /// `name=temperature/top_p/repeat_penalty`, e.g. `card=0.2/0.9/1.1`; with `/no-example` at
+    /// the end, the model is shown no example exchange.
     pub fn parse(text: &str) -> Result<Self, String> {
         let (name, knobs) = text
             .split_once('=')
-            .ok_or("a setting is name=temperature/top_p/repeat_penalty")?;
+            .ok_or("a setting is name=temperature/top_p/repeat_penalty[/no-example]")?;
+        let (knobs, example) = match knobs.strip_suffix("/no-example") {
+            Some(knobs) => (knobs, false),
+            None => (knobs, true),
+        };
         let knobs: Vec<f32> = knobs
             .split('/')
             .map(|k| k.parse::<f32>().map_err(|e| format!("{k}: {e}")))
@@ -225,7 +232,17 @@ impl Setting {
             temperature,
             top_p,
             repeat_penalty,
+            example,
         })
+    }
+
+    /// Its name, saying when the model was shown no example.
+    fn label(&self) -> String {
+        if self.example {
+            self.name.clone()
+        } else {
+            format!("{}, no example", self.name)
+        }
     }
 }
 
@@ -291,7 +308,7 @@ pub async fn run(chatapi: &Path, out: &Path, models: &[Model], settings: &[Setti
                 .map_or_else(String::new, |n| n.to_string_lossy().to_string());
             md.push_str(&format!(
                 "| {name} | {} ({} / {} / {}) | {}/{} ({:.0} %) | {} / {} / {} of {} | {:.1} | {:.0} ms ({} tokens) | {:.0} MiB |\n",
-                setting.name,
+                setting.label(),
                 setting.temperature,
                 setting.top_p,
                 setting.repeat_penalty,
@@ -308,7 +325,7 @@ pub async fn run(chatapi: &Path, out: &Path, models: &[Model], settings: &[Setti
                 s.rss_mib,
             ));
             record.push(json!({
-                "model": name, "setting": setting.name, "temperature": setting.temperature,
+                "model": name, "setting": setting.label(), "temperature": setting.temperature,
                 "top_p": setting.top_p, "repeat_penalty": setting.repeat_penalty,
                 "facts_right": s.facts_right, "facts_asked": s.facts_asked,
                 "video_fact": s.video_fact, "video_stamp": s.video_stamp, "video_both": s.video_both,
@@ -340,13 +357,18 @@ async fn measure(
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\ndir = \"{}\"\n\
          [local]\ncontext_tokens = 3072\nparallel = 1\nmodel_path = \"{}\"\nchat_template = \"{}\"\ntemperature = {}\ntop_p = {}\nrepeat_penalty = {}\n\
-         [videos]\nspeech_binary = \"{}\"\nspeech_model = \"models/ggml-tiny.en-q8_0.bin\"\n",
+         {}[videos]\nspeech_binary = \"{}\"\nspeech_model = \"models/ggml-tiny.en-q8_0.bin\"\n",
         store.display(),
         model.path.display(),
         model.template,
         setting.temperature,
         setting.top_p,
         setting.repeat_penalty,
+        if setting.example {
+            ""
+        } else {
+            "example_question = \"\"\nexample_answer = \"\"\n"
+        },
         whisper.display()
     );
     let config_path = store.with_extension("toml");

@@ -139,8 +139,9 @@ enum Sub {
         /// ships none); again for each model to compare.
         #[arg(long = "model", default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf", value_parser = answers::Model::parse)]
         models: Vec<answers::Model>,
-        /// `name=temperature/top_p/repeat_penalty` as `[local]` takes them; again for each.
-        #[arg(long = "setting", default_values = ["card=0.2/0.9/1.1", "llama.cpp=0.8/0.95/1.0"], value_parser = answers::Setting::parse)]
+        /// `name=temperature/top_p/repeat_penalty` as `[local]` takes them, `/no-example` after
+        /// them for a model shown no example exchange; again for each.
+        #[arg(long = "setting", default_values = ["card=0.2/0.9/1.1", "card=0.2/0.9/1.1/no-example", "llama.cpp=0.8/0.95/1.0"], value_parser = answers::Setting::parse)]
         settings: Vec<answers::Setting>,
         /// Times each factual question is asked.
         #[arg(long, default_value_t = answers::ASKED, value_parser = clap::value_parser!(u32).range(1..=50))]
