@@ -106,27 +106,11 @@ pub async fn start(
             }
         })
         .collect();
-    // The embedded model's answer is checked whole: one tied to no moment is replaced with the
-    // moment that best answers the question.
-    let small = match (reader, grounding.evidence) {
-        (Reader::Large, _) => None,
-        (Reader::Small, None) => Some(Small::new(question, None)),
-        (Reader::Small, Some((v, i))) => {
-            let (video, segments, _) = &found[v];
-            let evidence = match segments.get(i) {
-                Some(segment) => {
-                    let cue = nearest_cue(library, segment, asked.as_deref()).await;
-                    let named = (found.len() > 1).then_some(video.name.as_str());
-                    Some(citations::evidence(segment, question, cue, named))
-                }
-                None => None,
-            };
-            let small = Small::new(question, evidence);
-            Some(match segments.get(i) {
-                Some(segment) if grounding.by_position => small.about(&segment.text()),
-                _ => small,
-            })
-        }
+    // The embedded model's answer is checked whole: one not grounded in the timeline is
+    // replaced with the moment that best answers the question.
+    let small = match reader {
+        Reader::Large => None,
+        Reader::Small => Some(small_check(library, &found, &grounding, question, asked).await),
     };
     let check = Citations::new(cited.iter().flat_map(|c| &c.segments), small);
     let started = super::start(
@@ -142,6 +126,34 @@ pub async fn start(
     )
     .await?;
     Ok((started, Grounded { cited, check }))
+}
+
+/// What the embedded model's answer is held to: the moment `grounding` found to answer the
+/// question, quoted, and the moment it must be about when the question named its position.
+async fn small_check(
+    library: &crate::videos::Library,
+    found: &[(Video, Vec<Segment>, Range)],
+    grounding: &excerpt::Grounding,
+    question: &str,
+    asked: Option<Vec<f32>>,
+) -> Small {
+    let Some((video, segment)) = grounding.evidence.and_then(|(v, i)| {
+        let (video, segments, _) = found.get(v)?;
+        Some((video, segments.get(i)?))
+    }) else {
+        return Small::new(question, None);
+    };
+    let cue = nearest_cue(library, segment, asked.as_deref()).await;
+    let named = (found.len() > 1).then_some(video.name.as_str());
+    let small = Small::new(
+        question,
+        Some(citations::evidence(segment, question, cue, named)),
+    );
+    if grounding.by_position {
+        small.about(&segment.text())
+    } else {
+        small
+    }
 }
 
 /// Of a segment's sentences, the one nearest in meaning to the question (its vector `asked`),
