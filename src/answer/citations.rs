@@ -21,7 +21,7 @@
 
 use std::collections::HashSet;
 
-use crate::videos::excerpt::terms;
+use crate::videos::excerpt::{shortened, terms};
 use crate::videos::model::{stamp, Segment};
 
 /// `[HH:MM:SS]`: the longest stamp, so the most a check ever holds back.
@@ -128,9 +128,9 @@ pub fn evidence(
     cue: Option<usize>,
     video: Option<&str>,
 ) -> String {
+    let says = |text: &str| format!("the video says: \"{}\"", shortened(text, QUOTED_WORDS));
     if let Some(cue) = cue.and_then(|i| segment.cues().into_iter().nth(i)) {
-        let what = format!("the video says: \"{}\"", quoted(&cue.text));
-        return answered(cue.start_s, &what, video);
+        return answered(cue.start_s, &says(&cue.text), video);
     }
     let asked = words(question);
     let overlap = |text: &str| words(text).intersection(&asked).count();
@@ -142,17 +142,13 @@ pub fn evidence(
         }
     };
     for cue in segment.cues() {
-        consider(
-            cue.start_s,
-            format!("the video says: \"{}\"", quoted(&cue.text)),
-            &cue.text,
-        );
+        consider(cue.start_s, says(&cue.text), &cue.text);
     }
     if !segment.on_screen_text.trim().is_empty() {
         let text = &segment.on_screen_text;
         consider(
             segment.start_s,
-            format!("the screen shows \"{}\"", quoted(text)),
+            format!("the screen shows \"{}\"", shortened(text, QUOTED_WORDS)),
             text,
         );
     }
@@ -160,7 +156,10 @@ pub fn evidence(
         let text = &segment.caption;
         consider(
             segment.start_s,
-            format!("the video shows {}", quoted(text).trim_end_matches('.')),
+            format!(
+                "the video shows {}",
+                shortened(text, QUOTED_WORDS).trim_end_matches('.')
+            ),
             text,
         );
     }
@@ -183,16 +182,6 @@ fn answered(at: f64, what: &str, video: Option<&str>) -> String {
         Some(name) => format!("In \"{name}\", at {} {what}{stop}", stamp(at)),
         None => format!("At {} {what}{stop}", stamp(at)),
     }
-}
-
-/// `text` on one line, cut to `QUOTED_WORDS` words.
-fn quoted(text: &str) -> String {
-    let mut out: Vec<&str> = text.split_whitespace().take(QUOTED_WORDS + 1).collect();
-    if out.len() > QUOTED_WORDS {
-        out.truncate(QUOTED_WORDS);
-        return out.join(" ") + " …";
-    }
-    out.join(" ")
 }
 
 impl Citations {
@@ -549,6 +538,14 @@ mod tests {
         }
     }
 
+    fn cue(start_s: f64, end_s: f64, text: &str) -> crate::videos::model::Cue {
+        crate::videos::model::Cue {
+            start_s,
+            end_s,
+            text: text.to_string(),
+        }
+    }
+
     fn timeline() -> Vec<Segment> {
         vec![
             segment(0.0, 20.0, "Welcome to the garden tour."),
@@ -580,11 +577,6 @@ mod tests {
 
     #[test]
     fn a_segment_stamp_moves_to_the_sentence_its_words_come_from() {
-        let cue = |start_s: f64, end_s: f64, text: &str| crate::videos::model::Cue {
-            start_s,
-            end_s,
-            text: text.to_string(),
-        };
         let mut said = segment(
             0.0,
             20.0,
@@ -767,16 +759,8 @@ mod tests {
             "Welcome to the garden tour. Today we plant tomatoes in the sunny corner.",
         );
         moment.cues = vec![
-            crate::videos::model::Cue {
-                start_s: 10.0,
-                end_s: 13.0,
-                text: "Welcome to the garden tour.".into(),
-            },
-            crate::videos::model::Cue {
-                start_s: 16.0,
-                end_s: 19.0,
-                text: "Today we plant tomatoes in the sunny corner.".into(),
-            },
+            cue(10.0, 13.0, "Welcome to the garden tour."),
+            cue(16.0, 19.0, "Today we plant tomatoes in the sunny corner."),
         ];
         moment.on_screen_text = "GARDEN\nTOUR".into();
         assert_eq!(

@@ -137,9 +137,9 @@ async fn small_check(
     question: &str,
     asked: Option<Vec<f32>>,
 ) -> Small {
-    let Some((video, segment)) = grounding.evidence.and_then(|(v, i)| {
-        let (video, segments, _) = found.get(v)?;
-        Some((video, segments.get(i)?))
+    let Some((evidence, video, segment)) = grounding.evidence.and_then(|e| {
+        let (video, segments, _) = found.get(e.line.0)?;
+        Some((e, video, segments.get(e.line.1)?))
     }) else {
         return Small::new(question, None);
     };
@@ -149,7 +149,7 @@ async fn small_check(
         question,
         Some(citations::evidence(segment, question, cue, named)),
     );
-    if grounding.by_position {
+    if evidence.by_position {
         small.about(&segment.text())
     } else {
         small

@@ -106,12 +106,18 @@ pub struct Grounding {
     pub cited: Vec<(usize, Vec<usize>)>,
     /// Every segment in range went in.
     pub whole: bool,
-    /// For the small reader: the line (material, segment index) that best answers the
-    /// question, whether or not it was shown (`answer::citations` gives it instead of an answer
-    /// not grounded in the timeline).
-    pub evidence: Option<(usize, usize)>,
-    /// The evidence is the line at the position the question names ("the third slide", "the
-    /// last thing they do"): an answer about another line is not an answer to it.
+    /// For the small reader: the line that best answers the question, whether or not it was
+    /// shown (`answer::citations` gives it instead of an answer not grounded in the timeline).
+    pub evidence: Option<Evidence>,
+}
+
+/// The line that best answers a question.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evidence {
+    /// (material, segment index).
+    pub line: (usize, usize),
+    /// It is the line at the position the question names ("the third slide", "the last thing
+    /// they do"): an answer about another line is not an answer to it.
     pub by_position: bool,
 }
 
@@ -168,19 +174,32 @@ pub fn ground(
             .map(|m| count(&header(m)) + 2)
             .sum::<usize>();
     let all: usize = lines.iter().flatten().map(|l| l.tokens).sum();
-    let (evidence, by_position) = match reader {
+    let cut = fixed + all > budget;
+    // Ranked once, for the lines of a timeline that must be cut and for the small reader's
+    // evidence.
+    let by_words = if cut || reader == Reader::Small {
+        rank(materials, &lines, question)
+    } else {
+        Vec::new()
+    };
+    let evidence = match reader {
         Reader::Small => {
             // A position counts only when no line has the question's words: "when is the
             // bicycle first mentioned" is about the bicycle.
-            let by_words = rank(materials, &lines, question);
             match at_position(materials, &lines, question).filter(|_| by_words.is_empty()) {
-                Some(line) => (Some(line), true),
-                None => (best_line(&lines, &by_words, meaning), false),
+                Some(line) => Some(Evidence {
+                    line,
+                    by_position: true,
+                }),
+                None => best_line(&lines, &by_words, meaning).map(|line| Evidence {
+                    line,
+                    by_position: false,
+                }),
             }
         }
-        Reader::Large => (None, false),
+        Reader::Large => None,
     };
-    let chosen: Vec<HashSet<usize>> = if fixed + all <= budget {
+    let chosen: Vec<HashSet<usize>> = if !cut {
         lines
             .iter()
             .map(|v| v.iter().map(|l| l.index).collect())
@@ -189,14 +208,13 @@ pub fn ground(
         select(
             materials,
             &lines,
-            question,
+            &by_words,
             meaning,
             budget.saturating_sub(fixed),
         )
     };
     let mut grounding = render(materials, &lines, &chosen, instructions);
     grounding.evidence = evidence;
-    grounding.by_position = by_position;
     grounding
 }
 
@@ -329,7 +347,7 @@ pub fn stretches(
 }
 
 /// `text`'s first `words` words, with `…` where it was cut.
-fn shortened(text: &str, words: usize) -> String {
+pub(crate) fn shortened(text: &str, words: usize) -> String {
     let mut out: Vec<&str> = text.split_whitespace().take(words + 1).collect();
     if out.len() > words {
         out.truncate(words);
@@ -455,16 +473,15 @@ fn render(
         cited,
         whole,
         evidence: None,
-        by_position: false,
     }
 }
 
 /// The most relevant lines within `budget` tokens: each video's first line, then each BM25
-/// hit with its neighbours, best first.
+/// hit (`by_words`, fused with `meaning`) with its neighbours, best first.
 fn select(
     materials: &[Material<'_>],
     lines: &[Vec<Line>],
-    question: &str,
+    by_words: &[(usize, usize)],
     meaning: &[(usize, usize)],
     budget: usize,
 ) -> Vec<HashSet<usize>> {
@@ -494,7 +511,7 @@ fn select(
             take(v, first.index, &mut chosen);
         }
     }
-    for (v, i) in fuse(&rank(materials, lines, question), meaning) {
+    for (v, i) in fuse(by_words, meaning) {
         // The hit first, then what leads into it and what follows.
         if !take(v, i, &mut chosen) {
             break;
@@ -826,7 +843,9 @@ mod tests {
     fn the_small_reader_is_given_the_line_that_best_answers() {
         let segments = talk();
         let small = |question: &str, meaning: &[(usize, usize)]| {
-            ground_one(&segments, question, meaning, 4_000, Reader::Small).evidence
+            ground_one(&segments, question, meaning, 4_000, Reader::Small)
+                .evidence
+                .map(|e| e.line)
         };
         // By keyword, then by meaning when no word matches; nothing when neither finds it.
         assert_eq!(small("where does the giraffe walk?", &[]), Some((0, 70)));
@@ -865,7 +884,10 @@ mod tests {
         }
         let on = |question: &str| {
             let g = ground_one(&slides, question, &[], 4_000, Reader::Small);
-            (g.evidence, g.by_position)
+            (
+                g.evidence.map(|e| e.line),
+                g.evidence.is_some_and(|e| e.by_position),
+            )
         };
         assert_eq!(on("What does the third slide say?"), (Some((0, 2)), true));
         assert_eq!(on("What is on the last slide?"), (Some((0, 4)), true));
