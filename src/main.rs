@@ -47,21 +47,41 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     // Held for the whole run: dropping it flushes the log writer thread.
     let _log_guard = logging::init(cli.log_format);
     match cli.command {
-        Some(Command::Mcp { url, key, .. }) => bridge(&url, key.as_deref()).await,
+        Some(Command::Mcp { url, key, .. }) => {
+            on_runtime(None, async { bridge(&url, key.as_deref()).await })
+        }
         Some(Command::CheckConfig) => match load(cli.config.as_deref()) {
             Ok(config) => check_config(&config),
             Err(code) => code,
         },
         None => match load(cli.config.as_deref()) {
-            Ok(config) => run(config, cli.config).await,
+            Ok(config) => on_runtime(Some(config.server.threads()), run(config, cli.config)),
             Err(code) => code,
         },
+    }
+}
+
+/// Runs `work` on a multi-threaded runtime with `threads` workers (tokio's default without).
+/// Built here rather than by `#[tokio::main]` because the count is the config's.
+fn on_runtime(
+    threads: Option<usize>,
+    work: impl std::future::Future<Output = ExitCode>,
+) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads);
+    }
+    match builder.enable_all().build() {
+        Ok(runtime) => runtime.block_on(work),
+        Err(error) => {
+            eprintln!("chatapi: cannot start the runtime: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

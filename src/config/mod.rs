@@ -245,9 +245,26 @@ pub struct ServerConfig {
     pub admin_listen: String,
     /// Connections open at once; past it new ones wait in the kernel's backlog. Read at start.
     pub max_connections: usize,
+    /// Threads that serve requests (tokio's workers); 0: half the cores, at least one. Read at
+    /// start.
+    pub threads: usize,
 }
 
+/// The most serving threads a config may ask for: beyond any machine's cores, a typo.
+pub const MAX_THREADS: usize = 1_024;
+
 impl ServerConfig {
+    /// How many threads serve requests. Half the cores by default: the rest is the embedded
+    /// model's, video processing's and the kernel's network work, and every idle worker is one
+    /// more that the scheduler wakes when a stream's two tasks hand work to each other (with
+    /// one thread on two cores the added first-token time halved, `chatapi-bench floor`).
+    pub fn threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |cores| cores.get().div_ceil(2)),
+            n => n,
+        }
+    }
+
     /// The admin address, when one is set (checked at load).
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_listen.parse().ok()

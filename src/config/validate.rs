@@ -171,6 +171,12 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.server.threads > super::MAX_THREADS {
+            return Err(ConfigError::invalid(
+                "server.threads",
+                format!("must be at most {} (0: half the cores)", super::MAX_THREADS),
+            ));
+        }
         self.validate_videos()?;
         self.validate_cluster()?;
         self.validate_video_chat()?;
@@ -452,6 +458,16 @@ mod tests {
         let err = refusal(&format!("[local]\nexample_answer = \"{long}\"\n"));
         assert!(err.contains("local.example_answer"), "{err}");
         assert!(load("[local]\nexample_question = \"\"\nexample_answer = \"\"\n").is_ok());
+    }
+
+    #[test]
+    fn serving_threads_are_bounded_and_default_to_half_the_cores() {
+        let err = refusal("[server]\nthreads = 100000\n");
+        assert!(err.contains("server.threads"), "{err}");
+        let auto = load("").unwrap().server.threads();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(auto, cores.div_ceil(2));
+        assert_eq!(load("[server]\nthreads = 3\n").unwrap().server.threads(), 3);
     }
 
     #[test]
