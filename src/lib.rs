@@ -48,8 +48,9 @@
 //! Beside the path: `server` (the accept loop and phased shutdown), `config` (layered TOML + env,
 //! unknown keys rejected), `state` (the swappable runtime and shared limits), `error` (every
 //! failure's status, kind and code, in one place), `access_log` + `metrics` (one log line per
-//! request, Prometheus), `logging` (log output set-up), `signals` (shutdown), `reload` (SIGHUP
-//! and config-file changes). Shared state, one module per concern, each with its in-process and
+//! request, Prometheus), `logging` (log output set-up; `logging::batched`, the thread that
+//! writes lines a batch at a time), `signals` (shutdown), `reload` (SIGHUP and config-file
+//! changes). Shared state, one module per concern, each with its in-process and
 //! its Redis half: `rate` (rate limits; `rate::shared`), `streams` (the stream cap; its leases in
 //! `cluster::streams`, which the Redis connection renews), `answer::repeats` (request-id repeats;
 //! `answer::repeats::shared`); `cluster` holds the Redis connection, the one-round-trip

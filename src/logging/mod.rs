@@ -1,5 +1,8 @@
 //! Logging: human-readable lines by default, one JSON object per line with `--log-format json`.
-//! `RUST_LOG` filters as usual (default `info`). Message contents are never logged.
+//! `RUST_LOG` filters as usual (default `info`). Message contents are never logged. Lines are
+//! written by one thread, a batch at a time (`batched`).
+
+mod batched;
 
 use std::io::IsTerminal;
 
@@ -11,13 +14,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the subscriber. Lines are written by a dedicated thread (tracing-appender), so the
-/// per-request line never blocks a runtime thread on a slow stderr; the returned guard flushes it.
-pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+/// Installs the subscriber. Lines are written by a dedicated thread, so the per-request line
+/// never blocks a runtime thread on a slow stderr; the returned guard flushes it.
+pub fn init(format: LogFormat) -> batched::Guard {
     // llama.cpp narrates every model load at info level; its warnings are what an operator needs.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,llama-cpp-2=warn"));
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let (writer, guard) = batched::writer(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
