@@ -8,6 +8,7 @@ mod event;
 #[cfg(feature = "local")]
 pub mod local;
 mod remote;
+mod sse;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Any OpenAI-compatible chat completions API (OpenAI, vLLM, Ollama, llama.cpp server, Groq,
 //! OpenRouter...). The request body is async-openai's `CreateChatCompletionRequest`, so every
 //! sampling field is spelled the way OpenAI spells it. The transport is ours: reqwest with
-//! TCP_NODELAY, SSE framing by `eventsource-stream`, and a borrowed parse of each chunk that keeps
+//! TCP_NODELAY, SSE framing by `upstream::sse`, and a borrowed parse of each chunk that keeps
 //! the first choice's text, tool calls and finish reason, and the usage. async-openai's own streaming client was not used because it
 //! moves every chunk through a spawned task and an unbounded channel (a hop per chunk on the hot
 //! path) and drops the `Retry-After` header that failover needs.
@@ -21,10 +21,10 @@ use async_openai::types::chat::{
     ChatCompletionStreamOptions, CreateChatCompletionRequest, FunctionCall, ImageDetail, ImageUrl,
     StopConfiguration,
 };
-use eventsource_stream::Eventsource;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 
+use super::sse::ChunkError;
 use super::{
     ChatRequest, Event, EventStream, FinishReason, RawJson, ToolCallDelta, UpstreamError, Usage,
 };
@@ -519,100 +519,12 @@ fn parse_event(upstream: &Arc<str>, data: &str) -> Result<Parsed, UpstreamError>
 
 fn events(upstream: Arc<str>, response: reqwest::Response) -> EventStream {
     Box::pin(Events {
-        sse: Checked::new(response.bytes_stream()).eventsource(),
+        sse: super::sse::DataEvents::new(super::sse::Checked::new(response.bytes_stream())),
         upstream,
         pending: Parsed::default(),
         finished: false,
         ended: false,
     })
-}
-
-/// The longest an upstream's event may grow without a line break: a chunk is a few hundred
-/// bytes, so this is an upstream gone wrong, not a long answer.
-const MAX_LINE_BYTES: usize = 1 << 20;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ChunkError {
-    #[error("{0}")]
-    Transport(reqwest::Error),
-    #[error("the stream is not valid UTF-8")]
-    InvalidUtf8,
-    #[error("a line of over {MAX_LINE_BYTES} bytes")]
-    LineTooLong,
-}
-
-pin_project_lite::pin_project! {
-    /// The upstream's bytes, checked before SSE parsing: invalid UTF-8 and endless lines fail
-    /// at once. (The SSE parser would wait for more bytes to complete either, and the answer
-    /// would stall until the idle timeout.) The bytes themselves pass through untouched.
-    struct Checked<S> {
-        #[pin]
-        bytes: S,
-        // The start of a UTF-8 character split across chunks (at most 3 bytes).
-        partial: Vec<u8>,
-        // Bytes since the last line break.
-        line: usize,
-    }
-}
-
-impl<S> Checked<S> {
-    fn new(bytes: S) -> Self {
-        Self {
-            bytes,
-            partial: Vec::new(),
-            line: 0,
-        }
-    }
-}
-
-/// How many bytes at the end of `bytes` begin a character that is not complete yet, or an error
-/// if `bytes` holds a sequence that can never be valid UTF-8.
-fn utf8_tail(bytes: &[u8]) -> Result<usize, ChunkError> {
-    match std::str::from_utf8(bytes) {
-        Ok(_) => Ok(0),
-        Err(e) if e.error_len().is_none() => Ok(bytes.len() - e.valid_up_to()),
-        Err(_) => Err(ChunkError::InvalidUtf8),
-    }
-}
-
-impl<S> futures_util::Stream for Checked<S>
-where
-    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>>,
-{
-    type Item = Result<bytes::Bytes, ChunkError>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        use std::task::Poll;
-        let this = self.project();
-        let chunk = match futures_util::ready!(this.bytes.poll_next(cx)) {
-            Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => return Poll::Ready(Some(Err(ChunkError::Transport(e)))),
-            None => return Poll::Ready(None),
-        };
-        // The bytes that begin a character the next chunk completes (at most 3).
-        let partial = if this.partial.is_empty() {
-            utf8_tail(&chunk).map(|tail| chunk[chunk.len() - tail..].to_vec())
-        } else {
-            let mut joined = std::mem::take(this.partial);
-            joined.extend_from_slice(&chunk);
-            utf8_tail(&joined).map(|tail| joined[joined.len() - tail..].to_vec())
-        };
-        match partial {
-            Ok(partial) => *this.partial = partial,
-            Err(e) => return Poll::Ready(Some(Err(e))),
-        }
-        match chunk.iter().rposition(|b| *b == b'\n') {
-            Some(at) => *this.line = chunk.len() - at - 1,
-            None => *this.line += chunk.len(),
-        }
-        if *this.line > MAX_LINE_BYTES {
-            return Poll::Ready(Some(Err(ChunkError::LineTooLong)));
-        }
-        Poll::Ready(Some(Ok(chunk)))
-    }
 }
 
 pin_project_lite::pin_project! {
@@ -634,9 +546,7 @@ pin_project_lite::pin_project! {
 
 impl<S> futures_util::Stream for Events<S>
 where
-    S: futures_util::Stream<
-        Item = Result<eventsource_stream::Event, eventsource_stream::EventStreamError<ChunkError>>,
-    >,
+    S: futures_util::Stream<Item = Result<String, ChunkError>>,
 {
     type Item = Result<Event, UpstreamError>;
 
@@ -654,7 +564,7 @@ where
                 return Poll::Ready(None);
             }
             let failure = match futures_util::ready!(this.sse.as_mut().poll_next(cx)) {
-                Some(Ok(event)) => match parse_event(this.upstream, &event.data) {
+                Some(Ok(data)) => match parse_event(this.upstream, &data) {
                     Ok(parsed) if parsed.done => {
                         *this.ended = true;
                         None
@@ -666,9 +576,7 @@ where
                     }
                     Err(e) => Some(e),
                 },
-                Some(Err(eventsource_stream::EventStreamError::Transport(
-                    ChunkError::Transport(e),
-                ))) => Some(UpstreamError::Transport {
+                Some(Err(ChunkError::Transport(e))) => Some(UpstreamError::Transport {
                     upstream: this.upstream.clone(),
                     detail: e.without_url().to_string(),
                 }),
@@ -741,22 +649,6 @@ mod tests {
             parse(r#"{"error":{"message":"overloaded","code":"server_error"}}"#),
             Err(UpstreamError::Status { .. })
         ));
-    }
-
-    #[test]
-    fn utf8_split_across_chunks_is_fine_and_garbage_is_not() {
-        assert_eq!(utf8_tail("héllo".as_bytes()).unwrap(), 0);
-        let e = "é".as_bytes();
-        assert_eq!(
-            utf8_tail(&[b'a', e[0]]).unwrap(),
-            1,
-            "the start of a split character"
-        );
-        assert!(utf8_tail(&[b'a', 0xff, b'b']).is_err());
-        assert!(
-            utf8_tail(&[0xc3, b'a']).is_err(),
-            "a broken sequence, not a split one"
-        );
     }
 
     #[test]
