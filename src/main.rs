@@ -150,7 +150,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
         tokio::spawn(chatapi::reload::on_file_change(state.clone(), path));
     }
     let terminate = chatapi::signals::terminate();
-    tracing::info!(%listen, upstreams = ?upstreams.iter().map(|u| &u.name).collect::<Vec<_>>(), "chatapi listening");
+    tracing::info!(%listen, threads = tokio::runtime::Handle::current().metrics().num_workers(), upstreams = ?upstreams.iter().map(|u| &u.name).collect::<Vec<_>>(), "chatapi listening");
     match chatapi::serve(listener, state, terminate).await {
         Ok(()) => {
             tracing::info!("stopped");

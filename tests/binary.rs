@@ -87,6 +87,31 @@ async fn check_config_prints_effective_config_with_secrets_redacted() {
     );
 }
 
+/// `server.threads` reaches the runtime, and on several worker threads a burst from the upstream
+/// still goes out in a few writes (the relay's turns take tokio's `yield_now` there).
+#[tokio::test]
+async fn on_two_serving_threads_a_burst_still_goes_out_in_few_writes() {
+    let up = FakeUpstream::start().await;
+    let words: Vec<String> = (0..40).map(|i| format!("w{i} ")).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    up.set_default(Reply::text(&words));
+    let file = TempFile::with(&config_for(&up, "Hi"));
+    let mut command = command(&file);
+    command.env("CHATAPI__SERVER__THREADS", "2");
+    let server = Running::start_command(command).await;
+    assert!(
+        server.listening.contains("threads=2"),
+        "{}",
+        server.listening
+    );
+    let chunks = raw_chat_chunks(&server.url, &faceto_body("say forty words")).await;
+    assert_eq!(
+        faceto_parse(chunks.concat().as_bytes()).text(),
+        words.concat()
+    );
+    assert!(chunks.len() <= 10, "41 events in {} writes", chunks.len());
+}
+
 #[tokio::test]
 async fn sigterm_drains_open_streams_and_exits_zero() {
     let up = FakeUpstream::start().await;

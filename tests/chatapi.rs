@@ -45,41 +45,12 @@ async fn faceto_request_streams_exact_framing() {
 /// out alone, as soon as it is there.
 #[tokio::test]
 async fn a_burst_from_the_upstream_goes_out_in_few_writes() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let up = FakeUpstream::start().await;
     let words: Vec<String> = (0..40).map(|i| format!("w{i} ")).collect();
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     up.set_default(Reply::text(&words));
     let server = Server::start(&[&up], "").await;
-    let body = faceto_body("say forty words").to_string();
-    let address = server.url.trim_start_matches("http://");
-    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
-    socket
-        .write_all(
-            format!(
-                "POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut raw = Vec::new();
-    socket.read_to_end(&mut raw).await.unwrap();
-    let raw = String::from_utf8(raw).unwrap();
-    let (head, mut rest) = raw.split_once("\r\n\r\n").unwrap();
-    assert!(head.contains("transfer-encoding: chunked"), "{head}");
-    // Each HTTP chunk is one write of the relay's.
-    let mut chunks = Vec::new();
-    loop {
-        let (size, after) = rest.split_once("\r\n").unwrap();
-        let size = usize::from_str_radix(size, 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        chunks.push(&after[..size]);
-        rest = &after[size + 2..];
-    }
+    let chunks = raw_chat_chunks(&server.url, &faceto_body("say forty words")).await;
     let answer = faceto_parse(chunks.concat().as_bytes());
     assert_eq!(answer.text(), words.concat(), "every event, in order");
     assert!(answer.done);

@@ -374,3 +374,38 @@ pub async fn client_script(venv: &str, script: &str, args: &[&str]) -> Value {
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or(Value::String(last.to_string()))
 }
+
+/// POSTs `body` to `{url}/chat` over a raw connection and returns the response body's HTTP
+/// chunks as sent: each is one write of the server's, which a higher-level client would join.
+pub async fn raw_chat_chunks(url: &str, body: &Value) -> Vec<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let mut socket = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    socket
+        .write_all(
+            format!(
+                "POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    socket.read_to_end(&mut raw).await.unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, mut rest) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let mut chunks = Vec::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size, 16).unwrap();
+        if size == 0 {
+            return chunks;
+        }
+        chunks.push(after[..size].to_string());
+        rest = &after[size + 2..];
+    }
+}

@@ -34,6 +34,8 @@ pub struct Running {
     pub child: Child,
     pub logs: Lines<BufReader<ChildStderr>>,
     pub url: String,
+    /// The "chatapi listening" line.
+    pub listening: String,
 }
 
 impl Running {
@@ -54,10 +56,12 @@ impl Running {
             .split_whitespace()
             .next()
             .unwrap();
+        let url = format!("http://{addr}");
         Self {
             child,
             logs,
-            url: format!("http://{addr}"),
+            url,
+            listening: line,
         }
     }
 
