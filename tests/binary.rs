@@ -92,9 +92,7 @@ async fn check_config_prints_effective_config_with_secrets_redacted() {
 #[tokio::test]
 async fn on_two_serving_threads_a_burst_still_goes_out_in_few_writes() {
     let up = FakeUpstream::start().await;
-    let words: Vec<String> = (0..40).map(|i| format!("w{i} ")).collect();
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    up.set_default(Reply::text(&words));
+    let words = burst_of_forty(&up);
     let file = TempFile::with(&config_for(&up, "Hi"));
     let mut command = command(&file);
     command.env("CHATAPI__SERVER__THREADS", "2");
@@ -105,10 +103,7 @@ async fn on_two_serving_threads_a_burst_still_goes_out_in_few_writes() {
         server.listening
     );
     let chunks = raw_chat_chunks(&server.url, &faceto_body("say forty words")).await;
-    assert_eq!(
-        faceto_parse(chunks.concat().as_bytes()).text(),
-        words.concat()
-    );
+    assert_eq!(faceto_parse(chunks.concat().as_bytes()).text(), words);
     assert!(chunks.len() <= 10, "41 events in {} writes", chunks.len());
 }
 

@@ -46,13 +46,11 @@ async fn faceto_request_streams_exact_framing() {
 #[tokio::test]
 async fn a_burst_from_the_upstream_goes_out_in_few_writes() {
     let up = FakeUpstream::start().await;
-    let words: Vec<String> = (0..40).map(|i| format!("w{i} ")).collect();
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    up.set_default(Reply::text(&words));
+    let words = burst_of_forty(&up);
     let server = Server::start(&[&up], "").await;
     let chunks = raw_chat_chunks(&server.url, &faceto_body("say forty words")).await;
     let answer = faceto_parse(chunks.concat().as_bytes());
-    assert_eq!(answer.text(), words.concat(), "every event, in order");
+    assert_eq!(answer.text(), words, "every event, in order");
     assert!(answer.done);
     assert_eq!(
         chunks[0], "data: {\"content\":\"w0 \"}\n\n",

@@ -519,7 +519,7 @@ fn parse_event(upstream: &Arc<str>, data: &str) -> Result<Parsed, UpstreamError>
 
 fn events(upstream: Arc<str>, response: reqwest::Response) -> EventStream {
     Box::pin(Events {
-        sse: super::sse::DataEvents::new(super::sse::Checked::new(response.bytes_stream())),
+        sse: super::sse::DataEvents::new(response.bytes_stream()),
         upstream,
         pending: Parsed::default(),
         finished: false,

@@ -1,7 +1,8 @@
-//! The upstream's Server-Sent Events: its bytes checked (`Checked`), then split into each
-//! event's `data` (`DataEvents`), the part of the WHATWG event-stream rules an OpenAI-compatible
-//! stream uses. Written here rather than taken from eventsource-stream, whose nom parser and
-//! per-field strings were 15 % of a streamed answer's CPU on `chatapi-bench floor`.
+//! The upstream's Server-Sent Events: its bytes, checked once as they arrive (UTF-8, line
+//! length), split into each event's `data` (`DataEvents`), the part of the WHATWG event-stream
+//! rules an OpenAI-compatible stream uses. Written here rather than taken from
+//! eventsource-stream, whose nom parser and per-field strings were 15 % of a streamed answer's
+//! CPU on `chatapi-bench floor`.
 
 /// The longest an upstream's event may grow without a line break: a chunk is a few hundred
 /// bytes, so this is an upstream gone wrong, not a long answer.
@@ -10,7 +11,7 @@ const MAX_LINE_BYTES: usize = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum ChunkError {
     #[error("{0}")]
-    Transport(reqwest::Error),
+    Transport(#[from] reqwest::Error),
     #[error("the stream is not valid UTF-8")]
     InvalidUtf8,
     #[error("a line of over {MAX_LINE_BYTES} bytes")]
@@ -19,90 +20,36 @@ pub enum ChunkError {
     EventTooLong,
 }
 
-pin_project_lite::pin_project! {
-    /// The upstream's bytes, checked before SSE parsing: invalid UTF-8 and endless lines fail
-    /// at once. (The SSE parser would wait for more bytes to complete either, and the answer
-    /// would stall until the idle timeout.) The bytes themselves pass through untouched.
-    pub struct Checked<S> {
-        #[pin]
-        bytes: S,
-        // The start of a UTF-8 character split across chunks (at most 3 bytes).
-        partial: Vec<u8>,
-        // Bytes since the last line break.
-        line: usize,
-    }
-}
-
-impl<S> Checked<S> {
-    pub fn new(bytes: S) -> Self {
-        Self {
-            bytes,
-            partial: Vec::new(),
-            line: 0,
-        }
-    }
-}
-
-/// How many bytes at the end of `bytes` begin a character that is not complete yet, or an error
-/// if `bytes` holds a sequence that can never be valid UTF-8.
-fn utf8_tail(bytes: &[u8]) -> Result<usize, ChunkError> {
+/// The whole characters at the start of `bytes`, and how many bytes at its end begin one not
+/// complete yet; an error if `bytes` holds a sequence that can never be valid UTF-8.
+fn utf8_split(bytes: &[u8]) -> Result<(&str, usize), ChunkError> {
     match std::str::from_utf8(bytes) {
-        Ok(_) => Ok(0),
-        Err(e) if e.error_len().is_none() => Ok(bytes.len() - e.valid_up_to()),
+        Ok(text) => Ok((text, 0)),
+        Err(e) if e.error_len().is_none() => {
+            let (whole, tail) = bytes.split_at(e.valid_up_to());
+            // Checked again only when a character is split across chunks.
+            let whole = std::str::from_utf8(whole).map_err(|_| ChunkError::InvalidUtf8)?;
+            Ok((whole, tail.len()))
+        }
         Err(_) => Err(ChunkError::InvalidUtf8),
-    }
-}
-
-impl<S> futures_util::Stream for Checked<S>
-where
-    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>>,
-{
-    type Item = Result<bytes::Bytes, ChunkError>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        use std::task::Poll;
-        let this = self.project();
-        let chunk = match futures_util::ready!(this.bytes.poll_next(cx)) {
-            Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => return Poll::Ready(Some(Err(ChunkError::Transport(e)))),
-            None => return Poll::Ready(None),
-        };
-        // The bytes that begin a character the next chunk completes (at most 3).
-        let partial = if this.partial.is_empty() {
-            utf8_tail(&chunk).map(|tail| chunk[chunk.len() - tail..].to_vec())
-        } else {
-            let mut joined = std::mem::take(this.partial);
-            joined.extend_from_slice(&chunk);
-            utf8_tail(&joined).map(|tail| joined[joined.len() - tail..].to_vec())
-        };
-        match partial {
-            Ok(partial) => *this.partial = partial,
-            Err(e) => return Poll::Ready(Some(Err(e))),
-        }
-        match chunk.iter().rposition(|b| *b == b'\n') {
-            Some(at) => *this.line = chunk.len() - at - 1,
-            None => *this.line += chunk.len(),
-        }
-        if *this.line > MAX_LINE_BYTES {
-            return Poll::Ready(Some(Err(ChunkError::LineTooLong)));
-        }
-        Poll::Ready(Some(Ok(chunk)))
     }
 }
 
 pin_project_lite::pin_project! {
     /// Each event's `data` lines, joined by `\n`. Lines end in `\n`, `\r\n` or `\r`;
     /// comments, `event:`, `id:` and `retry:` are read and ignored; an event the stream ends in
-    /// the middle of is dropped, as the rules say.
+    /// the middle of is dropped, as the rules say. Invalid UTF-8 and a line past
+    /// `MAX_LINE_BYTES` fail as soon as their bytes arrive, not when a line end that may never
+    /// come does (the answer would stall until the idle timeout).
     pub struct DataEvents<S> {
         #[pin]
         bytes: S,
-        buffer: Vec<u8>,
-        // How much of `buffer` is already split into lines.
+        // What has arrived, as text; lines are taken from its start.
+        text: String,
+        // How much of `text` is already split into lines.
         read: usize,
+        // The start of a character split across chunks (at most 3 bytes).
+        partial: Vec<u8>,
         // The event so far: each data line and a `\n`.
         data: String,
         // The last line ended in `\r`: a `\n` right after it is that line's end, not a line.
@@ -116,8 +63,9 @@ impl<S> DataEvents<S> {
     pub fn new(bytes: S) -> Self {
         Self {
             bytes,
-            buffer: Vec::new(),
+            text: String::new(),
             read: 0,
+            partial: Vec::new(),
             data: String::new(),
             after_cr: false,
             started: false,
@@ -127,15 +75,30 @@ impl<S> DataEvents<S> {
 }
 
 /// A stream that failed ends: nothing after the error is read.
-fn failed(buffer: &mut Vec<u8>, read: &mut usize, ended: &mut bool, e: ChunkError) -> ChunkError {
-    buffer.clear();
+fn failed(text: &mut String, read: &mut usize, ended: &mut bool, e: ChunkError) -> ChunkError {
+    text.clear();
     *read = 0;
     *ended = true;
     e
 }
 
+/// Appends `chunk` to `text` (with the `partial` character before it), checked as UTF-8 once.
+fn append(text: &mut String, partial: &mut Vec<u8>, chunk: &[u8]) -> Result<(), ChunkError> {
+    let joined;
+    let bytes = if partial.is_empty() {
+        chunk
+    } else {
+        joined = [std::mem::take(partial).as_slice(), chunk].concat();
+        &joined
+    };
+    let (whole, tail) = utf8_split(bytes)?;
+    text.push_str(whole);
+    partial.extend_from_slice(&bytes[bytes.len() - tail..]);
+    Ok(())
+}
+
 /// One line (without its end) into `data`; the event's data when the line ends an event.
-fn take_line(line: &[u8], data: &mut String) -> Result<Option<String>, ChunkError> {
+fn take_line(line: &str, data: &mut String) -> Result<Option<String>, ChunkError> {
     if line.is_empty() {
         if data.is_empty() {
             return Ok(None);
@@ -143,7 +106,6 @@ fn take_line(line: &[u8], data: &mut String) -> Result<Option<String>, ChunkErro
         data.pop();
         return Ok(Some(std::mem::take(data)));
     }
-    let line = std::str::from_utf8(line).map_err(|_| ChunkError::InvalidUtf8)?;
     if line.starts_with(':') {
         return Ok(None);
     }
@@ -161,9 +123,10 @@ fn take_line(line: &[u8], data: &mut String) -> Result<Option<String>, ChunkErro
     Ok(None)
 }
 
-impl<S> futures_util::Stream for DataEvents<S>
+impl<S, E> futures_util::Stream for DataEvents<S>
 where
-    S: futures_util::Stream<Item = Result<bytes::Bytes, ChunkError>>,
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>>,
+    E: Into<ChunkError>,
 {
     type Item = Result<String, ChunkError>;
 
@@ -174,51 +137,55 @@ where
         use std::task::Poll;
         let mut this = self.project();
         loop {
-            while let Some(end) = this.buffer[*this.read..]
+            while let Some(end) = this.text.as_bytes()[*this.read..]
                 .iter()
                 .position(|b| matches!(b, b'\n' | b'\r'))
             {
                 let start = *this.read;
                 let at = start + end;
                 *this.read = at + 1;
-                let ending = this.buffer[at];
+                let ending = this.text.as_bytes()[at];
                 if *this.after_cr && at == start && ending == b'\n' {
                     *this.after_cr = false;
                     continue;
                 }
                 *this.after_cr = ending == b'\r';
-                match take_line(&this.buffer[start..at], this.data) {
+                match take_line(&this.text[start..at], this.data) {
                     Ok(Some(data)) => return Poll::Ready(Some(Ok(data))),
                     Ok(None) => {}
                     Err(e) => {
-                        return Poll::Ready(Some(Err(failed(
-                            this.buffer,
-                            this.read,
-                            this.ended,
-                            e,
-                        ))))
+                        return Poll::Ready(Some(Err(failed(this.text, this.read, this.ended, e))))
                     }
                 }
             }
-            this.buffer.drain(..*this.read);
+            this.text.drain(..*this.read);
             *this.read = 0;
             if *this.ended {
                 return Poll::Ready(None);
             }
-            match futures_util::ready!(this.bytes.as_mut().poll_next(cx)) {
-                Some(Ok(chunk)) => {
-                    this.buffer.extend_from_slice(&chunk);
-                    if !*this.started && this.buffer.len() >= 3 {
-                        *this.started = true;
-                        if this.buffer.starts_with("\u{feff}".as_bytes()) {
-                            this.buffer.drain(..3);
-                        }
-                    }
+            let appended = match futures_util::ready!(this.bytes.as_mut().poll_next(cx)) {
+                Some(Ok(chunk)) => append(this.text, this.partial, &chunk),
+                Some(Err(e)) => Err(e.into()),
+                None => {
+                    *this.ended = true;
+                    continue;
                 }
-                Some(Err(e)) => {
-                    return Poll::Ready(Some(Err(failed(this.buffer, this.read, this.ended, e))))
+            };
+            let appended = appended.and_then(|()| {
+                // What is left after the lines taken is one line without its end yet.
+                if this.text.len() + this.partial.len() > MAX_LINE_BYTES {
+                    return Err(ChunkError::LineTooLong);
                 }
-                None => *this.ended = true,
+                Ok(())
+            });
+            if let Err(e) = appended {
+                return Poll::Ready(Some(Err(failed(this.text, this.read, this.ended, e))));
+            }
+            if !*this.started && !this.text.is_empty() {
+                *this.started = true;
+                if let Some(rest) = this.text.strip_prefix('\u{feff}') {
+                    *this.text = rest.to_string();
+                }
             }
         }
     }
@@ -295,6 +262,23 @@ mod tests {
     }
 
     #[test]
+    fn garbage_and_an_endless_line_fail_as_they_arrive_not_at_a_line_end() {
+        let got = events(&[b"data: a\n\n", b"data: \xff"]);
+        assert_eq!(got[0], Ok("a".to_string()));
+        assert!(
+            got[1].as_ref().unwrap_err().contains("not valid UTF-8"),
+            "{got:?}"
+        );
+        let long = vec![b'x'; MAX_LINE_BYTES / 2 + 1];
+        let got = events(&[b"data: ", &long, &long]);
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].as_ref().unwrap_err().contains("a line of over"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
     fn an_endless_event_fails_instead_of_growing() {
         let line = format!("data: {}\n", "x".repeat(1000));
         let many: Vec<&[u8]> =
@@ -309,6 +293,7 @@ mod tests {
 
     #[test]
     fn utf8_split_across_chunks_is_fine_and_garbage_is_not() {
+        let utf8_tail = |bytes: &[u8]| utf8_split(bytes).map(|(_, tail)| tail);
         assert_eq!(utf8_tail("héllo".as_bytes()).unwrap(), 0);
         let e = "é".as_bytes();
         assert_eq!(

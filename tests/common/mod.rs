@@ -409,3 +409,12 @@ pub async fn raw_chat_chunks(url: &str, body: &Value) -> Vec<String> {
         rest = &after[size + 2..];
     }
 }
+
+/// Has `up` answer 40 words at once, each its own event; returns the answer's text.
+pub fn burst_of_forty(up: &FakeUpstream) -> String {
+    let words: Vec<String> = (0..40).map(|i| format!("w{i} ")).collect();
+    up.set_default(Reply::text(
+        &words.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    words.concat()
+}
