@@ -216,6 +216,7 @@ fn load_local_with_context(
             LocalSettings {
                 model_path: MODEL.into(),
                 threads: 1,
+                batch_threads: 1,
                 context_tokens,
                 parallel,
                 queue,
@@ -439,6 +440,7 @@ async fn missing_or_corrupt_model_is_a_clear_startup_error() {
     let settings = |path: &str| LocalSettings {
         model_path: path.into(),
         threads: 1,
+        batch_threads: 1,
         context_tokens: 256,
         parallel: 1,
         queue: 1,

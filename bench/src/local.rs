@@ -70,17 +70,23 @@ fn reference(python: &Path, model: &Path, threads: usize, tokens: u32) -> Option
 pub async fn run(
     model: PathBuf,
     threads: usize,
+    batch_threads: usize,
     tokens: u32,
     chat_template: Option<String>,
     python: Option<PathBuf>,
     out: PathBuf,
 ) {
+    let batch_threads = match batch_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
     let local = std::sync::Arc::new(
         Local::load(
             "bench",
             LocalSettings {
                 model_path: model.clone(),
                 threads,
+                batch_threads,
                 context_tokens: 1024,
                 parallel: 4,
                 queue: 8,
@@ -128,7 +134,7 @@ pub async fn run(
     let ttft_p50 = median(ttft.clone());
     let ttft_max = ttft.iter().copied().fold(0.0, f64::max);
     let mut md = format!(
-        "Model {}, {threads} thread(s), greedy, {tokens}-token answers.\n\n| measure | chatapi (embedded) | llama.cpp (llama-cpp-python) | ratio | target |\n|---|---|---|---|---|\n",
+        "Model {}, {threads} thread(s), {batch_threads} for batches, greedy, {tokens}-token answers.\n\n| measure | chatapi (embedded) | llama.cpp (llama-cpp-python) | ratio | target |\n|---|---|---|---|---|\n",
         model.display()
     );
     md.push_str(&format!(
@@ -148,7 +154,7 @@ pub async fn run(
         ref_ttft.map_or("—".into(), |t| format!("{t:.0} ms (p50)")),
     ));
     let raw = json!({
-        "model": model, "threads": threads, "tokens": tokens,
+        "model": model, "threads": threads, "batch_threads": batch_threads, "tokens": tokens,
         "decode_one_tps": one, "decode_four_total_tps": four_rate, "four_first_token_ms_max": four_first_ms,
         "ttft_ms_p50": ttft_p50, "ttft_ms_max": ttft_max, "ttft_ms": ttft,
         "reference_decode_tps": ref_tg, "reference_ttft_ms_p50": ref_ttft,

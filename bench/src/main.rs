@@ -154,6 +154,9 @@ enum Sub {
         model: PathBuf,
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Threads for batches (prompts, several callers); `local.batch_threads`, 0: every core.
+        #[arg(long, default_value_t = 0)]
+        batch_threads: usize,
         #[arg(long, default_value_t = 128)]
         tokens: u32,
         /// A Python with llama-cpp-python installed, for the side-by-side figures.
@@ -580,6 +583,7 @@ async fn main() -> std::process::ExitCode {
         Some(Sub::Local {
             model,
             threads,
+            batch_threads,
             tokens,
             reference_python,
             chat_template,
@@ -587,6 +591,7 @@ async fn main() -> std::process::ExitCode {
             local::run(
                 model,
                 threads,
+                batch_threads,
                 tokens,
                 chat_template,
                 reference_python,

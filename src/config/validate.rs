@@ -171,11 +171,25 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if self.server.threads > super::MAX_THREADS {
-            return Err(ConfigError::invalid(
-                "server.threads",
-                format!("must be at most {} (0: half the cores)", super::MAX_THREADS),
-            ));
+        for (field, value, auto) in [
+            ("server.threads", self.server.threads, "half the cores"),
+            (
+                "local.threads",
+                self.local.threads,
+                "one fewer than the cores",
+            ),
+            (
+                "local.batch_threads",
+                self.local.batch_threads,
+                "every core",
+            ),
+        ] {
+            if value > super::MAX_THREADS {
+                return Err(ConfigError::invalid(
+                    field,
+                    format!("must be at most {} (0: {auto})", super::MAX_THREADS),
+                ));
+            }
         }
         self.validate_videos()?;
         self.validate_cluster()?;
@@ -468,6 +482,23 @@ mod tests {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         assert_eq!(auto, cores.div_ceil(2));
         assert_eq!(load("[server]\nthreads = 3\n").unwrap().server.threads(), 3);
+    }
+
+    #[test]
+    fn the_models_threads_are_bounded_and_batches_get_every_core() {
+        for field in ["threads", "batch_threads"] {
+            let err = refusal(&format!("[local]\n{field} = 100000\n"));
+            assert!(err.contains(&format!("local.{field}")), "{err}");
+            assert!(err.contains("at most 1024"), "{err}");
+        }
+        let local = load("").unwrap().local;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(local.threads(), cores.saturating_sub(1).max(1));
+        assert_eq!(local.batch_threads(), cores);
+        let set = load("[local]\nthreads = 3\nbatch_threads = 5\n")
+            .unwrap()
+            .local;
+        assert_eq!((set.threads(), set.batch_threads()), (3, 5));
     }
 
     #[test]

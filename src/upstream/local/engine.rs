@@ -110,7 +110,7 @@ pub fn spawn(
                         .with_n_batch(BATCH_TOKENS as u32)
                         .with_n_seq_max(settings.parallel)
                         .with_n_threads(settings.threads as i32)
-                        .with_n_threads_batch(settings.threads as i32);
+                        .with_n_threads_batch(settings.batch_threads as i32);
                     match model.new_context(backend, params) {
                         Ok(ctx) => {
                             let _ = ready_tx.send(Ok(()));

@@ -69,6 +69,8 @@ fn check_cpu() -> Result<(), LocalError> {
 pub struct LocalSettings {
     pub model_path: PathBuf,
     pub threads: usize,
+    /// Threads for a batch of more than one token: a prompt, or several callers' next tokens.
+    pub batch_threads: usize,
     /// Tokens of context per conversation.
     pub context_tokens: u32,
     /// Conversations decoded together.
@@ -87,16 +89,10 @@ pub struct LocalSettings {
 impl LocalSettings {
     pub fn from_config(c: &LocalConfig) -> Self {
         // Measured on a 2-core machine: one thread beat two when another process shared it.
-        let default_threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get().saturating_sub(1))
-            .max(1);
         Self {
             model_path: c.model_path.clone(),
-            threads: if c.threads == 0 {
-                default_threads
-            } else {
-                c.threads
-            },
+            threads: c.threads(),
+            batch_threads: c.batch_threads(),
             context_tokens: c.context_tokens,
             parallel: c.parallel.max(1),
             queue: c.queue,
