@@ -77,7 +77,7 @@ pub async fn run(
     out: PathBuf,
 ) {
     let batch_threads = match batch_threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => chatapi::config::cores(),
         n => n,
     };
     let local = std::sync::Arc::new(

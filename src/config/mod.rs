@@ -279,7 +279,8 @@ impl LocalConfig {
     }
 }
 
-fn cores() -> usize {
+/// The cores this process may run on: what every "0 means" thread default is counted from.
+pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

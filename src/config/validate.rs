@@ -492,7 +492,7 @@ mod tests {
             assert!(err.contains("at most 1024"), "{err}");
         }
         let local = load("").unwrap().local;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = cores();
         assert_eq!(local.threads(), cores.saturating_sub(1).max(1));
         assert_eq!(local.batch_threads(), cores);
         let set = load("[local]\nthreads = 3\nbatch_threads = 5\n")

@@ -164,27 +164,27 @@ where
                 return Poll::Ready(None);
             }
             let appended = match futures_util::ready!(this.bytes.as_mut().poll_next(cx)) {
-                Some(Ok(chunk)) => append(this.text, this.partial, &chunk),
+                // What is left after the lines taken is one line without its end yet.
+                Some(Ok(chunk)) => append(this.text, this.partial, &chunk).and_then(|()| {
+                    if this.text.len() + this.partial.len() > MAX_LINE_BYTES {
+                        Err(ChunkError::LineTooLong)
+                    } else {
+                        Ok(())
+                    }
+                }),
                 Some(Err(e)) => Err(e.into()),
                 None => {
                     *this.ended = true;
                     continue;
                 }
             };
-            let appended = appended.and_then(|()| {
-                // What is left after the lines taken is one line without its end yet.
-                if this.text.len() + this.partial.len() > MAX_LINE_BYTES {
-                    return Err(ChunkError::LineTooLong);
-                }
-                Ok(())
-            });
             if let Err(e) = appended {
                 return Poll::Ready(Some(Err(failed(this.text, this.read, this.ended, e))));
             }
             if !*this.started && !this.text.is_empty() {
                 *this.started = true;
-                if let Some(rest) = this.text.strip_prefix('\u{feff}') {
-                    *this.text = rest.to_string();
+                if this.text.starts_with('\u{feff}') {
+                    this.text.drain(..'\u{feff}'.len_utf8());
                 }
             }
         }

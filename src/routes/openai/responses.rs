@@ -316,6 +316,7 @@ pub fn whole_response(model: &str, whole: &Whole, basis: Option<&UsageBasis>) ->
 }
 
 /// The ids one response uses throughout its stream.
+#[derive(Clone)]
 pub struct ResponseIds {
     pub response: String,
     pub message: String,
@@ -637,11 +638,7 @@ mod tests {
     fn a_delta_is_written_byte_for_byte_as_the_value_path_writes_it() {
         let mut typed = ResponsesEncoder::new("default", None);
         let mut mapped = ResponsesEncoder::new("default", None);
-        mapped.ids = ResponseIds {
-            response: typed.ids.response.clone(),
-            message: typed.ids.message.clone(),
-            created_at: typed.ids.created_at,
-        };
+        mapped.ids = typed.ids.clone();
         typed.begin();
         mapped.begin();
         for delta in ["Hel", "lo \"you\"\n\u{7}\u{1F600}", ""] {

@@ -88,7 +88,6 @@ pub struct LocalSettings {
 
 impl LocalSettings {
     pub fn from_config(c: &LocalConfig) -> Self {
-        // Measured on a 2-core machine: one thread beat two when another process shared it.
         Self {
             model_path: c.model_path.clone(),
             threads: c.threads(),
