@@ -223,13 +223,14 @@ async fn a_retried_request_id_does_not_go_upstream_again() {
     let up = FakeUpstream::start().await;
     up.set_default(Reply::status(500, "server_error", "down"));
     let server = Server::start(&[&up], "").await;
-    let send = |id: &'static str| {
+    let send_asking = |id: &'static str, question: &'static str| {
         client()
             .post(server.chat_url())
             .header("x-request-id", id)
-            .body(faceto_body("hi").to_string())
+            .body(faceto_body(question).to_string())
             .send()
     };
+    let send = |id| send_asking(id, "hi");
     for _ in 0..4 {
         assert_eq!(send("3f2a7a9e-retry").await.unwrap().status(), 502);
     }
@@ -240,6 +241,18 @@ async fn a_retried_request_id_does_not_go_upstream_again() {
     );
     assert_eq!(send("another-id").await.unwrap().status(), 502);
     assert_eq!(up.received().len(), 2, "a new id is a new request");
+    assert_eq!(
+        send_asking("3f2a7a9e-retry", "something else")
+            .await
+            .unwrap()
+            .status(),
+        502
+    );
+    assert_eq!(
+        up.received().len(),
+        3,
+        "another question under a failed id is a new request"
+    );
 }
 
 /// `speak_errors`: the avatar apologises in the persona's voice instead of an error status.

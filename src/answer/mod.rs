@@ -11,6 +11,7 @@ pub mod digest;
 pub mod repeats;
 pub mod video_chat;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::Instrument;
@@ -124,14 +125,7 @@ pub async fn start(
         Some(lease) => slot.with_lease(lease),
         None => slot,
     };
-    // Only a request with an id worth remembering pays for the body's digest.
     let scope = caller.repeat_scope.as_deref();
-    let digest = scope.map(|_| repeats::digest(&ask));
-    let repeated = scope.zip(digest.as_deref()).and_then(|(scope, digest)| {
-        failures
-            .recall(scope, digest, window)
-            .or_else(|| reserved.failed.and_then(|f| f.answers(digest)))
-    });
     let plain = ask.reference.is_none();
     let (mut request, applied) = persona::apply(persona, ask.messages, ask.reference, ask.options);
     if plain && runtime.upstreams.all_local() {
@@ -145,9 +139,18 @@ pub async fn start(
         .upstreams
         .check(&request)
         .map_err(|(field, problem)| ApiError::bad_request(field, problem))?;
-    if let Some(failed) = repeated {
-        record.repeated = true;
-        return Err(ApiError::Upstream(failed));
+    // The request's digest is taken only when this id has failed before: the answers that work
+    // never pay for it.
+    let earlier = scope.and_then(|scope| failures.recall(scope, window));
+    if earlier.is_some() || reserved.failed.is_some() {
+        let digest = repeats::digest(&request);
+        let repeated = earlier
+            .and_then(|f| f.answers(&digest))
+            .or_else(|| reserved.failed.and_then(|f| f.answers(&digest)));
+        if let Some(failed) = repeated {
+            record.repeated = true;
+            return Err(ApiError::Upstream(failed));
+        }
     }
     let usage = request.include_usage.then(|| UsageBasis {
         model: request.model.clone(),
@@ -157,8 +160,11 @@ pub async fn start(
     let timeouts = config.timeouts.with(&persona.timeouts);
     let keepalive = config.server.keepalive;
     let upstreams = runtime.clone();
+    // Shared with the attempt, so a failure can still be told apart from another request's.
+    let request = Arc::new(request);
+    let asked = request.clone();
     let mut open: OpenFuture = Box::pin(
-        async move { upstreams.upstreams.open(&request, &timeouts).await }
+        async move { upstreams.upstreams.open(&asked, &timeouts).await }
             .instrument(tracing::Span::current()),
     );
     let hold = keepalive.min(timeouts.total);
@@ -166,8 +172,8 @@ pub async fn start(
         opened = &mut open => match opened {
             Ok(opened) => Start::Opened(opened),
             Err(error) => {
-                if let Some(digest) = digest {
-                    let failure = repeats::Failure { digest, error: error.clone() };
+                if scope.is_some() {
+                    let failure = repeats::Failure { digest: repeats::digest(&request), error: error.clone() };
                     repeats::shared::remember(state.cluster(), failures, scope, &failure, window)
                         .await;
                 }

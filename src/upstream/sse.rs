@@ -137,9 +137,7 @@ where
         use std::task::Poll;
         let mut this = self.project();
         loop {
-            while let Some(end) = this.text.as_bytes()[*this.read..]
-                .iter()
-                .position(|b| matches!(b, b'\n' | b'\r'))
+            while let Some(end) = memchr::memchr2(b'\n', b'\r', &this.text.as_bytes()[*this.read..])
             {
                 let start = *this.read;
                 let at = start + end;

@@ -6,9 +6,11 @@
 //! nothing goes upstream.
 //!
 //! A repeat is the same request, not the same id: the same key (`scope`: a digest of the key and
-//! the request id, so another caller's id names another failure) and the same body (`digest`).
-//! Anything else with that id is a new request and goes upstream: a request id is the caller's
-//! word, and one caller's failure must not answer another's question.
+//! the request id, so another caller's id names another failure) and the same upstream request
+//! (`digest`). Anything else with that id is a new request and goes upstream: a request id is the
+//! caller's word, and one caller's failure must not answer another's question. The digest is
+//! taken only when it is compared or kept — when the id failed before, or the request just
+//! failed — never on the way to an answer that works.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,8 +19,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::Ask;
-use crate::upstream::UpstreamError;
+use crate::upstream::{ChatRequest, UpstreamError};
 
 /// Entries kept at most: the memory a flood of failing ids may take is bounded.
 const MAX_ENTRIES: usize = 4096;
@@ -36,9 +37,9 @@ pub fn scope(key: Option<&str>, request_id: &str, window: Duration) -> Option<St
     Some(hex(&hash.finalize()))
 }
 
-/// The request as decoded (persona, turns, grounding, options): equal for a retry of the same
-/// body in any dialect, different for another conversation.
-pub fn digest(ask: &Ask) -> String {
+/// The request as it goes upstream (the persona applied to the turns, grounding and options):
+/// equal for a retry of the same body in any dialect, different for another conversation.
+pub fn digest(request: &ChatRequest) -> String {
     use std::fmt::Write;
     // Written straight into the hash: a long conversation is not first copied into a string.
     struct Hashing(Sha256);
@@ -49,7 +50,7 @@ pub fn digest(ask: &Ask) -> String {
         }
     }
     let mut hashing = Hashing(Sha256::new());
-    let _ = write!(hashing, "{ask:?}");
+    let _ = write!(hashing, "{request:?}");
     hex(&hashing.0.finalize())
 }
 
@@ -96,14 +97,15 @@ impl RecentFailures {
         }
     }
 
-    /// The failure `scope` met within `window` with the body `digest`, if any.
-    pub fn recall(&self, scope: &str, digest: &str, window: Duration) -> Option<UpstreamError> {
+    /// The failure `scope` met within `window`, if any; whether it answers this request is its
+    /// digest's to say ([`Failure::answers`]).
+    pub fn recall(&self, scope: &str, window: Duration) -> Option<Failure> {
         let failures = self.failures.lock().ok()?;
         let (at, failure) = failures.get(scope)?;
         if at.elapsed() >= window {
             return None;
         }
-        failure.clone().answers(digest)
+        Some(failure.clone())
     }
 }
 
@@ -130,14 +132,19 @@ mod tests {
         };
         let mine = scope(Some("key-1"), "id-1", window).unwrap();
         recent.remember(&mine, &failure, window);
-        assert!(recent.recall(&mine, "body-a", window).is_some());
+        let recalled = |scope: &str, digest: &str, window| {
+            recent
+                .recall(scope, window)
+                .and_then(|failure| failure.answers(digest))
+        };
+        assert!(recalled(&mine, "body-a", window).is_some());
         assert!(
-            recent.recall(&mine, "body-b", window).is_none(),
+            recalled(&mine, "body-b", window).is_none(),
             "another body under the same id is a new request"
         );
         let theirs = scope(Some("key-2"), "id-1", window).unwrap();
         assert!(
-            recent.recall(&theirs, "body-a", window).is_none(),
+            recalled(&theirs, "body-a", window).is_none(),
             "another key's id is its own"
         );
         assert!(
@@ -149,9 +156,7 @@ mod tests {
             "off"
         );
         assert!(
-            recent
-                .recall(&mine, "body-a", Duration::from_nanos(1))
-                .is_none(),
+            recalled(&mine, "body-a", Duration::from_nanos(1)).is_none(),
             "expired"
         );
     }
