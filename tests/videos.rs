@@ -389,14 +389,15 @@ async fn deleting_a_video_mid_processing_stops_its_job_and_removes_it() {
         .to_string();
     // Processing runs below serving: the program at the lowest priority (`videos.low_priority`).
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let nice = stat
+    // Fields after the command's name, from the third (`proc_pid_stat(5)`).
+    let fields: Vec<&str> = stat
         .rsplit_once(')')
         .unwrap()
         .1
         .split_whitespace()
-        .nth(16)
-        .unwrap();
-    assert_eq!(nice, "19", "{stat}");
+        .collect();
+    assert_eq!(fields[19 - 3], "19", "nice 19: {stat}");
+    assert_eq!(fields[41 - 3], "5", "SCHED_IDLE (5): {stat}");
 
     assert_eq!(delete(&s, id).await, 200);
     assert_eq!(get(&s, &format!("/v1/videos/{id}")).await.0, 404);

@@ -3,7 +3,7 @@
 //! with the embedded model. The same steady load runs idle and while the talk is processed — a
 //! call every 20 ms to the first (its time to first token) and the embedded model answering
 //! a 128-token answer every 5 s (its tokens a second) — once with processing at the lowest
-//! priority (`videos.low_priority`, the default) and once at the server's own, so the report
+//! priority (`videos.low_priority`, the default: `SCHED_IDLE`) and once at the server's own, so the report
 //! says what the priority buys the calls and what it costs the processing. Writes `busy.md` /
 //! `busy.json`.
 
@@ -178,7 +178,7 @@ pub async fn run(bin: &Path, out: &Path) {
         println!("low_priority = {low}: processing took {processing:.1} s");
         let rate = |v: &[Duration]| 1000.0 / pct(v, 50.0);
         let label = if low {
-            "nice 19 (low_priority = true)"
+            "the lowest: SCHED_IDLE, nice 19 (low_priority = true)"
         } else {
             "the server's priority"
         };

@@ -176,7 +176,7 @@ pub struct VideosConfig {
     #[serde(with = "humantime_serde")]
     pub max_duration: Duration,
     pub workers: usize,
-    /// Processing at the lowest CPU priority (`videos::programs::PROCESSING_NICE`).
+    /// Processing at the lowest CPU priority (`SCHED_IDLE`, and `videos::programs::PROCESSING_NICE`).
     pub low_priority: bool,
     /// Let URL ingest and callbacks reach loopback, private, link-local and metadata addresses.
     pub allow_private_urls: bool,
