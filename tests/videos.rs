@@ -398,6 +398,16 @@ async fn deleting_a_video_mid_processing_stops_its_job_and_removes_it() {
         .collect();
     assert_eq!(fields[19 - 3], "19", "nice 19: {stat}");
     assert_eq!(fields[41 - 3], "5", "SCHED_IDLE (5): {stat}");
+    // And told to use half the cores, so its threads do not spin waiting for each other.
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let half = (std::thread::available_parallelism().unwrap().get() / 2).max(1);
+    let threads = format!("CHATAPI_WHISPER_THREADS={half}");
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|var| var == threads.as_bytes()),
+        "{threads} not in the recogniser's environment"
+    );
 
     assert_eq!(delete(&s, id).await, 200);
     assert_eq!(get(&s, &format!("/v1/videos/{id}")).await.0, 404);

@@ -81,6 +81,18 @@ fn lower_priority(child: Option<u32>) {
     }
 }
 
+/// The threads speech-to-text may use: at the lowest priority, half the cores (at least one);
+/// `None` (all of them) otherwise. whisper.cpp's threads meet after every step of the model and
+/// spin while they wait for each other; at the lowest priority one of them is often off its
+/// core while the other spins for it. Under `chatapi-bench busy` (calls every 20 ms, the
+/// embedded model answering every 5 s) two threads on two cores had spent 12.4 CPU-minutes on
+/// the 10-minute talk, and were not done, where alone they take about 3.3.
+pub fn speech_threads() -> Option<usize> {
+    LOW_PRIORITY
+        .load(Ordering::Relaxed)
+        .then(|| (crate::config::cores() / 2).max(1))
+}
+
 /// Runs `work` on a thread of its own at processing's priority (`PROCESSING_NICE`), off the
 /// runtime and outside the blocking pool, whose threads serve requests too and could not be
 /// raised back.

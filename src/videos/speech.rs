@@ -73,6 +73,10 @@ pub async fn transcribe(
         .args(["--language", recogniser.language, "--output-srt"])
         .arg(&srt)
         .arg(&audio);
+    // Read by `chatapi-whisper`; any other recogniser may ignore it.
+    if let Some(threads) = programs::speech_threads() {
+        recognise.env("CHATAPI_WHISPER_THREADS", threads.to_string());
+    }
     let result = programs::run(recognise, "speech-to-text", limit, cancel).await;
     let _ = tokio::fs::remove_file(&audio).await;
     result?;

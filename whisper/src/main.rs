@@ -31,8 +31,10 @@ struct Cli {
     language: String,
     #[arg(long)]
     output_srt: PathBuf,
-    /// CPU threads; 0: all the machine's cores.
-    #[arg(long, default_value_t = 0)]
+    /// CPU threads; 0: all the machine's cores. chatapi sets it through the environment, so
+    /// the recogniser's contract (`--model --language --output-srt AUDIO`) stays what any
+    /// program can follow.
+    #[arg(long, env = "CHATAPI_WHISPER_THREADS", default_value_t = 0)]
     threads: usize,
     /// Print whisper.cpp's own log (model, buffers, CPU features) to stderr.
     #[arg(long)]
