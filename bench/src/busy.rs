@@ -3,9 +3,9 @@
 //! with the embedded model. The same steady load runs idle and while the talk is processed — a
 //! call every 20 ms to the first (its time to first token) and the embedded model answering
 //! a 128-token answer every 5 s (its tokens a second) — once with processing at the lowest
-//! priority (`videos.low_priority`, the default: `SCHED_IDLE`) and once at the server's own, so the report
-//! says what the priority buys the calls and what it costs the processing. Writes `busy.md` /
-//! `busy.json`.
+//! priority (`videos.low_priority`, the default: `SCHED_IDLE`) and once at the server's own, so
+//! the report says what the priority buys the calls and what it costs the processing. Writes
+//! `busy.md` / `busy.json`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

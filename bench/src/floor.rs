@@ -4,10 +4,10 @@
 //! HTTP/1.1 client (a kept-alive connection per client and path, the request written whole, the
 //! clock stopped at the first byte of the first content event, the rest read to the end), the
 //! paths interleaved request by request in an order shuffled every round, never two paths of
-//! one process back to back, so what differs is only the layer (see `visiting_order`). Per path: the time
-//! it adds to the first token over the mock itself (p50, p99) at 1 client, and the CPU time its
-//! process spends per request (user + system, from `/proc/<pid>/stat`) at 50 clients. Writes
-//! `floor.md` / `floor.json`.
+//! one process back to back, so what differs is only the layer (see `visiting_order`). Per
+//! path: the time it adds to the first token over the mock itself (p50, p99) at 1 client, and
+//! the CPU time its process spends per request (user + system, from `/proc/<pid>/stat`) at 50
+//! clients. Writes `floor.md` / `floor.json`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -139,18 +139,9 @@ pub async fn start(
         .upstreams
         .check(&request)
         .map_err(|(field, problem)| ApiError::bad_request(field, problem))?;
-    // The request's digest is taken only when this id has failed before: the answers that work
-    // never pay for it.
-    let earlier = scope.and_then(|scope| failures.recall(scope, window));
-    if earlier.is_some() || reserved.failed.is_some() {
-        let digest = repeats::digest(&request);
-        let repeated = earlier
-            .and_then(|f| f.answers(&digest))
-            .or_else(|| reserved.failed.and_then(|f| f.answers(&digest)));
-        if let Some(failed) = repeated {
-            record.repeated = true;
-            return Err(ApiError::Upstream(failed));
-        }
+    if let Some(failed) = repeats::repeated(failures, scope, reserved.failed, &request, window) {
+        record.repeated = true;
+        return Err(ApiError::Upstream(failed));
     }
     let usage = request.include_usage.then(|| UsageBasis {
         model: request.model.clone(),
@@ -172,11 +163,8 @@ pub async fn start(
         opened = &mut open => match opened {
             Ok(opened) => Start::Opened(opened),
             Err(error) => {
-                if scope.is_some() {
-                    let failure = repeats::Failure { digest: repeats::digest(&request), error: error.clone() };
-                    repeats::shared::remember(state.cluster(), failures, scope, &failure, window)
-                        .await;
-                }
+                repeats::shared::remember(state.cluster(), failures, scope, &request, &error, window)
+                    .await;
                 return Err(error.into());
             }
         },

@@ -176,7 +176,8 @@ pub struct VideosConfig {
     #[serde(with = "humantime_serde")]
     pub max_duration: Duration,
     pub workers: usize,
-    /// Processing at the lowest CPU priority (`SCHED_IDLE`, and `videos::programs::PROCESSING_NICE`).
+    /// Processing at the lowest CPU priority (`SCHED_IDLE` and
+    /// `videos::programs::PROCESSING_NICE`; speech-to-text on half the cores).
     pub low_priority: bool,
     /// Let URL ingest and callbacks reach loopback, private, link-local and metadata addresses.
     pub allow_private_urls: bool,

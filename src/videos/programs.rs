@@ -10,8 +10,8 @@
 //! Processing runs at the lowest CPU priority (`SCHED_IDLE`, and `PROCESSING_NICE` where that is
 //! refused): every program started here, and the in-process work of a job (`in_background`), so
 //! a call being answered on the same cores (the relay, the embedded model) goes first, and an
-//! idle machine still gives processing all it has. I/O priority is left alone: the disks' scheduler here and on most virtual machines
-//! (`none`) does not read it.
+//! idle machine still gives processing all it has. I/O priority is left alone: the disks'
+//! scheduler here and on most virtual machines (`none`) does not read it.
 //!
 //! ffmpeg reads only real containers (`INPUT_FORMATS`): a playlist or manifest (HLS, DASH), a
 //! concat list or an image sequence names other files, and would read files of the server's
@@ -93,7 +93,7 @@ pub fn speech_threads() -> Option<usize> {
         .then(|| (crate::config::cores() / 2).max(1))
 }
 
-/// Runs `work` on a thread of its own at processing's priority (`PROCESSING_NICE`), off the
+/// Runs `work` on a thread of its own at processing's priority (`lower_priority`), off the
 /// runtime and outside the blocking pool, whose threads serve requests too and could not be
 /// raised back.
 pub async fn in_background<T: Send + 'static>(

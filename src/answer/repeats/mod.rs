@@ -39,7 +39,7 @@ pub fn scope(key: Option<&str>, request_id: &str, window: Duration) -> Option<St
 
 /// The request as it goes upstream (the persona applied to the turns, grounding and options):
 /// equal for a retry of the same body in any dialect, different for another conversation.
-pub fn digest(request: &ChatRequest) -> String {
+fn digest(request: &ChatRequest) -> String {
     use std::fmt::Write;
     // Written straight into the hash: a long conversation is not first copied into a string.
     struct Hashing(Sha256);
@@ -52,6 +52,26 @@ pub fn digest(request: &ChatRequest) -> String {
     let mut hashing = Hashing(Sha256::new());
     let _ = write!(hashing, "{request:?}");
     hex(&hashing.0.finalize())
+}
+
+/// The failure this request met within `window`, if it is a repeat: the same scope's earlier
+/// failure, remembered here or read back from the replicas at admission (`shared_failed`), for
+/// the same request. The digest is taken only when there is such a failure to compare with.
+pub fn repeated(
+    local: &RecentFailures,
+    scope: Option<&str>,
+    shared_failed: Option<Failure>,
+    request: &ChatRequest,
+    window: Duration,
+) -> Option<UpstreamError> {
+    let earlier = scope.and_then(|scope| local.recall(scope, window));
+    if earlier.is_none() && shared_failed.is_none() {
+        return None;
+    }
+    let digest = digest(request);
+    earlier
+        .and_then(|f| f.answers(&digest))
+        .or_else(|| shared_failed.and_then(|f| f.answers(&digest)))
 }
 
 /// Bytes as lowercase hex (digests written as keys and ids).
