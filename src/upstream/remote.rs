@@ -372,15 +372,45 @@ async fn status_error(upstream: Arc<str>, mut response: reqwest::Response) -> Up
 }
 
 /// The part of a chat completion chunk we read. Borrowed, so a text chunk costs no allocation
-/// beyond the one `choices` vector and the delta text that leaves this module.
+/// beyond the delta text that leaves this module.
 #[derive(Deserialize)]
 struct Chunk<'a> {
-    #[serde(default, borrow)]
-    choices: Vec<Choice<'a>>,
+    /// With n > 1 only the first choice is passed on.
+    #[serde(default, borrow, deserialize_with = "first_choice")]
+    choices: Option<Choice<'a>>,
     #[serde(default)]
     usage: Option<ChunkUsage>,
     #[serde(default)]
     error: Option<ErrorDetail>,
+}
+
+/// The choice of index 0, the others read past: kept as the one it is, not in a vector.
+fn first_choice<'de: 'a, 'a, D>(choices: D) -> Result<Option<Choice<'a>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct First<'a>(std::marker::PhantomData<Choice<'a>>);
+    impl<'de: 'a, 'a> serde::de::Visitor<'de> for First<'a> {
+        type Value = Option<Choice<'a>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a sequence of choices")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut first = None;
+            while let Some(choice) = seq.next_element::<Choice<'a>>()? {
+                if first.is_none() && choice.index == 0 {
+                    first = Some(choice);
+                }
+            }
+            Ok(first)
+        }
+    }
+    choices.deserialize_seq(First(std::marker::PhantomData))
 }
 
 #[derive(Deserialize)]
@@ -486,8 +516,7 @@ fn parse_event(upstream: &Arc<str>, data: &str) -> Result<Parsed, UpstreamError>
         }),
         ..Parsed::default()
     };
-    // With n > 1 only the first choice is passed on.
-    if let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) {
+    if let Some(choice) = chunk.choices {
         parsed.finish = choice.finish_reason.map(|r| FinishReason::parse(&r));
         parsed.logprobs = choice
             .logprobs
@@ -544,9 +573,9 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<S> futures_util::Stream for Events<S>
+impl<S> futures_util::Stream for Events<super::sse::DataEvents<S>>
 where
-    S: futures_util::Stream<Item = Result<String, ChunkError>>,
+    S: futures_util::Stream<Item = Result<bytes::Bytes, reqwest::Error>>,
 {
     type Item = Result<Event, UpstreamError>;
 
@@ -563,8 +592,13 @@ where
             if *this.ended {
                 return Poll::Ready(None);
             }
-            let failure = match futures_util::ready!(this.sse.as_mut().poll_next(cx)) {
-                Some(Ok(data)) => match parse_event(this.upstream, &data) {
+            let upstream = &*this.upstream;
+            let read = this
+                .sse
+                .as_mut()
+                .poll_read(cx, |data| parse_event(upstream, data));
+            let failure = match futures_util::ready!(read) {
+                Some(Ok(parsed)) => match parsed {
                     Ok(parsed) if parsed.done => {
                         *this.ended = true;
                         None

@@ -97,17 +97,13 @@ fn append(text: &mut String, partial: &mut Vec<u8>, chunk: &[u8]) -> Result<(), 
     Ok(())
 }
 
-/// One line (without its end) into `data`; the event's data when the line ends an event.
-fn take_line(line: &str, data: &mut String) -> Result<Option<String>, ChunkError> {
+/// One line (without its end) into `data`; true when the line ends an event with data.
+fn take_line(line: &str, data: &mut String) -> Result<bool, ChunkError> {
     if line.is_empty() {
-        if data.is_empty() {
-            return Ok(None);
-        }
-        data.pop();
-        return Ok(Some(std::mem::take(data)));
+        return Ok(!data.is_empty());
     }
     if line.starts_with(':') {
-        return Ok(None);
+        return Ok(false);
     }
     let (field, value) = match line.split_once(':') {
         Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
@@ -120,20 +116,40 @@ fn take_line(line: &str, data: &mut String) -> Result<Option<String>, ChunkError
         data.push_str(value);
         data.push('\n');
     }
-    Ok(None)
+    Ok(false)
 }
 
-impl<S, E> futures_util::Stream for DataEvents<S>
+/// Past this, the buffer an event was gathered in is let go rather than kept for the next: one
+/// long event must not pin its size for the rest of the answer, and a held stream keeps at most
+/// this much (a chunk of text is a few hundred bytes; one with logprobs may be more).
+const KEPT_EVENT_BYTES: usize = 1024;
+
+/// Hands the event gathered in `data` (without its last `\n`) to `read`, and empties `data` for
+/// the next one.
+fn lend<T>(data: &mut String, read: impl FnOnce(&str) -> T) -> T {
+    data.pop();
+    let item = read(data);
+    if data.capacity() > KEPT_EVENT_BYTES {
+        *data = String::new();
+    } else {
+        data.clear();
+    }
+    item
+}
+
+impl<S, E> DataEvents<S>
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, E>>,
     E: Into<ChunkError>,
 {
-    type Item = Result<String, ChunkError>;
-
-    fn poll_next(
+    /// The next event's data, lent to `read` rather than handed over: the buffer it was gathered
+    /// in serves the next event too, so an event costs no allocation of its own (each was a
+    /// `malloc`, a `realloc` and a `free` before, on every chunk of every answer).
+    pub fn poll_read<T>(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
+        read: impl FnOnce(&str) -> T,
+    ) -> std::task::Poll<Option<Result<T, ChunkError>>> {
         use std::task::Poll;
         let mut this = self.project();
         loop {
@@ -149,8 +165,8 @@ where
                 }
                 *this.after_cr = ending == b'\r';
                 match take_line(&this.text[start..at], this.data) {
-                    Ok(Some(data)) => return Poll::Ready(Some(Ok(data))),
-                    Ok(None) => {}
+                    Ok(true) => return Poll::Ready(Some(Ok(lend(this.data, read)))),
+                    Ok(false) => {}
                     Err(e) => {
                         return Poll::Ready(Some(Err(failed(this.text, this.read, this.ended, e))))
                     }
@@ -192,7 +208,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::{FutureExt, StreamExt};
+    use std::task::{Context, Poll, Waker};
 
     /// The data of each event `pieces` make, as they would arrive from the network.
     fn events(pieces: &[&[u8]]) -> Vec<Result<String, String>> {
@@ -200,15 +216,16 @@ mod tests {
             .iter()
             .map(|p| Ok(bytes::Bytes::copy_from_slice(p)))
             .collect();
-        let stream = DataEvents::new(futures_util::stream::iter(chunks));
-        // Every chunk is there already: the stream never waits.
-        stream
-            .collect::<Vec<_>>()
-            .now_or_never()
-            .expect("ready")
-            .into_iter()
-            .map(|r| r.map_err(|e| e.to_string()))
-            .collect()
+        let mut stream = std::pin::pin!(DataEvents::new(futures_util::stream::iter(chunks)));
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut got = Vec::new();
+        loop {
+            match stream.as_mut().poll_read(&mut cx, str::to_owned) {
+                Poll::Ready(Some(item)) => got.push(item.map_err(|e| e.to_string())),
+                Poll::Ready(None) => return got,
+                Poll::Pending => panic!("every chunk is there already: the stream never waits"),
+            }
+        }
     }
 
     fn ok(items: &[&str]) -> Vec<Result<String, String>> {
@@ -287,6 +304,16 @@ mod tests {
             got[0].as_ref().unwrap_err().contains("an event of over"),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn a_long_events_buffer_is_let_go_and_a_short_ones_kept() {
+        let mut data = format!("{}\n", "x".repeat(KEPT_EVENT_BYTES * 2));
+        assert_eq!(lend(&mut data, str::len), KEPT_EVENT_BYTES * 2);
+        assert_eq!(data.capacity(), 0);
+        data.push_str("ab\n");
+        assert_eq!(lend(&mut data, str::to_owned), "ab");
+        assert!(data.is_empty() && data.capacity() > 0);
     }
 
     #[test]
