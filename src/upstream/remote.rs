@@ -598,18 +598,16 @@ where
                 .as_mut()
                 .poll_read(cx, |data| parse_event(upstream, data));
             let failure = match futures_util::ready!(read) {
-                Some(Ok(parsed)) => match parsed {
-                    Ok(parsed) if parsed.done => {
-                        *this.ended = true;
-                        None
-                    }
-                    Ok(parsed) => {
-                        *this.finished |= parsed.finish.is_some();
-                        *this.pending = parsed;
-                        None
-                    }
-                    Err(e) => Some(e),
-                },
+                Some(Ok(Ok(parsed))) if parsed.done => {
+                    *this.ended = true;
+                    None
+                }
+                Some(Ok(Ok(parsed))) => {
+                    *this.finished |= parsed.finish.is_some();
+                    *this.pending = parsed;
+                    None
+                }
+                Some(Ok(Err(e))) => Some(e),
                 Some(Err(ChunkError::Transport(e))) => Some(UpstreamError::Transport {
                     upstream: this.upstream.clone(),
                     detail: e.without_url().to_string(),

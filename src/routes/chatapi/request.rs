@@ -89,7 +89,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(Json::Null)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+        let mut items = Vec::new();
         while let Some(item) = seq.next_element()? {
             items.push(item);
         }
@@ -286,6 +286,19 @@ mod tests {
                 .contains("a string or an array of text parts")
         );
         assert!(err(r#"{"messages":[{"role":"user","content":"x"}] "#).contains("not valid JSON"));
+    }
+
+    #[test]
+    fn a_body_nested_past_serde_jsons_depth_limit_is_refused_not_recursed_into() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        // Under a key that is kept, its lists would be built: refused at serde_json's limit.
+        let e = err(&format!(
+            r#"{{"messages":[{{"role":"user","content":{deep}}}]}}"#
+        ));
+        assert!(e.contains("recursion limit exceeded"), "{e}");
+        // Under one that is skipped, nothing is built and the skip does not recurse.
+        let body = format!(r#"{{"messages":[{{"role":"user","content":"hi","extra":{deep}}}]}}"#);
+        assert_eq!(messages(body.as_bytes(), 10).unwrap()[0].content, "hi");
     }
 
     #[test]
