@@ -25,8 +25,9 @@
 //! - `persona` — the owner's system prompt, sampling knobs and name rules; `context_budget`
 //!   drops the oldest turns when a long call would overflow the model's window; `sampling` holds
 //!   the knobs' ranges, one rule for a persona's config and a caller's request.
-//! - `upstream` — the configured backends (`remote` OpenAI-compatible APIs, whose event streams
-//!   `upstream::sse` splits, and the embedded `local` model), tried in order with retries,
+//! - `upstream` — the configured backends (`remote` OpenAI-compatible APIs, reached through
+//!   `upstream::transport`'s connection pools, whose event streams `upstream::sse` splits, and
+//!   the embedded `local` model), tried in order with retries,
 //!   back-off and a circuit breaker; each answer is a stream of `upstream::Event`s (text,
 //!   tool-call pieces, finish reason, usage).
 //! - `relay` — turns that stream into the response body through a dialect's `relay::Encoder`:

@@ -1,4 +1,5 @@
-//! The `chatapi` binary itself: start-up errors, `check-config`, signals.
+//! The `chatapi` binary itself: start-up errors, `check-config`, signals, and what it takes
+//! from its environment.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -85,6 +86,52 @@ async fn check_config_prints_effective_config_with_secrets_redacted() {
         !text.contains("cache-pw") && !text.contains("db-pw"),
         "{text}"
     );
+}
+
+/// An upstream the environment sends through a proxy (`HTTP_PROXY`) is reached through it, key
+/// and all; with `NO_PROXY` naming the upstream's host, the same upstream is reached straight.
+#[tokio::test]
+async fn upstreams_go_through_the_environments_proxy_unless_no_proxy_names_them() {
+    let proxy = FakeUpstream::start().await;
+    let proxy_url = proxy.base_url.trim_end_matches("/v1").to_string();
+    let config = |base_url: &str| {
+        TempFile::with(&format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[[upstreams]]\nname = \"behind\"\nbase_url = \"{base_url}\"\napi_key = \"sk-behind\"\nmodel = \"m\"\n"
+        ))
+    };
+    let with_proxy = |file: &TempFile, no_proxy: &str| {
+        let mut cmd = command(file);
+        for name in ["HTTP_PROXY", "http_proxy", "ALL_PROXY"] {
+            cmd.env(name, &proxy_url);
+        }
+        cmd.env("NO_PROXY", no_proxy).env("no_proxy", no_proxy);
+        cmd
+    };
+
+    // A host only the proxy knows: reached at all means reached through it.
+    let file = config("http://upstream.invalid/v1");
+    let server = Running::start_command(with_proxy(&file, "")).await;
+    let (status, answer) = chat(&format!("{}/chat", server.url), &faceto_body("hi")).await;
+    assert_eq!(
+        (status.as_u16(), answer.text().as_str()),
+        (200, "Hello there.")
+    );
+    let got = proxy.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].path, "http://upstream.invalid/v1/chat/completions");
+    assert_eq!(got[0].header("authorization"), Some("Bearer sk-behind"));
+
+    // The proxy's own address as the upstream, exempted: the request arrives in origin form.
+    let file = config(&proxy.base_url);
+    let server = Running::start_command(with_proxy(&file, "127.0.0.1")).await;
+    let (status, answer) = chat(&format!("{}/chat", server.url), &faceto_body("hi")).await;
+    assert_eq!(
+        (status.as_u16(), answer.text().as_str()),
+        (200, "Hello there.")
+    );
+    let got = proxy.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].path, "/v1/chat/completions");
 }
 
 /// `server.threads` reaches the runtime, and on several worker threads a burst from the upstream

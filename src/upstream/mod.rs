@@ -9,6 +9,7 @@ mod event;
 pub mod local;
 mod remote;
 mod sse;
+mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -275,7 +276,7 @@ impl Backend {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("could not build the HTTP client for upstreams: {0}")]
-    HttpClient(#[from] reqwest::Error),
+    HttpClient(#[from] transport::ClientError),
     #[error("upstream {upstream}: base_url: {detail}")]
     Url { upstream: String, detail: String },
     #[cfg(feature = "local")]
@@ -309,8 +310,8 @@ impl Upstreams {
     /// settings are unchanged is kept, not loaded again.
     pub fn from_config(config: &Config, previous: Option<&Upstreams>) -> Result<Self, BuildError> {
         let connects = config.connect_timeouts();
-        let http1 = remote::Clients::build(&connects, false)?;
-        let h2c = remote::Clients::build(&connects, true)?;
+        let http1 = transport::Clients::build(&connects, false)?;
+        let h2c = transport::Clients::build(&connects, true)?;
         let mut members = Vec::with_capacity(config.upstreams.len());
         for u in &config.upstreams {
             let backend = match u.kind {
@@ -320,12 +321,12 @@ impl Upstreams {
                     } else {
                         &http1
                     };
-                    Backend::Remote(Box::new(Remote::new(u, clients.clone()).map_err(|e| {
-                        BuildError::Url {
+                    Backend::Remote(Box::new(Remote::new(u, clients.clone()).map_err(
+                        |detail| BuildError::Url {
                             upstream: u.name.clone(),
-                            detail: e.to_string(),
-                        }
-                    })?))
+                            detail,
+                        },
+                    )?))
                 }
                 #[cfg(feature = "local")]
                 UpstreamKind::Local => {

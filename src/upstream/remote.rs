@@ -1,8 +1,9 @@
 //! Any OpenAI-compatible chat completions API (OpenAI, vLLM, Ollama, llama.cpp server, Groq,
 //! OpenRouter...). The request body is async-openai's `CreateChatCompletionRequest`, so every
-//! sampling field is spelled the way OpenAI spells it. The transport is ours: reqwest with
-//! TCP_NODELAY, SSE framing by `upstream::sse`, and a borrowed parse of each chunk that keeps
-//! the first choice's text, tool calls and finish reason, and the usage. async-openai's own streaming client was not used because it
+//! sampling field is spelled the way OpenAI spells it. The transport is ours: the pools of
+//! `upstream::transport`, SSE framing by `upstream::sse`, and a borrowed parse of each chunk that
+//! keeps the first choice's text, tool calls and finish reason, and the usage. async-openai's own
+//! streaming client was not used because it
 //! moves every chunk through a spawned task and an unbounded channel (a hop per chunk on the hot
 //! path) and drops the `Retry-After` header that failover needs.
 
@@ -21,10 +22,11 @@ use async_openai::types::chat::{
     ChatCompletionStreamOptions, CreateChatCompletionRequest, FunctionCall, ImageDetail, ImageUrl,
     StopConfiguration,
 };
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 
 use super::sse::ChunkError;
+use super::transport::{Clients, Endpoint, ResponseBody};
 use super::{
     ChatRequest, Event, EventStream, FinishReason, RawJson, ToolCallDelta, UpstreamError, Usage,
 };
@@ -33,39 +35,6 @@ use crate::conversation::{Message, Role};
 
 /// Error bodies are read only this far: enough for OpenAI's message, never a whole HTML page.
 const MAX_ERROR_BODY: usize = 16 * 1024;
-
-/// The connection pools remote upstreams share, one per connect timeout in use: reqwest fixes the
-/// connect timeout per client, and a persona may set its own.
-///
-/// HTTP/1.1 unless asked otherwise: over HTTP/2 the client multiplexes every stream onto one
-/// connection per host and, past the server's `MAX_CONCURRENT_STREAMS` (100–250 at most
-/// providers), queues new requests instead of opening another connection — a silent first-token
-/// stall under load. `http2_prior_knowledge` opts in (h2c) for upstreams known to allow enough
-/// streams.
-#[derive(Clone)]
-pub struct Clients(Arc<[(Duration, reqwest::Client)]>);
-
-impl Clients {
-    /// `connects` is never empty: it holds at least the global connect timeout.
-    pub fn build(
-        connects: &[Duration],
-        http2_prior_knowledge: bool,
-    ) -> Result<Self, reqwest::Error> {
-        let clients = connects
-            .iter()
-            .map(|&connect| Ok((connect, http_client(connect, http2_prior_knowledge)?)))
-            .collect::<Result<Vec<_>, reqwest::Error>>()?;
-        Ok(Self(clients.into()))
-    }
-
-    fn for_connect(&self, connect: Duration) -> Option<&reqwest::Client> {
-        self.0
-            .iter()
-            .find(|(c, _)| *c == connect)
-            .or_else(|| self.0.first())
-            .map(|(_, client)| client)
-    }
-}
 
 /// `base_url` + `/chat/completions`, keeping its query: Azure OpenAI's deployments take
 /// `?api-version=...`, which a string join would put before the path.
@@ -76,35 +45,21 @@ fn chat_completions_url(base_url: &str) -> Result<reqwest::Url, url::ParseError>
     Ok(url)
 }
 
-fn http_client(
-    connect: Duration,
-    http2_prior_knowledge: bool,
-) -> Result<reqwest::Client, reqwest::Error> {
-    let builder = reqwest::Client::builder()
-        // Without it Linux holds back each small SSE chunk for the delayed ACK (~40 ms).
-        .tcp_nodelay(true)
-        .connect_timeout(connect)
-        .pool_idle_timeout(Duration::from_secs(90));
-    if http2_prior_knowledge {
-        builder.http2_prior_knowledge().build()
-    } else {
-        builder.http1_only().build()
-    }
-}
-
 pub struct Remote {
     name: Arc<str>,
-    /// Parsed once: reqwest would otherwise parse the string on every request.
-    url: reqwest::Url,
+    /// Parsed once, and checked once against the environment's proxies.
+    endpoint: Endpoint,
     model: Option<String>,
     headers: HeaderMap,
     clients: Clients,
 }
 
 impl Remote {
-    pub fn new(config: &UpstreamConfig, clients: Clients) -> Result<Self, url::ParseError> {
+    pub fn new(config: &UpstreamConfig, clients: Clients) -> Result<Self, String> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        // What reqwest sent by default, kept so the upstream's request is as it was.
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
         if !config.api_key.is_empty() {
             if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose()))
             {
@@ -128,9 +83,10 @@ impl Remote {
             }
         }
         let base_url = config.base_url.as_deref().unwrap_or_default();
+        let url = chat_completions_url(base_url).map_err(|e| e.to_string())?;
         Ok(Self {
             name: Arc::from(config.name.as_str()),
-            url: chat_completions_url(base_url)?,
+            endpoint: Endpoint::new(url, &mut headers)?,
             model: config.model.clone(),
             headers,
             clients,
@@ -147,33 +103,23 @@ impl Remote {
         request: &ChatRequest,
         connect: Duration,
     ) -> Result<EventStream, UpstreamError> {
-        let client = self
-            .clients
-            .for_connect(connect)
-            .ok_or_else(|| UpstreamError::Transport {
-                upstream: self.name.clone(),
-                detail: "no HTTP client was built".into(),
-            })?;
         let body =
             serde_json::to_vec(&self.body(request)).map_err(|e| UpstreamError::Transport {
                 upstream: self.name.clone(),
                 detail: format!("could not encode the request: {e}"),
             })?;
-        let response = client
-            .post(self.url.clone())
-            .headers(self.headers.clone())
-            .body(body)
-            .send()
+        let response = self
+            .clients
+            .post(connect, &self.endpoint, &self.headers, body)
             .await
-            .map_err(|e| UpstreamError::Connect {
+            .map_err(|detail| UpstreamError::Connect {
                 upstream: self.name.clone(),
-                // Never the URL: a base_url may carry a secret (`?key=`, `user:password@`).
-                detail: error_chain(&e.without_url()),
+                detail,
             })?;
         if !response.status().is_success() {
             return Err(status_error(self.name.clone(), response).await);
         }
-        Ok(events(self.name.clone(), response))
+        Ok(events(self.name.clone(), response.into_body()))
     }
 
     #[allow(deprecated)] // `max_tokens` and `seed`: still what most OpenAI-compatible servers read.
@@ -281,17 +227,6 @@ fn user_content(m: &Message) -> ChatCompletionRequestUserMessageContent {
     ChatCompletionRequestUserMessageContent::Array(std::iter::once(text).chain(images).collect())
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 #[derive(Deserialize)]
 struct ErrorBody {
     error: ErrorDetail,
@@ -338,17 +273,19 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(wait.min(MAX_RETRY_AFTER))
 }
 
-async fn status_error(upstream: Arc<str>, mut response: reqwest::Response) -> UpstreamError {
+async fn status_error(upstream: Arc<str>, response: http::Response<ResponseBody>) -> UpstreamError {
+    use futures_util::StreamExt;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
-        .get(reqwest::header::RETRY_AFTER)
+        .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_retry_after);
+    let mut chunks = response.into_body();
     let mut body = Vec::new();
     while body.len() < MAX_ERROR_BODY {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+        match chunks.next().await {
+            Some(Ok(chunk)) => body.extend_from_slice(&chunk),
             _ => break,
         }
     }
@@ -546,9 +483,9 @@ fn parse_event(upstream: &Arc<str>, data: &str) -> Result<Parsed, UpstreamError>
     Ok(parsed)
 }
 
-fn events(upstream: Arc<str>, response: reqwest::Response) -> EventStream {
+fn events(upstream: Arc<str>, body: ResponseBody) -> EventStream {
     Box::pin(Events {
-        sse: super::sse::DataEvents::new(response.bytes_stream()),
+        sse: super::sse::DataEvents::new(body),
         upstream,
         pending: Parsed::default(),
         finished: false,
@@ -575,7 +512,7 @@ pin_project_lite::pin_project! {
 
 impl<S> futures_util::Stream for Events<super::sse::DataEvents<S>>
 where
-    S: futures_util::Stream<Item = Result<bytes::Bytes, reqwest::Error>>,
+    S: futures_util::Stream<Item = Result<bytes::Bytes, String>>,
 {
     type Item = Result<Event, UpstreamError>;
 
@@ -608,9 +545,9 @@ where
                     None
                 }
                 Some(Ok(Err(e))) => Some(e),
-                Some(Err(ChunkError::Transport(e))) => Some(UpstreamError::Transport {
+                Some(Err(ChunkError::Transport(detail))) => Some(UpstreamError::Transport {
                     upstream: this.upstream.clone(),
-                    detail: e.without_url().to_string(),
+                    detail,
                 }),
                 Some(Err(e)) => Some(UpstreamError::Malformed {
                     upstream: this.upstream.clone(),

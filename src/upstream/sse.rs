@@ -10,8 +10,9 @@ const MAX_LINE_BYTES: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChunkError {
+    /// The connection failed; the sentence says how.
     #[error("{0}")]
-    Transport(#[from] reqwest::Error),
+    Transport(String),
     #[error("the stream is not valid UTF-8")]
     InvalidUtf8,
     #[error("a line of over {MAX_LINE_BYTES} bytes")]
@@ -140,7 +141,7 @@ fn lend<T>(data: &mut String, read: impl FnOnce(&str) -> T) -> T {
 impl<S, E> DataEvents<S>
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, E>>,
-    E: Into<ChunkError>,
+    E: Into<String>,
 {
     /// The next event's data, lent to `read` rather than handed over: the buffer it was gathered
     /// in serves the next event too, so an event costs no allocation of its own (each was a
@@ -186,7 +187,7 @@ where
                         Ok(())
                     }
                 }),
-                Some(Err(e)) => Err(e.into()),
+                Some(Err(e)) => Err(ChunkError::Transport(e.into())),
                 None => {
                     *this.ended = true;
                     continue;
@@ -212,7 +213,7 @@ mod tests {
 
     /// The data of each event `pieces` make, as they would arrive from the network.
     fn events(pieces: &[&[u8]]) -> Vec<Result<String, String>> {
-        let chunks: Vec<Result<bytes::Bytes, ChunkError>> = pieces
+        let chunks: Vec<Result<bytes::Bytes, String>> = pieces
             .iter()
             .map(|p| Ok(bytes::Bytes::copy_from_slice(p)))
             .collect();
