@@ -3,9 +3,9 @@
 //! sampling field is spelled the way OpenAI spells it. The transport is ours: the pools of
 //! `upstream::transport`, SSE framing by `upstream::sse`, and a borrowed parse of each chunk that
 //! keeps the first choice's text, tool calls and finish reason, and the usage. async-openai's own
-//! streaming client was not used because it
-//! moves every chunk through a spawned task and an unbounded channel (a hop per chunk on the hot
-//! path) and drops the `Retry-After` header that failover needs.
+//! streaming client was not used because it moves every chunk through a spawned task and an
+//! unbounded channel (a hop per chunk on the hot path) and drops the `Retry-After` header that
+//! failover needs.
 
 use std::borrow::Cow;
 use std::sync::Arc;
