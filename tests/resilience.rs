@@ -216,6 +216,50 @@ async fn fails_over_to_the_second_upstream() {
     assert_eq!(b.received().len(), 1);
 }
 
+/// Response headers of about `bytes` in all, as a CDN in front of an upstream adds them
+/// (cookies, rate limits, trace ids).
+fn cdn_headers(bytes: usize) -> Vec<(String, String)> {
+    (0..bytes / 100)
+        .map(|i| (format!("x-cdn-trace-{i:04}"), "c".repeat(80)))
+        .collect()
+}
+
+/// A response head of 3.5 KB (several cookies and rate-limit headers) is read like any other.
+#[tokio::test]
+async fn a_long_response_head_is_read() {
+    let up = FakeUpstream::start().await;
+    let server = Server::start(&[&up], "").await;
+    up.push(Reply::Headed(
+        cdn_headers(3500),
+        vec![Step::Text("Fine".into())],
+    ));
+    let (status, answer, _) = answer_of(&server).await;
+    assert_eq!((status, answer.text().as_str()), (200, "Fine"));
+}
+
+/// A response head past hyper's bounds is refused rather than buffered, and the next upstream
+/// answers: one header of 1 MiB (over the ~400 KB a head may take) or 200 headers (over 100).
+#[tokio::test]
+async fn a_response_head_past_the_bounds_fails_over() {
+    let (a, b) = (FakeUpstream::start().await, FakeUpstream::start().await);
+    let server = Server::start(&[&a, &b], "").await;
+    let huge = vec![("x-huge".to_string(), "h".repeat(1 << 20))];
+    a.push(Reply::Headed(huge, vec![Step::Text("Never".into())]));
+    b.push(Reply::text(&["From", " b"]));
+    let (status, answer, _) = answer_of(&server).await;
+    assert_eq!((status, answer.text().as_str()), (200, "From b"));
+    assert_eq!((a.received().len(), b.received().len()), (1, 1));
+
+    a.push(Reply::Headed(
+        cdn_headers(200 * 100),
+        vec![Step::Text("Never".into())],
+    ));
+    b.push(Reply::text(&["From", " b"]));
+    let (status, answer, _) = answer_of(&server).await;
+    assert_eq!((status, answer.text().as_str()), (200, "From b"));
+    assert_eq!((a.received().len(), b.received().len()), (2, 2));
+}
+
 #[tokio::test]
 async fn retry_honours_retry_after() {
     let up = FakeUpstream::start().await;

@@ -6,8 +6,7 @@
 //! Why not reqwest for everything: every request through it went through a redirect layer and a
 //! retry layer that the upstream path never uses, and turned its URL into a string and back
 //! three times; that was 6 % of a streamed answer's instructions (callgrind, README "The
-//! floor"). It also leaves each upstream connection's read buffer at hyper's 8 KB, which every
-//! open stream holds while it waits for the next chunk. Proxies stay with reqwest because its
+//! floor"). Proxies stay with reqwest because its
 //! handling of them (CONNECT tunnels, proxy credentials, `NO_PROXY`) is the part worth not
 //! writing again, and a proxied upstream pays a proxy's hop anyway.
 
@@ -33,10 +32,6 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 /// TCP keep-alive probes on upstream connections: a peer that vanished without a FIN is noticed.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 const KEEPALIVE_RETRIES: u32 = 3;
-/// The most one read from an upstream connection takes. A chunk of an answer is a few hundred
-/// bytes; hyper's default starts at 8 KB and never goes below, and an open stream holds that
-/// buffer while it waits for the next chunk.
-const READ_BYTES: usize = 2048;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -213,7 +208,9 @@ fn direct(
         .pool_idle_timeout(POOL_IDLE)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .http1_read_buf_exact_size(READ_BYTES)
+        // Reads stay hyper's adaptive 8 KB and up, not a smaller exact size: an exact size is
+        // also the most a response head may take, and 2 KB (the one size that saved memory,
+        // 2.5 KB a stream) is less than a CDN's cookies and rate-limit headers can need.
         .http2_only(http2)
         .build(Connector {
             https,

@@ -50,6 +50,8 @@ pub enum Reply {
         body: String,
         headers: Vec<(String, String)>,
     },
+    /// As `Stream`, with these headers after the usual ones (a CDN's cookies, rate limits...).
+    Headed(Vec<(String, String)>, Vec<Step>),
     /// Waits before sending even the status line.
     Delayed(Duration, Box<Reply>),
     /// Never answers.
@@ -263,7 +265,21 @@ async fn play(
             Ok(true)
         }
         Reply::Stream(steps) => {
-            w.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n").await?;
+            Box::pin(play(
+                w,
+                Reply::Headed(vec![], steps),
+                include_usage,
+                logprobs,
+            ))
+            .await
+        }
+        Reply::Headed(headers, steps) => {
+            let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: close\r\n");
+            for (k, v) in headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            w.write_all(head.as_bytes()).await?;
             write_chunk(
                 w,
                 &chunk_event(json!({"role": "assistant", "content": ""}), None),
