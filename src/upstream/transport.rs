@@ -6,9 +6,9 @@
 //! Why not reqwest for everything: every request through it went through a redirect layer and a
 //! retry layer that the upstream path never uses, and turned its URL into a string and back
 //! three times; that was 8 % of a streamed answer's instructions (callgrind, README "The
-//! floor"). Proxies stay with reqwest because its
-//! handling of them (CONNECT tunnels, proxy credentials, `NO_PROXY`) is the part worth not
-//! writing again, and a proxied upstream pays a proxy's hop anyway.
+//! floor"). Proxies stay with reqwest because its handling of them (CONNECT tunnels, proxy
+//! credentials, `NO_PROXY`) is the part worth not writing again, and a proxied upstream pays a
+//! proxy's hop anyway.
 
 use std::future::Future;
 use std::pin::Pin;
