@@ -108,27 +108,29 @@ async fn upstreams_go_through_the_environments_proxy_unless_no_proxy_names_them(
         cmd
     };
 
+    let answered = |base_url: &str, no_proxy: &str| {
+        let file = config(base_url);
+        let command = with_proxy(&file, no_proxy);
+        async move {
+            let server = Running::start_command(command).await;
+            let (status, answer) = chat(&format!("{}/chat", server.url), &faceto_body("hi")).await;
+            assert_eq!(
+                (status.as_u16(), answer.text().as_str()),
+                (200, "Hello there.")
+            );
+            drop(file);
+        }
+    };
+
     // A host only the proxy knows: reached at all means reached through it.
-    let file = config("http://upstream.invalid/v1");
-    let server = Running::start_command(with_proxy(&file, "")).await;
-    let (status, answer) = chat(&format!("{}/chat", server.url), &faceto_body("hi")).await;
-    assert_eq!(
-        (status.as_u16(), answer.text().as_str()),
-        (200, "Hello there.")
-    );
+    answered("http://upstream.invalid/v1", "").await;
     let got = proxy.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].path, "http://upstream.invalid/v1/chat/completions");
     assert_eq!(got[0].header("authorization"), Some("Bearer sk-behind"));
 
     // The proxy's own address as the upstream, exempted: the request arrives in origin form.
-    let file = config(&proxy.base_url);
-    let server = Running::start_command(with_proxy(&file, "127.0.0.1")).await;
-    let (status, answer) = chat(&format!("{}/chat", server.url), &faceto_body("hi")).await;
-    assert_eq!(
-        (status.as_u16(), answer.text().as_str()),
-        (200, "Hello there.")
-    );
+    answered(&proxy.base_url, "127.0.0.1").await;
     let got = proxy.received();
     assert_eq!(got.len(), 2);
     assert_eq!(got[1].path, "/v1/chat/completions");

@@ -208,10 +208,10 @@ fn direct(
         .pool_idle_timeout(POOL_IDLE)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        // Reads stay hyper's adaptive 8 KB and up, not a smaller exact size: an exact size is
-        // also the most a response head may take, and 2 KB (the one size that saved memory,
-        // 2.5 KB a stream) is less than a CDN's cookies and rate-limit headers can need.
         .http2_only(http2)
+        // No `http1_read_buf_exact_size`: reads stay hyper's adaptive 8 KB and up. An exact size
+        // is also the most a response head may take, and 2 KB (the one size that saved memory,
+        // 2.5 KB a stream) is less than a CDN's cookies and rate-limit headers can need.
         .build(Connector {
             https,
             timeout: connect,
@@ -304,7 +304,7 @@ impl futures_util::Stream for ResponseBody {
 }
 
 /// An error and its causes, one sentence: "client error (Connect): tcp connect error: ...".
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

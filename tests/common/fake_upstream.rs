@@ -229,6 +229,16 @@ async fn write_chunk(w: &mut OwnedWriteHalf, data: &str) -> std::io::Result<()> 
 /// prompt count and one token per text step.
 pub const FAKE_PROMPT_TOKENS: u32 = 11;
 
+/// A response head: the status line and usual headers in `first`, then `extra`, then the blank
+/// line.
+fn head(mut first: String, extra: Vec<(String, String)>) -> String {
+    for (k, v) in extra {
+        first.push_str(&format!("{k}: {v}\r\n"));
+    }
+    first.push_str("\r\n");
+    first
+}
+
 /// Plays `reply`; `true` when it ran to its natural end. `include_usage`: the request asked for
 /// a usage chunk, which then comes before `[DONE]`, as OpenAI sends it.
 async fn play(
@@ -252,15 +262,11 @@ async fn play(
             body,
             headers,
         } => {
-            let mut head = format!(
+            let first = format!(
                 "HTTP/1.1 {code} Error\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
                 body.len()
             );
-            for (k, v) in headers {
-                head.push_str(&format!("{k}: {v}\r\n"));
-            }
-            head.push_str("\r\n");
-            w.write_all(head.as_bytes()).await?;
+            w.write_all(head(first, headers).as_bytes()).await?;
             w.write_all(body.as_bytes()).await?;
             Ok(true)
         }
@@ -274,12 +280,8 @@ async fn play(
             .await
         }
         Reply::Headed(headers, steps) => {
-            let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: close\r\n");
-            for (k, v) in headers {
-                head.push_str(&format!("{k}: {v}\r\n"));
-            }
-            head.push_str("\r\n");
-            w.write_all(head.as_bytes()).await?;
+            let first = String::from("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: close\r\n");
+            w.write_all(head(first, headers).as_bytes()).await?;
             write_chunk(
                 w,
                 &chunk_event(json!({"role": "assistant", "content": ""}), None),
