@@ -4,45 +4,48 @@
 //! its line pairing and loses text. `compact` drops the space, matching the ChatAPI document's own
 //! example for clients written from it. Tool calls, finish reasons and usage have no place here.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 
 use crate::relay::{Encoder, Failure};
+use crate::routes::sse::EventBuf;
 use crate::upstream::Event;
 
-#[derive(Debug, Clone, Copy)]
 pub struct Framing {
     prefix: &'static [u8],
+    buf: EventBuf,
 }
 
 impl Framing {
     pub fn new(compact: bool) -> Self {
         Self {
             prefix: if compact { b"data:" } else { b"data: " },
+            buf: EventBuf::default(),
         }
     }
 
     /// One content event. The text is JSON-escaped by serde_json, so quotes, backslashes,
     /// newlines and control characters cannot break the one-line framing, and UTF-8 is kept as is.
-    pub fn content(&self, text: &str) -> Bytes {
+    pub fn content(&mut self, text: &str) -> Bytes {
         const OPEN: &[u8] = b"{\"content\":";
         const CLOSE: &[u8] = b"}\n\n";
-        let mut buf =
-            BytesMut::with_capacity(self.prefix.len() + OPEN.len() + text.len() + 8 + CLOSE.len());
-        buf.put_slice(self.prefix);
-        buf.put_slice(OPEN);
-        let mut writer = buf.writer();
-        // Writing a &str into memory cannot fail.
-        let _ = serde_json::to_writer(&mut writer, text);
-        let mut buf = writer.into_inner();
-        buf.put_slice(CLOSE);
-        buf.freeze()
+        let prefix = self.prefix;
+        let size = prefix.len() + OPEN.len() + text.len() + 2 + CLOSE.len();
+        self.buf.event(size, |buf| {
+            buf.put_slice(prefix);
+            buf.put_slice(OPEN);
+            let mut writer = buf.writer();
+            // Writing a &str into memory cannot fail.
+            let _ = serde_json::to_writer(&mut writer, text);
+            writer.into_inner().put_slice(CLOSE);
+        })
     }
 
-    pub fn done(&self) -> Bytes {
-        let mut buf = BytesMut::with_capacity(self.prefix.len() + 8);
-        buf.put_slice(self.prefix);
-        buf.put_slice(b"[DONE]\n\n");
-        buf.freeze()
+    pub fn done(&mut self) -> Bytes {
+        let prefix = self.prefix;
+        self.buf.event(prefix.len() + 8, |buf| {
+            buf.put_slice(prefix);
+            buf.put_slice(b"[DONE]\n\n");
+        })
     }
 }
 
@@ -74,21 +77,21 @@ mod tests {
 
     #[test]
     fn spaced_framing() {
-        let f = Framing::new(false);
+        let mut f = Framing::new(false);
         assert_eq!(&f.content("Hi")[..], b"data: {\"content\":\"Hi\"}\n\n");
         assert_eq!(&f.done()[..], b"data: [DONE]\n\n");
     }
 
     #[test]
     fn compact_framing() {
-        let f = Framing::new(true);
+        let mut f = Framing::new(true);
         assert_eq!(&f.content("Hi")[..], b"data:{\"content\":\"Hi\"}\n\n");
         assert_eq!(&f.done()[..], b"data:[DONE]\n\n");
     }
 
     #[test]
     fn escaping_keeps_one_line() {
-        let f = Framing::new(false);
+        let mut f = Framing::new(false);
         let text = "a \"q\" \\ \n\r\t \u{1} é 😀 </script>";
         let event = f.content(text);
         let line = std::str::from_utf8(&event).unwrap();

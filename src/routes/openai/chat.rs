@@ -20,6 +20,7 @@ use crate::answer::{collect, Started, UsageBasis};
 use crate::relay::{Encoder, Failure};
 use crate::routes::incoming::Incoming;
 use crate::routes::reply::{self, Mode, Reply};
+use crate::routes::sse::EventBuf;
 use crate::upstream::{Event, FinishReason, ToolCallDelta, Usage};
 
 const DIALECT: &str = "openai";
@@ -110,10 +111,12 @@ pub fn usage_json(u: Usage) -> Value {
 }
 
 /// Streams `chat.completion.chunk` events. Each chunk is the same JSON head (id, created, model)
-/// built once, then the choice; a text chunk costs one buffer and the text's escaping.
+/// built once, then the choice; a text chunk costs the text's escaping, in a buffer kept for the
+/// stream.
 pub struct ChunkEncoder {
     /// `data: {"id":...,"model":...,` — everything before `"choices"`.
     head: Bytes,
+    buf: EventBuf,
     /// The role goes in the first delta, whatever it carries.
     role_sent: bool,
     finished: bool,
@@ -135,6 +138,7 @@ impl ChunkEncoder {
         );
         Self {
             head: Bytes::from(head),
+            buf: EventBuf::default(),
             role_sent: false,
             finished: false,
             stream_usage,
@@ -145,12 +149,13 @@ impl ChunkEncoder {
     }
 
     /// One chunk whose `choices` (or whatever follows the head) is `rest`, a JSON fragment.
-    fn chunk(&self, rest: impl FnOnce(&mut BytesMut)) -> Bytes {
-        let mut buf = BytesMut::with_capacity(self.head.len() + 96);
-        buf.put_slice(&self.head);
-        rest(&mut buf);
-        buf.put_slice(b"}\n\n");
-        buf.freeze()
+    fn chunk(&mut self, rest: impl FnOnce(&mut BytesMut)) -> Bytes {
+        let head = &self.head;
+        self.buf.event(head.len() + 96, |buf| {
+            buf.put_slice(head);
+            rest(buf);
+            buf.put_slice(b"}\n\n");
+        })
     }
 
     fn delta(&mut self, mut delta: Value, finish: Option<&str>) -> Bytes {

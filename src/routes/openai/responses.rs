@@ -9,7 +9,7 @@
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -26,6 +26,7 @@ use crate::persona::CallerOptions;
 use crate::relay::{Encoder, Failure};
 use crate::routes::incoming::Incoming;
 use crate::routes::reply::{self, Mode, Reply};
+use crate::routes::sse::EventBuf;
 use crate::upstream::{Event, Extras, FinishReason, Sampling, Usage};
 
 const DIALECT: &str = "openai-responses";
@@ -432,6 +433,7 @@ pub struct ResponsesEncoder {
     usage: Option<Usage>,
     basis: Option<UsageBasis>,
     failed: bool,
+    buf: EventBuf,
 }
 
 impl ResponsesEncoder {
@@ -445,6 +447,7 @@ impl ResponsesEncoder {
             usage: None,
             basis,
             failed: false,
+            buf: EventBuf::default(),
         }
     }
 
@@ -481,15 +484,18 @@ impl ResponsesEncoder {
             sequence_number: self.sequence,
             kind: KIND,
         };
-        let mut out = Vec::with_capacity(160 + delta.len());
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(KIND.as_bytes());
-        out.extend_from_slice(b"\ndata: ");
-        // Cannot fail: no map keys to refuse, and every string is already UTF-8.
-        serde_json::to_writer(&mut out, &fields).ok()?;
-        out.extend_from_slice(b"\n\n");
+        let event = self.buf.event(160 + delta.len(), |out| {
+            out.put_slice(b"event: ");
+            out.put_slice(KIND.as_bytes());
+            out.put_slice(b"\ndata: ");
+            let mut writer = out.writer();
+            // Cannot fail: no map keys to refuse, every string is already UTF-8, and the
+            // writer is memory.
+            let _ = serde_json::to_writer(&mut writer, &fields);
+            writer.into_inner().put_slice(b"\n\n");
+        });
         self.sequence += 1;
-        Some(Bytes::from(out))
+        Some(event)
     }
 
     fn part(&self, text: &str) -> Value {
