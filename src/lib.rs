@@ -51,12 +51,13 @@
 //! unknown keys rejected), `state` (the swappable runtime and shared limits), `error` (every
 //! failure's status, kind and code, in one place), `access_log` + `metrics` (one log line per
 //! request, Prometheus), `logging` (log output set-up; `logging::batched`, the thread that
-//! writes lines a batch at a time), `signals` (shutdown), `reload` (SIGHUP and config-file
-//! changes). Shared state, one module per concern, each with its in-process and
-//! its Redis half: `rate` (rate limits; `rate::shared`), `streams` (the stream cap; its leases in
-//! `cluster::streams`, which the Redis connection renews), `answer::repeats` (request-id repeats;
-//! `answer::repeats::shared`); `cluster` holds the Redis connection, the one-round-trip
-//! admission script and Memories.ai sessions, with this process's own state as the fallback.
+//! writes lines a batch at a time; `logging::fields`, a text line's fields), `signals`
+//! (shutdown), `reload` (SIGHUP and config-file changes). Shared state, one module per concern,
+//! each with its in-process and its Redis half: `rate` (rate limits; `rate::shared`), `streams`
+//! (the stream cap; its leases in `cluster::streams`, which the Redis connection renews),
+//! `answer::repeats` (request-id repeats; `answer::repeats::shared`); `cluster` holds the Redis
+//! connection, the one-round-trip admission script and Memories.ai sessions, with this process's
+//! own state as the fallback.
 //!
 //! Beside the crate, workspace members of their own: `whisper/` (`chatapi-whisper`, the
 //! speech-to-text program each video's processing starts) and `bench/` (`chatapi-bench`, every
