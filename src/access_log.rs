@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ::metrics::{counter, histogram};
-
 pub struct Record {
     pub request_id: String,
     pub persona: String,
@@ -82,23 +80,16 @@ impl Record {
 impl Record {
     /// The request's metrics (names and meanings in the README), beside its log line.
     fn count(&self, outcome: &str, duration: Duration) {
-        let upstream = self.upstream.as_deref().unwrap_or("none").to_string();
-        counter!("chatapi_requests_total", "persona" => self.persona.clone(), "upstream" => upstream, "outcome" => outcome.to_string()).increment(1);
-        counter!("chatapi_deltas_total").increment(u64::from(self.deltas));
-        if let Some(ttft) = self.first_token {
-            histogram!("chatapi_time_to_first_token_seconds").record(ttft.as_secs_f64());
-            histogram!("chatapi_overhead_seconds")
-                .record(ttft.saturating_sub(self.upstream_wait).as_secs_f64());
-        }
-        if self.status == 200 {
-            histogram!("chatapi_stream_duration_seconds").record(duration.as_secs_f64());
-        }
-        if self.outcome.is_none() {
-            counter!("chatapi_client_hangups_total").increment(1);
-        }
-        if self.failed_attempts > 0 {
-            counter!("chatapi_failed_attempts_total").increment(u64::from(self.failed_attempts));
-        }
+        crate::metrics::request(&crate::metrics::Ended {
+            persona: &self.persona,
+            upstream: self.upstream.as_deref().unwrap_or("none"),
+            outcome,
+            deltas: self.deltas,
+            first_token: self.first_token.map(|ttft| (ttft, self.upstream_wait)),
+            streamed: (self.status == 200).then_some(duration),
+            hung_up: self.outcome.is_none(),
+            failed_attempts: self.failed_attempts,
+        });
     }
 }
 
