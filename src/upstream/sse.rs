@@ -106,8 +106,13 @@ fn take_line(line: &str, data: &mut String) -> Result<bool, ChunkError> {
     if line.starts_with(':') {
         return Ok(false);
     }
-    let (field, value) = match line.split_once(':') {
-        Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+    // The field name is a few bytes: a plain scan finds its `:` in a fraction of what the
+    // general `split_once` costs (it was 1 % of a streamed answer's instructions).
+    let (field, value) = match line.bytes().position(|b| b == b':') {
+        Some(at) => {
+            let value = &line[at + 1..];
+            (&line[..at], value.strip_prefix(' ').unwrap_or(value))
+        }
         None => (line, ""),
     };
     if field == "data" {
