@@ -1,7 +1,7 @@
 //! The text log's fields, `name=value` apart by spaces: byte for byte what tracing-subscriber's
 //! default writes, without its styling where there are no colours. The default paints every
 //! field's name and `=` through nu-ansi-term even with colours off, three formatter calls a
-//! field: 3 % of a streamed answer's instructions, for its one log line (`chatapi-bench floor`).
+//! field: 3 % of a streamed answer's instructions, for its one log line (callgrind).
 //! The fields it treats apart (the message, which it escapes; errors and their sources; `r#`
 //! names) and everything in colour are still written by the default itself.
 
