@@ -6,7 +6,7 @@
 //! paths interleaved request by request in an order shuffled every round, never two paths of
 //! one process back to back, so what differs is only the layer (see `visiting_order`). Per
 //! path: the time it adds to the first token over the mock itself (p50, p99) at 1 client, and
-//! the CPU time its process spends per request (user + system, from `/proc/<pid>/stat`) at 50
+//! the CPU time its process spends per request (each thread's run time, `cpu_of`) at 50
 //! clients. Writes `floor.md` / `floor.json`.
 
 use std::collections::HashMap;

@@ -270,95 +270,98 @@ async fn play(
             w.write_all(body.as_bytes()).await?;
             Ok(true)
         }
-        Reply::Stream(steps) => {
-            Box::pin(play(
-                w,
-                Reply::Headed(vec![], steps),
-                include_usage,
-                logprobs,
-            ))
-            .await
-        }
+        Reply::Stream(steps) => play_stream(w, vec![], steps, include_usage, logprobs).await,
         Reply::Headed(headers, steps) => {
-            let first = String::from("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: close\r\n");
-            w.write_all(head(first, headers).as_bytes()).await?;
-            write_chunk(
-                w,
-                &chunk_event(json!({"role": "assistant", "content": ""}), None),
-            )
-            .await?;
-            let mut finished = false;
-            let mut texts = 0u32;
-            for step in steps {
-                match step {
-                    Step::Text(t) if logprobs => {
-                        texts += 1;
-                        let mut chunk: Value = serde_json::from_str(
-                            chunk_event(json!({"content": t}), None)
-                                .trim_start_matches("data: ")
-                                .trim_end(),
-                        )
-                        .unwrap();
-                        chunk["choices"][0]["logprobs"] = json!({"content": [{"token": t, "logprob": -0.25,
-                            "bytes": t.as_bytes(), "top_logprobs": []}], "refusal": null});
-                        write_chunk(w, &format!("data: {chunk}\n\n")).await?
-                    }
-                    Step::Text(t) => {
-                        texts += 1;
-                        write_chunk(w, &chunk_event(json!({"content": t}), None)).await?
-                    }
-                    Step::ToolCall {
-                        index,
-                        id,
-                        name,
-                        arguments,
-                    } => {
-                        let mut call =
-                            json!({"index": index, "function": {"arguments": arguments}});
-                        if let Some(id) = id {
-                            call["id"] = json!(id);
-                            call["type"] = json!("function");
-                        }
-                        if let Some(name) = name {
-                            call["function"]["name"] = json!(name);
-                        }
-                        write_chunk(w, &chunk_event(json!({"tool_calls": [call]}), None)).await?
-                    }
-                    Step::Finish(reason) => {
-                        finished = true;
-                        write_chunk(w, &chunk_event(json!({}), Some(&reason))).await?
-                    }
-                    Step::EndWithoutDone => {
-                        w.write_all(b"0\r\n\r\n").await?;
-                        return Ok(true);
-                    }
-                    Step::Raw(r) => write_chunk(w, &r).await?,
-                    Step::Bytes(b) => {
-                        w.write_all(format!("{:x}\r\n", b.len()).as_bytes()).await?;
-                        w.write_all(&b).await?;
-                        w.write_all(b"\r\n").await?;
-                    }
-                    Step::Delay(d) => tokio::time::sleep(d).await,
-                    Step::Hang => {
-                        std::future::pending::<()>().await;
-                    }
-                    Step::Cut => return Ok(true),
-                }
-            }
-            if !finished {
-                write_chunk(w, &chunk_event(json!({}), Some("stop"))).await?;
-            }
-            if include_usage {
-                let usage = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000,
-                    "model": "fake-model", "choices": [], "usage": {"prompt_tokens": FAKE_PROMPT_TOKENS,
-                    "completion_tokens": texts, "total_tokens": FAKE_PROMPT_TOKENS + texts}});
-                write_chunk(w, &format!("data: {usage}\n\n")).await?;
-            }
-            write_chunk(w, "data: [DONE]\n\n").await?;
-            w.write_all(b"0\r\n\r\n").await?;
-            Ok(true)
+            play_stream(w, headers, steps, include_usage, logprobs).await
         }
     }
+}
+
+/// A 200 event stream: the usual head with `headers` after it, a role chunk, `steps`, then the
+/// finish, usage and `[DONE]` chunks that did not come in `steps`.
+async fn play_stream(
+    w: &mut OwnedWriteHalf,
+    headers: Vec<(String, String)>,
+    steps: Vec<Step>,
+    include_usage: bool,
+    logprobs: bool,
+) -> std::io::Result<bool> {
+    let first = String::from("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: close\r\n");
+    w.write_all(head(first, headers).as_bytes()).await?;
+    write_chunk(
+        w,
+        &chunk_event(json!({"role": "assistant", "content": ""}), None),
+    )
+    .await?;
+    let mut finished = false;
+    let mut texts = 0u32;
+    for step in steps {
+        match step {
+            Step::Text(t) if logprobs => {
+                texts += 1;
+                let mut chunk: Value = serde_json::from_str(
+                    chunk_event(json!({"content": t}), None)
+                        .trim_start_matches("data: ")
+                        .trim_end(),
+                )
+                .unwrap();
+                chunk["choices"][0]["logprobs"] = json!({"content": [{"token": t, "logprob": -0.25,
+                        "bytes": t.as_bytes(), "top_logprobs": []}], "refusal": null});
+                write_chunk(w, &format!("data: {chunk}\n\n")).await?
+            }
+            Step::Text(t) => {
+                texts += 1;
+                write_chunk(w, &chunk_event(json!({"content": t}), None)).await?
+            }
+            Step::ToolCall {
+                index,
+                id,
+                name,
+                arguments,
+            } => {
+                let mut call = json!({"index": index, "function": {"arguments": arguments}});
+                if let Some(id) = id {
+                    call["id"] = json!(id);
+                    call["type"] = json!("function");
+                }
+                if let Some(name) = name {
+                    call["function"]["name"] = json!(name);
+                }
+                write_chunk(w, &chunk_event(json!({"tool_calls": [call]}), None)).await?
+            }
+            Step::Finish(reason) => {
+                finished = true;
+                write_chunk(w, &chunk_event(json!({}), Some(&reason))).await?
+            }
+            Step::EndWithoutDone => {
+                w.write_all(b"0\r\n\r\n").await?;
+                return Ok(true);
+            }
+            Step::Raw(r) => write_chunk(w, &r).await?,
+            Step::Bytes(b) => {
+                w.write_all(format!("{:x}\r\n", b.len()).as_bytes()).await?;
+                w.write_all(&b).await?;
+                w.write_all(b"\r\n").await?;
+            }
+            Step::Delay(d) => tokio::time::sleep(d).await,
+            Step::Hang => {
+                std::future::pending::<()>().await;
+            }
+            Step::Cut => return Ok(true),
+        }
+    }
+    if !finished {
+        write_chunk(w, &chunk_event(json!({}), Some("stop"))).await?;
+    }
+    if include_usage {
+        let usage = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                "model": "fake-model", "choices": [], "usage": {"prompt_tokens": FAKE_PROMPT_TOKENS,
+                "completion_tokens": texts, "total_tokens": FAKE_PROMPT_TOKENS + texts}});
+        write_chunk(w, &format!("data: {usage}\n\n")).await?;
+    }
+    write_chunk(w, "data: [DONE]\n\n").await?;
+    w.write_all(b"0\r\n\r\n").await?;
+    Ok(true)
 }
 
 async fn serve(
