@@ -26,7 +26,8 @@
 //!   drops the oldest turns when a long call would overflow the model's window; `sampling` holds
 //!   the knobs' ranges, one rule for a persona's config and a caller's request.
 //! - `upstream` — the configured backends (`remote` OpenAI-compatible APIs, reached through
-//!   `upstream::transport`'s connection pools, whose event streams `upstream::sse` splits, and
+//!   `upstream::transport`'s connector and pools, HTTP/1.1 spoken by `upstream::http1` on the
+//!   answer's task; their event streams `upstream::sse` splits; and
 //!   the embedded `local` model), tried in order with retries,
 //!   back-off and a circuit breaker; each answer is a stream of `upstream::Event`s (text,
 //!   tool-call pieces, finish reason, usage).

@@ -5,6 +5,7 @@
 
 mod breaker;
 mod event;
+mod http1;
 #[cfg(feature = "local")]
 pub mod local;
 mod remote;

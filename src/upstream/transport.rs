@@ -1,7 +1,9 @@
-//! How a remote upstream is reached over HTTP: hyper-util's pooled client over rustls, with the
-//! settings reqwest gave it before (TCP_NODELAY, 15 s TCP keep-alive, 90 s idle pool, the
-//! connect timeout over TCP and TLS together, webpki's roots), and reqwest itself for an
-//! upstream the environment sends through a proxy (`HTTPS_PROXY`, `NO_PROXY`...).
+//! How a remote upstream is reached over HTTP. Connecting is one connector for all: TCP with
+//! the settings reqwest gave it before (TCP_NODELAY, 15 s TCP keep-alive), rustls with webpki's
+//! roots, and the connect timeout over TCP and TLS together. Over it, HTTP/1.1 is spoken by
+//! `http1` on the answer's own task, and HTTP/2 (h2c, opt-in) by hyper-util's pooled client;
+//! both keep idle connections 90 s. reqwest itself carries an upstream the environment sends
+//! through a proxy (`HTTPS_PROXY`, `NO_PROXY`...).
 //!
 //! Why not reqwest for everything: every request through it went through a redirect layer and a
 //! retry layer that the upstream path never uses, and turned its URL into a string and back
@@ -27,6 +29,8 @@ use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tower::Service;
 
+use super::http1;
+
 /// Idle upstream connections are closed after this long.
 const POOL_IDLE: Duration = Duration::from_secs(90);
 /// TCP keep-alive probes on upstream connections: a peer that vanished without a FIN is noticed.
@@ -46,8 +50,16 @@ pub enum ClientError {
 /// One connect timeout's two ways out: straight, and through the environment's proxy.
 #[derive(Clone)]
 struct Ways {
-    direct: Client<Connector, Full<Bytes>>,
+    direct: Direct,
     proxied: reqwest::Client,
+}
+
+/// Straight to the upstream: HTTP/1.1 spoken by `http1` on the answer's task, or HTTP/2 by
+/// hyper's client, which multiplexes a connection's streams on a task of its own.
+#[derive(Clone)]
+enum Direct {
+    Http1(http1::Pool<Http1Connector>),
+    Http2(Box<Client<Connector, Full<Bytes>>>),
 }
 
 /// The connection pools remote upstreams share, one per connect timeout in use: the timeout is
@@ -110,15 +122,18 @@ impl Clients {
             let response: http::Response<reqwest::Body> = response.into();
             return Ok(response.map(|body| ResponseBody::Proxied { body }));
         }
+        let client = match &ways.direct {
+            Direct::Http1(pool) => {
+                let response = pool.post(&endpoint.uri, headers, &body).await?;
+                return Ok(response.map(|body| ResponseBody::Http1 { body }));
+            }
+            Direct::Http2(client) => client,
+        };
         let mut request = http::Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = endpoint.uri.clone();
         *request.headers_mut() = headers.clone();
-        let response = ways
-            .direct
-            .request(request)
-            .await
-            .map_err(|e| error_chain(&e))?;
+        let response = client.request(request).await.map_err(|e| error_chain(&e))?;
         Ok(response.map(|body| ResponseBody::Direct { body }))
     }
 }
@@ -183,11 +198,7 @@ fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
         .with_no_client_auth())
 }
 
-fn direct(
-    connect: Duration,
-    http2: bool,
-    tls: rustls::ClientConfig,
-) -> Client<Connector, Full<Bytes>> {
+fn direct(connect: Duration, http2: bool, tls: rustls::ClientConfig) -> Direct {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     // Without it Linux holds back each small SSE chunk for the delayed ACK (~40 ms).
@@ -199,23 +210,23 @@ fn direct(
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http();
-    let https = if http2 {
-        https.enable_http2().wrap_connector(http)
-    } else {
-        https.enable_http1().wrap_connector(http)
-    };
-    Client::builder(TokioExecutor::new())
+    if !http2 {
+        let connector = Http1Connector(Connector {
+            https: https.enable_http1().wrap_connector(http),
+            timeout: connect,
+        });
+        return Direct::Http1(http1::Pool::new(connector, POOL_IDLE));
+    }
+    let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .http2_only(http2)
-        // No `http1_read_buf_exact_size`: reads stay hyper's adaptive 8 KB and up. An exact size
-        // is also the most a response head may take, and 2 KB (the one size that saved memory,
-        // 2.5 KB a stream) is less than a CDN's cookies and rate-limit headers can need.
+        .http2_only(true)
         .build(Connector {
-            https,
+            https: https.enable_http2().wrap_connector(http),
             timeout: connect,
-        })
+        });
+    Direct::Http2(Box::new(client))
 }
 
 fn proxied(connect: Duration, http2: bool) -> Result<reqwest::Client, reqwest::Error> {
@@ -263,10 +274,82 @@ impl Service<Uri> for Connector {
     }
 }
 
+/// The connector for `http1`'s pools: the same connection, as a [`Socket`].
+#[derive(Clone)]
+struct Http1Connector(Connector);
+
+impl Service<Uri> for Http1Connector {
+    type Response = Socket;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Socket, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move {
+            Ok(match connecting.await? {
+                MaybeHttpsStream::Http(tcp) => Socket::Plain(tcp),
+                tls => Socket::Tls(Box::new(tls)),
+            })
+        })
+    }
+}
+
+/// An HTTP/1.1 upstream's connection, held for as long as its answer streams. TLS's state (over
+/// a kilobyte) is boxed, so that a plain connection holds its socket alone (40 bytes).
+pub enum Socket {
+    Plain(TokioIo<tokio::net::TcpStream>),
+    Tls(Box<MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>),
+}
+
+impl hyper::rt::Read for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Socket::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl hyper::rt::Write for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Socket::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Plain(s) => Pin::new(s).poll_flush(cx),
+            Socket::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Socket::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
     /// An upstream response's body, as the chunks that arrive.
     #[project = ResponseBodyProjection]
     pub enum ResponseBody {
+        Http1 { body: http1::Body<Socket> },
         Direct { #[pin] body: hyper::body::Incoming },
         Proxied { #[pin] body: reqwest::Body },
     }
@@ -277,9 +360,11 @@ impl futures_util::Stream for ResponseBody {
     type Item = Result<Bytes, String>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        use futures_util::StreamExt;
         use hyper::body::Body;
         loop {
             let frame = match self.as_mut().project() {
+                ResponseBodyProjection::Http1 { body } => return body.poll_next_unpin(cx),
                 ResponseBodyProjection::Direct { body } => {
                     futures_util::ready!(body.poll_frame(cx))
                         .map(|f| f.map_err(|e| error_chain(&e)))
@@ -304,7 +389,7 @@ impl futures_util::Stream for ResponseBody {
 }
 
 /// An error and its causes, one sentence: "client error (Connect): tcp connect error: ...".
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
