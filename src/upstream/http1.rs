@@ -288,7 +288,12 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, String> {
             }
         }
         let framing = framing(status, version, &headers)?;
-        let keep_alive = keeps_alive(version, &headers) && framing.ends_by_itself();
+        // Framed both ways, a response is read by its chunks, and what follows it on the
+        // connection cannot be trusted to start where they end (RFC 9112 §6.3): not kept.
+        let framed_twice =
+            headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH);
+        let keep_alive =
+            keeps_alive(version, &headers) && framing.ends_by_itself() && !framed_twice;
         buf.advance(length);
         return Ok(Some(Head {
             status,
@@ -903,14 +908,21 @@ mod tests {
             &b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"[..],
             b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok",
             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 9\r\n\r\n\
+              2\r\nok\r\n0\r\n\r\n",
         ] {
             let (listener, uri) = listener().await;
             let upstream = tokio::spawn(async move {
+                // Each connection stays open and unread after its answer: one used again
+                // would leave its request unanswered.
+                let mut open = Vec::new();
                 for _ in 0..2 {
                     let (mut socket, _) = listener.accept().await.unwrap();
                     read_request(&mut socket).await;
                     socket.write_all(answer).await.unwrap();
+                    open.push(socket);
                 }
+                open
             });
             let pool = pool();
             for _ in 0..2 {
