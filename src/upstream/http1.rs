@@ -500,21 +500,14 @@ impl<T: Wire> Body<T> {
         }
     }
 
-    /// Steps and reads, without waiting, until the body ends or would wait.
+    /// Reads on, without waiting, until the body ends (and its connection is kept) or would
+    /// wait; anything unfinished then closes its connection.
     fn drain_arrived(&mut self) {
         let mut cx = Context::from_waker(Waker::noop());
         let mut drained = 0;
-        while let Some(conn) = self.conn.as_mut() {
-            match step(&mut self.framing, &mut conn.buf) {
-                Ok(Step::End) => return self.finish(),
-                Ok(Step::Data(data)) if drained + data.len() <= MAX_DRAIN => {
-                    drained += data.len();
-                }
-                Ok(Step::NeedMore) => {
-                    if !matches!(poll_fill(conn, &mut cx), Poll::Ready(Ok(n)) if n > 0) {
-                        break;
-                    }
-                }
+        while drained <= MAX_DRAIN {
+            match futures_util::Stream::poll_next(Pin::new(&mut *self), &mut cx) {
+                Poll::Ready(Some(Ok(data))) => drained += data.len(),
                 _ => break,
             }
         }
@@ -665,8 +658,6 @@ mod tests {
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
 
-    type Response = http::Response<Body<TokioIo<TcpStream>>>;
-
     /// A fail guard, not a wait: every exchange here completes at once or never.
     const GUARD: Duration = Duration::from_secs(10);
 
@@ -711,10 +702,34 @@ mod tests {
         (head, body)
     }
 
-    async fn post(pool: &Pool<HttpConnector>, uri: &Uri) -> Result<Response, String> {
+    /// Reads one request off `socket` and answers it with `answer`.
+    async fn answer(socket: &mut (impl AsyncRead + AsyncWrite + Unpin), answer: &[u8]) {
+        read_request(socket).await;
+        socket.write_all(answer).await.unwrap();
+    }
+
+    async fn post<C>(pool: &Pool<C>, uri: &Uri) -> Result<http::Response<Body<C::Response>>, String>
+    where
+        C: Service<Uri> + Clone + Send + Sync + 'static,
+        C::Response: Wire,
+        C::Error: Into<BoxError>,
+        C::Future: Send,
+    {
         tokio::time::timeout(GUARD, pool.post(uri, &HeaderMap::new(), b"{}"))
             .await
             .unwrap()
+    }
+
+    /// The whole body of a request that must succeed.
+    async fn fetched<C>(pool: &Pool<C>, uri: &Uri) -> Vec<u8>
+    where
+        C: Service<Uri> + Clone + Send + Sync + 'static,
+        C::Response: Wire,
+        C::Error: Into<BoxError>,
+        C::Future: Send,
+    {
+        let response = post(pool, uri).await.unwrap();
+        collect(&mut response.into_body()).await.unwrap()
     }
 
     async fn collect<T: Wire>(body: &mut Body<T>) -> Result<Vec<u8>, String> {
@@ -904,7 +919,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_that_cannot_be_kept_are_not() {
-        for answer in [
+        for reply in [
             &b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"[..],
             b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok",
             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA",
@@ -918,16 +933,14 @@ mod tests {
                 let mut open = Vec::new();
                 for _ in 0..2 {
                     let (mut socket, _) = listener.accept().await.unwrap();
-                    read_request(&mut socket).await;
-                    socket.write_all(answer).await.unwrap();
+                    answer(&mut socket, reply).await;
                     open.push(socket);
                 }
                 open
             });
             let pool = pool();
             for _ in 0..2 {
-                let response = post(&pool, &uri).await.unwrap();
-                assert_eq!(collect(&mut response.into_body()).await.unwrap(), b"ok");
+                assert_eq!(fetched(&pool, &uri).await, b"ok");
             }
             // Two connections accepted, one per request.
             tokio::time::timeout(GUARD, upstream)
@@ -943,27 +956,25 @@ mod tests {
         let (closed, was_closed) = tokio::sync::oneshot::channel();
         let upstream = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
-            read_request(&mut socket).await;
-            socket
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na")
-                .await
-                .unwrap();
+            answer(
+                &mut socket,
+                b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na",
+            )
+            .await;
             // Closed once answered, as a server's keep-alive timeout does.
             drop(socket);
             closed.send(()).unwrap();
             let (mut socket, _) = listener.accept().await.unwrap();
-            read_request(&mut socket).await;
-            socket
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nb")
-                .await
-                .unwrap();
+            answer(
+                &mut socket,
+                b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nb",
+            )
+            .await;
         });
         let pool = pool();
-        let response = post(&pool, &uri).await.unwrap();
-        assert_eq!(collect(&mut response.into_body()).await.unwrap(), b"a");
+        assert_eq!(fetched(&pool, &uri).await, b"a");
         was_closed.await.unwrap();
-        let response = post(&pool, &uri).await.unwrap();
-        assert_eq!(collect(&mut response.into_body()).await.unwrap(), b"b");
+        assert_eq!(fetched(&pool, &uri).await, b"b");
         upstream.await.unwrap();
     }
 
@@ -972,11 +983,8 @@ mod tests {
         let (listener, uri) = listener().await;
         let upstream = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
-            read_request(&mut socket).await;
-            socket
-                .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n")
-                .await
-                .unwrap();
+            let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n";
+            answer(&mut socket, head).await;
             // The caller's hang-up, as the upstream sees it: the connection ends.
             let mut rest = [0u8; 16];
             socket.read(&mut rest).await.unwrap_or(0)
@@ -998,14 +1006,9 @@ mod tests {
         let upstream = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
             for _ in 0..2 {
-                read_request(&mut socket).await;
-                socket
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
-                          e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n",
-                    )
-                    .await
-                    .unwrap();
+                let done = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+                             e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
+                answer(&mut socket, done).await;
             }
         });
         let pool = pool();
@@ -1071,16 +1074,13 @@ mod tests {
         let upstream = tokio::spawn(async move {
             let mut tls = accept(&listener, &acceptor).await;
             for _ in 0..2 {
-                read_request(&mut tls).await;
-                tls.write_all(ANSWER).await.unwrap();
+                answer(&mut tls, ANSWER).await;
             }
             // Closed while idle, as a keep-alive timeout does: `close_notify`, then FIN.
             tls.shutdown().await.unwrap();
             drop(tls);
             closed.send(()).unwrap();
-            let mut tls = accept(&listener, &acceptor).await;
-            read_request(&mut tls).await;
-            tls.write_all(ANSWER).await.unwrap();
+            answer(&mut accept(&listener, &acceptor).await, ANSWER).await;
         });
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(client)
@@ -1089,18 +1089,10 @@ mod tests {
             .build();
         let pool = Pool::new(https, Duration::from_secs(90));
         for _ in 0..2 {
-            let response = tokio::time::timeout(GUARD, pool.post(&uri, &HeaderMap::new(), b"{}"))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(collect(&mut response.into_body()).await.unwrap(), b"ok");
+            assert_eq!(fetched(&pool, &uri).await, b"ok");
         }
         was_closed.await.unwrap();
-        let response = tokio::time::timeout(GUARD, pool.post(&uri, &HeaderMap::new(), b"{}"))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(collect(&mut response.into_body()).await.unwrap(), b"ok");
+        assert_eq!(fetched(&pool, &uri).await, b"ok");
         tokio::time::timeout(GUARD, upstream)
             .await
             .unwrap()

@@ -134,7 +134,7 @@ impl Clients {
         *request.uri_mut() = endpoint.uri.clone();
         *request.headers_mut() = headers.clone();
         let response = client.request(request).await.map_err(|e| error_chain(&e))?;
-        Ok(response.map(|body| ResponseBody::Direct { body }))
+        Ok(response.map(|body| ResponseBody::Http2 { body }))
     }
 }
 
@@ -350,7 +350,7 @@ pin_project_lite::pin_project! {
     #[project = ResponseBodyProjection]
     pub enum ResponseBody {
         Http1 { body: http1::Body<Socket> },
-        Direct { #[pin] body: hyper::body::Incoming },
+        Http2 { #[pin] body: hyper::body::Incoming },
         Proxied { #[pin] body: reqwest::Body },
     }
 }
@@ -365,10 +365,8 @@ impl futures_util::Stream for ResponseBody {
         loop {
             let frame = match self.as_mut().project() {
                 ResponseBodyProjection::Http1 { body } => return body.poll_next_unpin(cx),
-                ResponseBodyProjection::Direct { body } => {
-                    futures_util::ready!(body.poll_frame(cx))
-                        .map(|f| f.map_err(|e| error_chain(&e)))
-                }
+                ResponseBodyProjection::Http2 { body } => futures_util::ready!(body.poll_frame(cx))
+                    .map(|f| f.map_err(|e| error_chain(&e))),
                 ResponseBodyProjection::Proxied { body } => {
                     futures_util::ready!(body.poll_frame(cx))
                         .map(|f| f.map_err(|e| error_chain(&e.without_url())))
