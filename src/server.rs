@@ -29,6 +29,12 @@ use crate::state::AppState;
 /// for reuse: closing one under it could race a request it is sending, and a POST is not retried.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// What a connection's read buffer and response-head buffer start at (hyper's own are 8 KB each,
+/// `vendor/README.md`). An open stream holds both for as long as it lasts, and a request's head
+/// is a few hundred bytes: nginx's `client_header_buffer_size` is 1 KB too. A larger request is
+/// read with reads that double while they come back full, up to hyper's limit as before.
+const CONNECTION_BUF: usize = 1024;
+
 /// After the grace period, how long streams get to write their `[DONE]` before `serve`
 /// returns regardless: a caller that stopped reading must not hold the shutdown up.
 const DRAIN_AFTER_STOP: Duration = Duration::from_secs(2);
@@ -64,7 +70,8 @@ pub async fn serve(
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .initial_buf_size(CONNECTION_BUF);
     let mut both = auto::Builder::new(TokioExecutor::new());
     both.http1()
         .timer(TokioTimer::new())

@@ -554,3 +554,48 @@ async fn inbound_h2c_only_when_enabled() {
     let (status, _) = chat(&server.chat_url(), &faceto_body("hi")).await;
     assert_eq!(status, 200, "HTTP/1.1 still works beside it");
 }
+
+/// A connection starts with small buffers (`server::CONNECTION_BUF`, 1 KB): a request whose head
+/// and body are far larger still arrives whole, and a second request sent in the same write right
+/// behind it (pipelined, its bytes already read with the first's) is answered after it.
+#[tokio::test]
+async fn requests_larger_than_a_connections_first_buffer_arrive_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = FakeUpstream::start().await;
+    let server = Server::start(&[&up], "").await;
+    let long: String = (0..6000).map(|i| format!("w{i} ")).collect();
+    let request = |body: &Value, padding: usize| {
+        let body = body.to_string();
+        format!(
+            "POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Padding: {}\r\nContent-Length: {}\r\n\r\n{body}",
+            "p".repeat(padding),
+            body.len()
+        )
+    };
+    let both = request(&faceto_body(&long), 6000) + &request(&faceto_body("and now?"), 0);
+    assert!(both.len() > 32 * 1024, "{}", both.len());
+    let mut socket = tokio::net::TcpStream::connect(server.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    socket.write_all(both.as_bytes()).await.unwrap();
+
+    // Both responses, read until the second one's last chunk.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while raw.windows(5).filter(|w| w == b"0\r\n\r\n").count() < 2 {
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let raw = String::from_utf8(raw).unwrap();
+    assert_eq!(raw.matches("HTTP/1.1 200 OK").count(), 2, "{raw}");
+    assert_eq!(raw.matches("data: [DONE]").count(), 2, "{raw}");
+    let received = up.received();
+    assert_eq!(received.len(), 2);
+    let last = |r: &common::fake_upstream::Received| {
+        let messages = r.body["messages"].as_array().unwrap().clone();
+        messages.last().unwrap()["content"].clone()
+    };
+    assert_eq!(last(&received[0]), long.as_str());
+    assert_eq!(last(&received[1]), "and now?");
+}
