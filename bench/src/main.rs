@@ -304,8 +304,9 @@ async fn run(cli: Cli) -> bool {
         .hold_streams
         .min(nofile_limit().saturating_sub(200) / 2);
     println!(
-        "5/6 memory, {h1_streams} open streams over HTTP/1.1, {} over h2c",
-        sizes.hold_streams
+        "5/6 memory, {h1_streams} open streams over HTTP/1.1, {} over h2c, {} with a long call's request",
+        sizes.hold_streams,
+        sizes.hold_streams.min(2_000)
     );
     let (held_h1, rss_open_h1, rss_idle_h1) =
         held_open(&cli.chatapi, &mock, &sizes, false, h1_streams).await;
@@ -313,6 +314,15 @@ async fn run(cli: Cli) -> bool {
     let (held, rss_open, rss_idle_h2c) =
         held_open(&cli.chatapi, &mock, &sizes, true, sizes.hold_streams).await;
     let per_stream = rss_open.saturating_sub(rss_idle_h2c) as f64 / held.max(1) as f64;
+    // The same over h2c, each stream asked with a long call's whole conversation, opened a few at
+    // a time: what a stream keeps of its request, not the allocator's high-water mark of 256
+    // large requests read at once.
+    let long_body = procs::long_call_body();
+    let long_streams = sizes.hold_streams.min(2_000);
+    let (held_long, rss_open_long, rss_idle_long) =
+        held_open_with(&cli.chatapi, &mock, &sizes, long_streams, long_body.clone()).await;
+    let per_stream_long =
+        rss_open_long.saturating_sub(rss_idle_long) as f64 / held_long.max(1) as f64;
 
     println!("6/6 cancellation, {} hang-ups", sizes.cancels);
     let cancel_through = cancellation(&mock, &chatapi.target("hold"), sizes.cancels).await;
@@ -411,6 +421,17 @@ async fn run(cli: Cli) -> bool {
             met: Some(per_stream_h1 <= 20_000.0),
         },
         Row {
+            metric: format!(
+                "memory per open stream, a long call's request ({:.0} KB of conversation; {held_long} streams, opened 16 at a time), upstream over h2c",
+                long_body.len() as f64 / 1e3
+            ),
+            target: "≤ 16 KB".into(),
+            chatapi: format!("{:.1} KB", per_stream_long / 1e3),
+            baseline: String::new(),
+            peer: String::new(),
+            met: Some(per_stream_long <= 16_000.0 && held_long == long_streams),
+        },
+        Row {
             metric: "hang-up reaches the upstream, p99".into(),
             target: "≤ 10 ms".into(),
             chatapi: format!("{} (p50 {})", fmt_ms(cancel_p99), fmt_ms(pct(&cancel_through, 50.0))),
@@ -443,7 +464,8 @@ async fn run(cli: Cli) -> bool {
         "throughput": {"clients": sizes.tput_clients, "direct_events_per_s": tp_direct.0, "direct_requests_per_s": tp_direct.1, "chatapi_events_per_s": tp_through.0, "chatapi_requests_per_s": tp_through.1,
             "peer_events_per_s": tp_peer.map(|p| p.0), "peer_requests_per_s": tp_peer.map(|p| p.1)},
         "memory": {"rss_idle_bytes": rss_idle, "streams_requested": sizes.hold_streams, "streams_held": held, "rss_open_bytes": rss_open, "bytes_per_stream": per_stream,
-            "h1_streams_held": held_h1, "h1_rss_open_bytes": rss_open_h1, "h1_bytes_per_stream": per_stream_h1, "h2c_rss_idle_bytes": rss_idle_h2c, "peer_rss_bytes": peer_rss},
+            "h1_streams_held": held_h1, "h1_rss_open_bytes": rss_open_h1, "h1_bytes_per_stream": per_stream_h1, "h2c_rss_idle_bytes": rss_idle_h2c, "peer_rss_bytes": peer_rss,
+            "long_call_body_bytes": long_body.len(), "long_call_streams_held": held_long, "long_call_rss_idle_bytes": rss_idle_long, "long_call_rss_open_bytes": rss_open_long, "long_call_bytes_per_stream": per_stream_long},
         "cancellation_ms": {"chatapi_p50": pct(&cancel_through, 50.0), "chatapi_p99": pct(&cancel_through, 99.0), "direct_p50": pct(&cancel_direct, 50.0), "direct_p99": pct(&cancel_direct, 99.0), "samples": cancel_through.len()},
         "rows": rows,
     });
@@ -622,7 +644,28 @@ async fn held_open(
     let chatapi = Chatapi::start(bin, mock, sizes, h2c).await;
     ttft(&[chatapi.target("default")], 4, 5).await;
     let idle = chatapi.rss_bytes();
-    let (held, open) = hold(&chatapi.target("hold"), streams, || chatapi.rss_bytes()).await;
+    let (held, open) = hold(&chatapi.target("hold"), streams, 256, || {
+        chatapi.rss_bytes()
+    })
+    .await;
+    mock.absorb_hangups(held).await;
+    (held, open, idle)
+}
+
+/// `held_open` over h2c with each stream asked with `body`, opened 16 at a time.
+async fn held_open_with(
+    bin: &std::path::Path,
+    mock: &Mock,
+    sizes: &Sizes,
+    streams: usize,
+    body: bytes::Bytes,
+) -> (usize, u64, u64) {
+    let chatapi = Chatapi::start(bin, mock, sizes, true).await;
+    let mut target = chatapi.target("hold");
+    target.body = body;
+    ttft(&[chatapi.target("default")], 4, 5).await;
+    let idle = chatapi.rss_bytes();
+    let (held, open) = hold(&target, streams, 16, || chatapi.rss_bytes()).await;
     mock.absorb_hangups(held).await;
     (held, open, idle)
 }

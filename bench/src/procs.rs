@@ -97,6 +97,22 @@ pub fn chatapi_body() -> Bytes {
     )
 }
 
+/// A long call as FaceTo-AI sends it, the whole conversation every turn: 200 turns, about 32 KB.
+pub fn long_call_body() -> Bytes {
+    let mut messages: Vec<_> = (0..200)
+        .map(|i| {
+            let (role, name) = if i % 2 == 0 {
+                ("assistant", "Ava")
+            } else {
+                ("user", "Ann Lee")
+            };
+            json!({"role": role, "content": format!("Turn {i}: ").repeat(15), "name": name})
+        })
+        .collect();
+    messages.push(json!({"role": "user", "content": "Say something.", "name": "Ann Lee"}));
+    Bytes::from(json!({"messages": messages, "steam": true}).to_string())
+}
+
 pub struct Chatapi {
     pub child: Child,
     pub addr: String,

@@ -87,10 +87,16 @@ pub async fn throughput(target: &Target, clients: usize, secs: u64) -> (f64, f64
     (events as f64 / secs, requests as f64 / secs)
 }
 
-/// Holds `n` streams open at once; returns how many opened, then closes them.
-pub async fn hold(target: &Target, n: usize, during: impl FnOnce() -> u64) -> (usize, u64) {
+/// Holds `n` streams open at once, opening `at_once` at a time; returns how many opened, then
+/// closes them.
+pub async fn hold(
+    target: &Target,
+    n: usize,
+    at_once: usize,
+    during: impl FnOnce() -> u64,
+) -> (usize, u64) {
     let c = client();
-    let gate = Arc::new(Semaphore::new(256));
+    let gate = Arc::new(Semaphore::new(at_once));
     let mut tasks = Vec::new();
     for _ in 0..n {
         let (c, t, gate) = (c.clone(), target.clone(), gate.clone());
