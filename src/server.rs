@@ -31,8 +31,9 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What a connection's read buffer and response-head buffer start at (hyper's own are 8 KB each,
 /// `vendor/README.md`). An open stream holds both for as long as it lasts, and a request's head
-/// is a few hundred bytes: nginx's `client_header_buffer_size` is 1 KB too. A larger request is
-/// read with reads that double while they come back full, up to hyper's limit as before.
+/// is a few hundred bytes: nginx's `client_header_buffer_size` is 1 KB too. A larger request (a
+/// long call's whole conversation) is read with reads that double while they come back full, up
+/// to hyper's limit as before, and the buffer it grew is let go once it has been read.
 const CONNECTION_BUF: usize = 1024;
 
 /// After the grace period, how long streams get to write their `[DONE]` before `serve`
