@@ -309,18 +309,34 @@ async fn run(cli: Cli) -> bool {
         sizes.hold_streams.min(2_000)
     );
     let (held_h1, rss_open_h1, rss_idle_h1) =
-        held_open(&cli.chatapi, &mock, &sizes, false, h1_streams).await;
+        held_open(&cli.chatapi, &mock, &sizes, false, h1_streams, None, 256).await;
     let per_stream_h1 = rss_open_h1.saturating_sub(rss_idle_h1) as f64 / held_h1.max(1) as f64;
-    let (held, rss_open, rss_idle_h2c) =
-        held_open(&cli.chatapi, &mock, &sizes, true, sizes.hold_streams).await;
+    let (held, rss_open, rss_idle_h2c) = held_open(
+        &cli.chatapi,
+        &mock,
+        &sizes,
+        true,
+        sizes.hold_streams,
+        None,
+        256,
+    )
+    .await;
     let per_stream = rss_open.saturating_sub(rss_idle_h2c) as f64 / held.max(1) as f64;
     // The same over h2c, each stream asked with a long call's whole conversation, opened a few at
     // a time: what a stream keeps of its request, not the allocator's high-water mark of 256
     // large requests read at once.
     let long_body = procs::long_call_body();
     let long_streams = sizes.hold_streams.min(2_000);
-    let (held_long, rss_open_long, rss_idle_long) =
-        held_open_with(&cli.chatapi, &mock, &sizes, long_streams, long_body.clone()).await;
+    let (held_long, rss_open_long, rss_idle_long) = held_open(
+        &cli.chatapi,
+        &mock,
+        &sizes,
+        true,
+        long_streams,
+        Some(long_body.clone()),
+        16,
+    )
+    .await;
     let per_stream_long =
         rss_open_long.saturating_sub(rss_idle_long) as f64 / held_long.max(1) as f64;
 
@@ -633,39 +649,25 @@ async fn main() -> std::process::ExitCode {
 
 /// Streams held open at once through a fresh chatapi, and its RSS while they are open, against
 /// its own RSS idle just before. A fresh process: what earlier scenarios left in the allocator's
-/// free lists is not counted against the streams.
+/// free lists is not counted against the streams. Each stream is asked with `body` (the
+/// benchmark's short request if none), `at_once` of them opening at a time.
 async fn held_open(
     bin: &std::path::Path,
     mock: &Mock,
     sizes: &Sizes,
     h2c: bool,
     streams: usize,
+    body: Option<bytes::Bytes>,
+    at_once: usize,
 ) -> (usize, u64, u64) {
     let chatapi = Chatapi::start(bin, mock, sizes, h2c).await;
-    ttft(&[chatapi.target("default")], 4, 5).await;
-    let idle = chatapi.rss_bytes();
-    let (held, open) = hold(&chatapi.target("hold"), streams, 256, || {
-        chatapi.rss_bytes()
-    })
-    .await;
-    mock.absorb_hangups(held).await;
-    (held, open, idle)
-}
-
-/// `held_open` over h2c with each stream asked with `body`, opened 16 at a time.
-async fn held_open_with(
-    bin: &std::path::Path,
-    mock: &Mock,
-    sizes: &Sizes,
-    streams: usize,
-    body: bytes::Bytes,
-) -> (usize, u64, u64) {
-    let chatapi = Chatapi::start(bin, mock, sizes, true).await;
     let mut target = chatapi.target("hold");
-    target.body = body;
+    if let Some(body) = body {
+        target.body = body;
+    }
     ttft(&[chatapi.target("default")], 4, 5).await;
     let idle = chatapi.rss_bytes();
-    let (held, open) = hold(&target, streams, 16, || chatapi.rss_bytes()).await;
+    let (held, open) = hold(&target, streams, at_once, || chatapi.rss_bytes()).await;
     mock.absorb_hangups(held).await;
     (held, open, idle)
 }

@@ -732,6 +732,14 @@ mod tests {
         collect(&mut response.into_body()).await.unwrap()
     }
 
+    /// What the fake upstream's task returned, once it has ended.
+    async fn finished<T>(upstream: tokio::task::JoinHandle<T>) -> T {
+        tokio::time::timeout(GUARD, upstream)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     async fn collect<T: Wire>(body: &mut Body<T>) -> Result<Vec<u8>, String> {
         let mut all = Vec::new();
         while let Some(chunk) = tokio::time::timeout(GUARD, body.next()).await.unwrap() {
@@ -794,7 +802,7 @@ mod tests {
             );
         }
         // Both requests came over the one connection the upstream accepted.
-        let heads = upstream.await.unwrap();
+        let heads = finished(upstream).await;
         let authority = uri.authority().unwrap();
         assert_eq!(
             heads[1],
@@ -943,10 +951,7 @@ mod tests {
                 assert_eq!(fetched(&pool, &uri).await, b"ok");
             }
             // Two connections accepted, one per request.
-            tokio::time::timeout(GUARD, upstream)
-                .await
-                .unwrap()
-                .unwrap();
+            finished(upstream).await;
         }
     }
 
@@ -975,7 +980,7 @@ mod tests {
         assert_eq!(fetched(&pool, &uri).await, b"a");
         was_closed.await.unwrap();
         assert_eq!(fetched(&pool, &uri).await, b"b");
-        upstream.await.unwrap();
+        finished(upstream).await;
     }
 
     #[tokio::test]
@@ -993,10 +998,7 @@ mod tests {
         let mut body = response.into_body();
         assert_eq!(&body.next().await.unwrap().unwrap()[..], b"one");
         drop(body);
-        let read = tokio::time::timeout(GUARD, upstream)
-            .await
-            .unwrap()
-            .unwrap();
+        let read = finished(upstream).await;
         assert_eq!(read, 0);
     }
 
@@ -1020,10 +1022,7 @@ mod tests {
             assert_eq!(&first.unwrap().unwrap()[..], b"data: [DONE]\n\n");
         }
         // The second request was answered on the first connection.
-        tokio::time::timeout(GUARD, upstream)
-            .await
-            .unwrap()
-            .unwrap();
+        finished(upstream).await;
     }
 
     /// The same exchange over TLS: the request flushed through rustls, the body read through
@@ -1093,10 +1092,7 @@ mod tests {
         }
         was_closed.await.unwrap();
         assert_eq!(fetched(&pool, &uri).await, b"ok");
-        tokio::time::timeout(GUARD, upstream)
-            .await
-            .unwrap()
-            .unwrap();
+        finished(upstream).await;
     }
 
     #[test]
